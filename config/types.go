@@ -1,0 +1,229 @@
+package config
+
+import "time"
+
+// Config is one gateway's whole configuration: one YAML file.
+type Config struct {
+	Site         Site          `yaml:"site"`
+	Zones        []Zone        `yaml:"zones"`
+	Roles        []string      `yaml:"roles"`
+	Transmitters []Transmitter `yaml:"transmitters"`
+	Staff        []Staff       `yaml:"staff"`
+	Policies     []Policy      `yaml:"policies"`
+	Routing      Routing       `yaml:"routing"`
+	Drivers      Drivers       `yaml:"drivers"`
+	API          API           `yaml:"api"`
+	Storage      Storage       `yaml:"storage"`
+	Privacy      Privacy       `yaml:"privacy"`
+}
+
+// Site identifies the installation.
+type Site struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Demo allows the sample secrets of config/examples and forces loopback listeners.
+	Demo bool `yaml:"demo"`
+	// WalkTest shows presses on the status page and alarms nobody (commissioning).
+	WalkTest bool `yaml:"walk_test"`
+	// Lat/Lon is the site's reference point (used when a transmitter has none).
+	Lat float64 `yaml:"lat"`
+	Lon float64 `yaml:"lon"`
+}
+
+// Zone is a wing or unit; zone-wide tiers and policies refer to it.
+type Zone struct {
+	ID    string `yaml:"id"`
+	Name  string `yaml:"name"`
+	Floor int    `yaml:"floor"`
+}
+
+// Transmitter is a device that raises alarms.
+type Transmitter struct {
+	ID       string  `yaml:"id"`
+	Kind     string  `yaml:"kind"`   // button, pull-cord, sos-pendant, fall, door, bed, smoke, nurse-call-line, sensor
+	Driver   string  `yaml:"driver"` // zigbee2mqtt, mqtt, espa
+	Address  string  `yaml:"address"`
+	Room     string  `yaml:"room"`
+	Zone     string  `yaml:"zone"`
+	Floor    int     `yaml:"floor"`
+	Lat      float64 `yaml:"lat"`
+	Lon      float64 `yaml:"lon"`
+	Resident string  `yaml:"resident"`
+	// Supervision is the longest silence before a technical alarm; 0 = off.
+	Supervision Duration `yaml:"supervision"`
+	// Actions maps a Zigbee2MQTT "action" value to an event kind (call, emergency,
+	// cancel, ...), overriding the defaults.
+	Actions map[string]string `yaml:"actions"`
+	// Mapping is for generic JSON devices (driver mqtt).
+	Mapping *JSONMapping `yaml:"mapping"`
+	// LowBattery is the battery percentage below which a technical alarm is raised.
+	LowBattery int `yaml:"low_battery"`
+}
+
+// JSONMapping says which field and values of a generic device's JSON mean what.
+type JSONMapping struct {
+	Field        string            `yaml:"field"`
+	Values       map[string]string `yaml:"values"` // value → event kind
+	BatteryField string            `yaml:"battery_field"`
+}
+
+// Staff is a local directory entry, used until the cloud directory arrives.
+type Staff struct {
+	ID    string   `yaml:"id"`
+	Name  string   `yaml:"name"`
+	Phone string   `yaml:"phone"`
+	Email string   `yaml:"email"`
+	Roles []string `yaml:"roles"`
+	Zone  string   `yaml:"zone"`
+	// Secret (plain, from ${ENV} or file:) or SecretHash (bcrypt) — one of them.
+	Secret     Secret `yaml:"secret"`
+	SecretHash string `yaml:"secret_hash"`
+	// Demo only: initial duty, availability and position.
+	OnDuty       bool      `yaml:"on_duty"`
+	Availability string    `yaml:"availability"`
+	Position     *Position `yaml:"position"`
+}
+
+// Position is a demo staff member's starting position.
+type Position struct {
+	Lat   float64 `yaml:"lat"`
+	Lon   float64 `yaml:"lon"`
+	Floor int     `yaml:"floor"`
+}
+
+// Policy routes alarms of some kinds (and optionally a zone or rooms) through tiers.
+// The most specific matching policy wins: room, then zone, then site.
+type Policy struct {
+	Name  string   `yaml:"name"`
+	Kinds []string `yaml:"kinds"` // event kinds; empty = every care alarm
+	// Priority, when set, overrides the kind's default priority.
+	Priority int      `yaml:"priority"`
+	Zone     string   `yaml:"zone"`
+	Rooms    []string `yaml:"rooms"`
+	// ReAlarmAfter: accepted but no presence within this → offered again.
+	ReAlarmAfter Duration `yaml:"realarm_after"`
+	Tiers        []Tier   `yaml:"tiers"`
+}
+
+// Tier is one step of escalation.
+type Tier struct {
+	// Target: nearest, zone, site, role, arc.
+	Target string   `yaml:"target"`
+	Count  int      `yaml:"count"` // for nearest: how many at once
+	Roles  []string `yaml:"roles"`
+	Zone   string   `yaml:"zone"` // for zone: which (default: the transmitter's)
+	Wait   Duration `yaml:"wait"`
+	// IncludeBusy offers to busy staff too (emergencies).
+	IncludeBusy bool `yaml:"include_busy"`
+}
+
+// Routing holds site-wide routing knobs.
+type Routing struct {
+	// OfferConfirm: an offer not confirmed delivered within this counts as unreachable.
+	OfferConfirm  Duration `yaml:"offer_confirm"`
+	FloorPenaltyM float64  `yaml:"floor_penalty_m"`
+}
+
+// Drivers configures the alarm sources.
+type Drivers struct {
+	MQTT   MQTT     `yaml:"mqtt"`
+	Broker Broker   `yaml:"broker"`
+	Serial []Serial `yaml:"serial"`
+}
+
+// MQTT is the broker connection (paho).
+type MQTT struct {
+	Enabled   bool   `yaml:"enabled"`
+	URL       string `yaml:"url"` // tcp://host:1883, ssl://host:8883
+	ClientID  string `yaml:"client_id"`
+	Username  string `yaml:"username"`
+	Password  Secret `yaml:"password"`
+	BaseTopic string `yaml:"base_topic"` // zigbee2mqtt
+	CAFile    string `yaml:"ca_file"`
+	// MaxPayload bounds a message; larger ones are counted and dropped.
+	MaxPayload int `yaml:"max_payload"`
+}
+
+// Broker is the embedded MQTT broker (mochi-mqtt) for sites without one.
+type Broker struct {
+	Enabled bool   `yaml:"enabled"`
+	Listen  string `yaml:"listen"`
+	// Clients: per-client credentials and the topics each may publish.
+	Clients []BrokerClient `yaml:"clients"`
+}
+
+// BrokerClient is one MQTT client the embedded broker accepts.
+type BrokerClient struct {
+	Username string   `yaml:"username"`
+	Password Secret   `yaml:"password"`
+	Publish  []string `yaml:"publish"` // topic filters it may publish to
+}
+
+// Serial is one ESPA 4.4.4 port.
+type Serial struct {
+	Name     string `yaml:"name"`
+	Device   string `yaml:"device"`
+	Baud     int    `yaml:"baud"`
+	DataBits int    `yaml:"data_bits"`
+	Parity   string `yaml:"parity"` // none, even, odd
+	StopBits int    `yaml:"stop_bits"`
+	// Role: slave (the call system polls us) or control-station (we poll it).
+	Role    string `yaml:"role"`
+	Address string `yaml:"address"` // our station address '0'..'9'
+	Peer    string `yaml:"peer"`    // the call system's address
+	// StatusBlocks: send status-information blocks back as alarms progress.
+	StatusBlocks bool         `yaml:"status_blocks"`
+	Rules        []SerialRule `yaml:"rules"`
+	// Fallback transmitter for calls no rule maps; calls are never dropped.
+	Fallback string `yaml:"fallback"`
+}
+
+// SerialRule maps an ESPA call (address and/or display text) to a transmitter.
+type SerialRule struct {
+	CallAddress string `yaml:"call_address"` // exact, or empty for any
+	Text        string `yaml:"text"`         // regexp on the display message, or empty
+	Transmitter string `yaml:"transmitter"`  // may use $1.. from Text
+}
+
+// API is the phone API listener.
+type API struct {
+	Listen     string   `yaml:"listen"`
+	TLSCert    string   `yaml:"tls_cert"`
+	TLSKey     string   `yaml:"tls_key"`
+	SessionTTL Duration `yaml:"session_ttl"`
+}
+
+// Storage is where the database lives.
+type Storage struct {
+	Path string `yaml:"path"`
+}
+
+// Privacy holds the switches the privacy policy depends on.
+type Privacy struct {
+	// NearestRouting enables storing positions to route to the nearest staff.
+	NearestRouting bool `yaml:"nearest_routing"`
+	// PositionTTL: positions older than this are purged (and count as unknown).
+	PositionTTL Duration `yaml:"position_ttl"`
+}
+
+// Duration is a time.Duration written as "30s", "2m", "25h" in YAML.
+type Duration time.Duration
+
+// D returns the standard library value.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Secret is a value that must not be printed. In YAML it is a literal, "${ENV}" (read
+// from the environment) or "file:/path" (read from a file of mode 0600 or stricter).
+type Secret struct {
+	Value string
+	// From says where it came from for error messages, never the value.
+	From string
+}
+
+// String never reveals the value.
+func (s Secret) String() string {
+	if s.Value == "" {
+		return "(empty)"
+	}
+	return "(secret)"
+}

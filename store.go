@@ -1,0 +1,73 @@
+package vakt
+
+import (
+	"context"
+	"time"
+)
+
+// EventRecord is an event as stored, linked to the alarm it opened or repeated.
+type EventRecord struct {
+	Event
+	Alarm AlarmID // empty for check-ins
+	// Duplicate marks a redelivery recognised by (Source, SourceID).
+	Duplicate bool
+}
+
+// AuditRecord is what the engine asks to audit; the store assigns Seq and the hash
+// chain inside the transaction, and queues the entry for sync.
+type AuditRecord struct {
+	At      time.Time
+	Actor   string
+	Action  string
+	Subject string
+}
+
+// OutboxEntry is a change queued for upload to the cloud. The store assigns Seq in
+// the same transaction as the change it describes.
+type OutboxEntry struct {
+	Seq  int64
+	Kind string // "alarm", "visit", "epr", "health", "audit"
+	Body []byte // JSON
+	At   time.Time
+}
+
+// Batch is every change of one group commit. It is applied in one transaction with
+// synchronous=FULL: all of it is durable, or none of it.
+type Batch struct {
+	Events    []EventRecord
+	Alarms    []Alarm // upserts of the whole row
+	Directory []Staff // upserts of directory entries
+	Staff     []StaffState
+	Health    []TransmitterHealth
+	Visits    []Visit // upserts
+	EPR       []EPRRecord
+	Audit     []AuditRecord
+	Outbox    []OutboxEntry
+}
+
+// Empty reports whether there is nothing to commit.
+func (b *Batch) Empty() bool {
+	return len(b.Events) == 0 && len(b.Alarms) == 0 && len(b.Directory) == 0 &&
+		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
+		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0
+}
+
+// Snapshot is the state the engine resumes from after a start or crash.
+type Snapshot struct {
+	OpenAlarms []Alarm
+	Directory  []Staff
+	Staff      []StaffState
+	Health     []TransmitterHealth
+	OpenVisits []Visit
+	// SeenSources holds recent (Source, SourceID) keys so redeliveries are recognised.
+	SeenSources map[string]AlarmID
+	// NextAlarm is a counter so alarm ids stay unique across restarts.
+	NextAlarm int64
+}
+
+// Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer).
+type Store interface {
+	Commit(ctx context.Context, b *Batch) error
+	Load(ctx context.Context) (*Snapshot, error)
+	Close() error
+}
