@@ -63,3 +63,9 @@ type StaffState struct {
 	// LastOfferedAt breaks distance ties: whoever was offered least recently first.
 	LastOfferedAt time.Time
 }
+
+// Member is a directory entry together with its live state.
+type Member struct {
+	Staff
+	State StaffState
+}

@@ -1,0 +1,309 @@
+// Package store keeps the gateway's durable state in one SQLite file and implements
+// vakt.Store. It is the only package that imports modernc.org/sqlite.
+//
+// Two database/sql pools share the file: a writer with exactly one connection (rule 3:
+// one writer; every write, Commit or otherwise, queues for that connection) and a
+// read-only pool for the API, the status page and sync. WAL mode lets readers run
+// while the writer commits.
+//
+// Every time is stored as INTEGER unix nanoseconds in UTC, NULL for a zero time.
+// Values read back are in UTC and carry no monotonic reading. A record made while
+// the box's clock was unsynced (it boots at 1970 without an RTC) is not flagged by a
+// column: ClockUnsynced recognises it by its time.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ClockUnsynced reports whether a stored time was taken before the clock was set
+// (R5): a synced clock never shows a time before 2020. Such a time should be read
+// as "unknown wall time"; the order of events and audit entries (id, seq) is still
+// right.
+func ClockUnsynced(t time.Time) bool {
+	return t.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	// Now is the wall clock used for defaults (audit and outbox times left zero,
+	// Load's redelivery window, export time). Default time.Now.
+	Now func() time.Time
+	// Logger gets ids and counts only, never personal data. Default: discard.
+	Logger *slog.Logger
+	// Readers is the size of the read-only pool. Default 4.
+	Readers int
+	// SeenWindow is how far back Load collects (Source, SourceID) keys for
+	// recognising redeliveries. Default 24 h. Load reads every event in it, so a
+	// busy site that must be ready fast after a restart (P4) may want less:
+	// sources redeliver within minutes.
+	SeenWindow time.Duration
+}
+
+// DB is the SQLite store.
+//
+// Checkpoint policy: the writer runs in WAL mode with SQLite's default
+// autocheckpoint (a PASSIVE checkpoint once the WAL holds 1000 pages, ≈4 MB, run by
+// the committing connection) and journal_size_limit caps the WAL file at 8 MB
+// after a checkpoint resets it, so a storm's WAL does not stay large on the SD card.
+// After PurgePositions, ClearAllPositions and EraseStaff the store runs
+// wal_checkpoint(TRUNCATE): with secure_delete on, freed cells are zeroed in the
+// pages the checkpoint writes back to the main file, and the truncate removes the
+// WAL frames that still held the old bytes (G1, G4). Close runs a TRUNCATE
+// checkpoint too. A TRUNCATE checkpoint waits up to busy_timeout (5 s) for readers
+// and reports an error if one still holds an old snapshot; the caller retries.
+//
+// All methods are safe for concurrent use; Commit is meant to be called by the
+// engine's one writer goroutine.
+type DB struct {
+	path string
+	w    *sql.DB // one connection: every write goes through it
+	r    *sql.DB // read-only pool
+	now  func() time.Time
+	log  *slog.Logger
+
+	seenWindow time.Duration
+
+	st statements
+
+	// mu serialises Commit and guards the cached values below, which change only
+	// when a transaction that changed them committed.
+	mu      sync.Mutex
+	head    auditHead
+	counter int64 // alarm id counter (meta.alarm_counter)
+
+	outboxLen atomic.Int64
+	closed    atomic.Bool
+}
+
+type auditHead struct {
+	seq  int64
+	hash string
+}
+
+var _ vakt.Store = (*DB)(nil)
+
+// Per-connection settings belong in the DSN: a pool opens connections by itself and
+// a pragma run once with Exec would reach only one of them. _txlock=immediate
+// makes every write transaction BEGIN IMMEDIATE, so it takes the write lock up
+// front instead of failing with SQLITE_BUSY half-way.
+const (
+	writerParams = "_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
+		"&_pragma=secure_delete(1)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(8388608)" +
+		"&_txlock=immediate"
+	readerParams = "mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)"
+)
+
+// dsn builds an SQLite URI for path. '?', '#' and '%' would end or garble the path
+// part of a URI, so they are escaped.
+func dsn(path, params string) string {
+	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + esc + "?" + params
+}
+
+// Open opens (creating if needed) the database at path, applies pending migrations
+// and loads the cached audit head, alarm counter and outbox length. The folder is
+// created with mode 0700 and a new database file with 0600 (the WAL and shared
+// memory files inherit it): the file holds personal data.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if opts.SeenWindow <= 0 {
+		opts.SeenWindow = 24 * time.Hour
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	f.Close()
+
+	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow}
+	if err := db.open(ctx, opts.Readers); err != nil {
+		db.closeAll()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) open(ctx context.Context, readers int) error {
+	var err error
+	if db.w, err = sql.Open("sqlite", dsn(db.path, writerParams)); err != nil {
+		return fmt.Errorf("store: open writer: %w", err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
+	if err := db.migrate(ctx); err != nil {
+		return err
+	}
+	// The reader pool opens after the writer made the file a WAL database.
+	if db.r, err = sql.Open("sqlite", dsn(db.path, readerParams)); err != nil {
+		return fmt.Errorf("store: open readers: %w", err)
+	}
+	db.r.SetMaxOpenConns(readers)
+	db.r.SetMaxIdleConns(readers)
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: open readers: %w", err)
+	}
+	if err := db.st.prepare(ctx, db.w); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+
+	err = db.w.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).
+		Scan(&db.head.seq, &db.head.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: read audit head: %w", err)
+	}
+	if err := db.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'alarm_counter'`).
+		Scan(&db.counter); err != nil {
+		return fmt.Errorf("store: read alarm counter: %w", err)
+	}
+	var n int64
+	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		return fmt.Errorf("store: count outbox: %w", err)
+	}
+	db.outboxLen.Store(n)
+	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "outbox", n)
+	return nil
+}
+
+// migrate applies the embedded migrations the file has not seen yet, all in one
+// transaction, and records the count in PRAGMA user_version (which is part of the
+// file header and so commits or rolls back with them).
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		prefix, _, _ := strings.Cut(filepath.Base(name), "_")
+		if n, err := strconv.Atoi(prefix); err != nil || n != i+1 {
+			return fmt.Errorf("store: migration %s: want number %04d", name, i+1)
+		}
+	}
+
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("store: migrate: read version: %w", err)
+	}
+	if version > len(names) {
+		return fmt.Errorf("store: database schema version %d is newer than this gateway (%d): install the newer release or restore a backup",
+			version, len(names))
+	}
+	if version == len(names) {
+		return nil
+	}
+	for _, name := range names[version:] {
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("store: migration %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("store: migration %s: %w", name, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(names))); err != nil {
+		return fmt.Errorf("store: migrate: set version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	db.log.Info("store migrated", "from", version, "to", len(names))
+	return nil
+}
+
+// checkpoint runs wal_checkpoint(TRUNCATE) on the writer connection. It fails when
+// a reader kept the WAL in use past busy_timeout: then old frames may remain.
+func (db *DB) checkpoint(ctx context.Context) error {
+	var busy, logFrames, done int
+	err := db.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("checkpoint: readers kept the WAL busy (%d of %d frames copied); retry", done, logFrames)
+	}
+	return nil
+}
+
+// Close checkpoints the WAL into the main file and closes both pools. Commit and
+// the other writes return vakt.ErrClosed afterwards.
+func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	// Wait for a Commit in flight.
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	// Readers first, so the writer's checkpoint finds the WAL unused and the
+	// writer is the last connection.
+	errs := []error{db.r.Close()}
+	if err := db.checkpoint(context.Background()); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, db.closeAll())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// closeAll closes whatever open got to; closing twice is harmless.
+func (db *DB) closeAll() error {
+	errs := []error{db.st.close()}
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		errs = append(errs, db.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// writable reports vakt.ErrClosed once Close began.
+func (db *DB) writable() error {
+	if db.closed.Load() {
+		return vakt.ErrClosed
+	}
+	return nil
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
