@@ -1,0 +1,212 @@
+// Package api is the phone API: HTTP JSON under /api/v1 and one WebSocket for push
+// (docs/api.md). It is the only package importing gorilla/websocket and bcrypt. It
+// knows the alarm path only through the Service interface, so it can be tested
+// against the real engine or anything else that keeps the same promises.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+)
+
+// Service is what the phone API needs from the alarm path.
+type Service interface {
+	Staff(ctx context.Context, id vakt.StaffID) (vakt.Member, error)
+	SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error)
+	SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error)
+	SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Position) error
+	Alarms(ctx context.Context, id vakt.StaffID, seeAll ...string) ([]vakt.Alarm, error)
+	Offered(ctx context.Context, id vakt.StaffID) ([]vakt.Alarm, error)
+	Accept(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error)
+	Reject(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error)
+	Presence(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error)
+	Complete(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID, note string) (vakt.Alarm, error)
+	Delivered(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) error
+	StartVisit(ctx context.Context, staff vakt.StaffID, room, resident string) (vakt.Visit, error)
+	EndVisit(ctx context.Context, staff vakt.StaffID, id vakt.VisitID, note string) (vakt.Visit, error)
+	EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.VisitID, system string) (vakt.EPRRecord, error)
+}
+
+// Options configures the API server.
+type Options struct {
+	Service      Service
+	Transmitters []vakt.Transmitter
+	Logger       *slog.Logger
+	Clock        vakt.Clock
+	SessionTTL   time.Duration
+	// SeeAllRoles may list every open alarm (e.g. nurse-lead).
+	SeeAllRoles []string
+	// MaxBody bounds request bodies (default 16 KiB).
+	MaxBody int64
+}
+
+// Server serves the phone API and is the engine's vakt.Notifier.
+type Server struct {
+	opt      Options
+	log      *slog.Logger
+	tx       map[vakt.TransmitterID]vakt.Transmitter
+	sessions *sessions
+	limiter  *limiter
+	hub      *hub
+	mux      *http.ServeMux
+}
+
+// New builds the server.
+func New(opt Options) *Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Clock == nil {
+		opt.Clock = vakt.SystemClock{}
+	}
+	if opt.SessionTTL <= 0 {
+		opt.SessionTTL = 12 * time.Hour
+	}
+	if opt.MaxBody <= 0 {
+		opt.MaxBody = 16 << 10
+	}
+	s := &Server{
+		opt:      opt,
+		log:      opt.Logger,
+		tx:       map[vakt.TransmitterID]vakt.Transmitter{},
+		sessions: newSessions(opt.Clock, opt.SessionTTL),
+		limiter:  newLimiter(opt.Clock),
+		hub:      newHub(opt.Logger),
+	}
+	for _, t := range opt.Transmitters {
+		s.tx[t.ID] = t
+	}
+	s.routes()
+	return s
+}
+
+// SetService connects the alarm path. The server exists first because the engine
+// needs it as its notifier.
+func (s *Server) SetService(svc Service) { s.opt.Service = svc }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close ends every WebSocket.
+func (s *Server) Close() { s.hub.closeAll() }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /api/v1/sessions", s.login)
+	m.HandleFunc("DELETE /api/v1/sessions/current", s.auth(s.logout))
+	m.HandleFunc("GET /api/v1/me", s.auth(s.me))
+	m.HandleFunc("PUT /api/v1/me/duty", s.auth(s.duty))
+	m.HandleFunc("PUT /api/v1/me/availability", s.auth(s.availability))
+	m.HandleFunc("PUT /api/v1/me/position", s.auth(s.position))
+	m.HandleFunc("GET /api/v1/alarms", s.auth(s.alarms))
+	m.HandleFunc("GET /api/v1/alarms/{id}", s.auth(s.alarm))
+	m.HandleFunc("POST /api/v1/alarms/{id}/accept", s.auth(s.alarmVerb(verbAccept)))
+	m.HandleFunc("POST /api/v1/alarms/{id}/reject", s.auth(s.alarmVerb(verbReject)))
+	m.HandleFunc("POST /api/v1/alarms/{id}/presence", s.auth(s.alarmVerb(verbPresence)))
+	m.HandleFunc("POST /api/v1/alarms/{id}/complete", s.auth(s.alarmVerb(verbComplete)))
+	m.HandleFunc("POST /api/v1/visits", s.auth(s.startVisit))
+	m.HandleFunc("POST /api/v1/visits/{id}/end", s.auth(s.endVisit))
+	m.HandleFunc("POST /api/v1/visits/{id}/epr", s.auth(s.eprSent))
+	m.HandleFunc("GET /api/v1/stream", s.auth(s.stream))
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	s.mux = m
+}
+
+// errorBody is the one error shape of the API.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// serviceError maps the domain's sentinel errors to statuses; anything else is a 500
+// with a generic message (details go to the log, never to the phone).
+func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, vakt.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, vakt.ErrForbidden):
+		writeError(w, http.StatusForbidden, "forbidden", "not allowed for this staff member")
+	case errors.Is(err, vakt.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", conflictMessage(err))
+	case errors.Is(err, vakt.ErrBusy):
+		writeError(w, http.StatusServiceUnavailable, "busy", "gateway busy, retry")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timeout", "gateway did not answer in time")
+	default:
+		s.log.Error("api request failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// conflictMessage keeps the domain's explanation but drops the sentinel's prefix.
+func conflictMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "+vakt.ErrConflict.Error()); i > 0 {
+		return msg[:i]
+	}
+	return "state conflict"
+}
+
+// decode reads a bounded JSON body strictly: unknown fields and trailing data are
+// errors, an oversize body is 413.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+jsonProblem(err))
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: trailing data")
+		return false
+	}
+	return true
+}
+
+func jsonProblem(err error) string {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return "field " + ute.Field + " has the wrong type"
+	}
+	if errors.Is(err, io.EOF) {
+		return "empty body"
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	return "malformed"
+}

@@ -1,0 +1,254 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/api"
+	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/routing"
+	"github.com/vakt/vakt/store"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// fixture is a real engine on a real SQLite file behind the API: two nurses on
+// duty, one SOS button, nearest-one routing so only nurse-a is offered.
+type fixture struct {
+	t     *testing.T
+	srv   *httptest.Server
+	eng   *engine.Engine
+	alarm string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "vakt.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := routing.New(routing.Config{
+		OfferConfirm: 10 * time.Second, FloorPenaltyM: 30, NearestEnabled: true, PositionTTL: time.Hour,
+		Policies: []routing.Policy{{Name: "all", Tiers: []routing.Tier{{Target: routing.TargetNearest, Count: 1, Wait: time.Minute}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-a"), bcrypt.MinCost)
+	hashB, _ := bcrypt.GenerateFromPassword([]byte("s3cret-b"), bcrypt.MinCost)
+	tx := []vakt.Transmitter{{ID: "room-1-sos", Location: vakt.Location{Room: "1", Zone: "east", Floor: 1, Lat: 59.9139, Lon: 10.7522}}}
+	srv := api.New(api.Options{Transmitters: tx, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	near := vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}
+	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
+	eng, err := engine.New(ctx, engine.Options{
+		Store: db, Router: router, Notifier: srv, Transmitters: tx, NearestRouting: true, PositionTTL: time.Hour,
+		Directory: []vakt.Staff{
+			{ID: "nurse-a", Name: "A", Roles: []string{"nurse"}, SecretHash: string(hash)},
+			{ID: "nurse-b", Name: "B", Roles: []string{"nurse"}, SecretHash: string(hashB)},
+		},
+		InitialStaff: []vakt.StaffState{
+			{Staff: "nurse-a", OnDuty: true, Availability: vakt.Available, Position: &near},
+			{Staff: "nurse-b", OnDuty: true, Availability: vakt.Available, Position: &far},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetService(eng)
+	done := make(chan struct{})
+	go func() { _ = eng.Run(ctx); close(done) }()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close(); cancel(); <-done; _ = db.Close() })
+
+	f := &fixture{t: t, srv: hs, eng: eng}
+	committed := make(chan error, 1)
+	if err := eng.Ingest(vakt.Event{Transmitter: "room-1-sos", Kind: vakt.EventEmergency, Source: "test"}, func(err error) { committed <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	list, err := eng.Alarms(ctx, "nurse-a")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("alarm not offered to nurse-a: %v %v", list, err)
+	}
+	f.alarm = string(list[0].ID)
+	return f
+}
+
+func (f *fixture) do(method, path, token, body string) (int, string) {
+	f.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (f *fixture) login(staff, secret string) string {
+	f.t.Helper()
+	code, body := f.do("POST", "/api/v1/sessions", "", `{"staff_id":"`+staff+`","secret":"`+secret+`"}`)
+	if code != http.StatusCreated {
+		f.t.Fatalf("login %s: %d %s", staff, code, body)
+	}
+	var r struct{ Token string }
+	_ = json.Unmarshal([]byte(body), &r)
+	return r.Token
+}
+
+// TestEveryRouteNeedsToken is S2's first half: no token and a wrong token are 401 on
+// every route but login, with the API's error shape.
+func TestEveryRouteNeedsToken(t *testing.T) {
+	f := newFixture(t)
+	routes := []struct{ method, path, body string }{
+		{"DELETE", "/api/v1/sessions/current", ""},
+		{"GET", "/api/v1/me", ""},
+		{"PUT", "/api/v1/me/duty", `{"on_duty":true}`},
+		{"PUT", "/api/v1/me/availability", `{"availability":"busy"}`},
+		{"PUT", "/api/v1/me/position", `{"lat":59.9,"lon":10.7}`},
+		{"GET", "/api/v1/alarms", ""},
+		{"GET", "/api/v1/alarms/" + f.alarm, ""},
+		{"POST", "/api/v1/alarms/" + f.alarm + "/accept", ""},
+		{"POST", "/api/v1/alarms/" + f.alarm + "/reject", ""},
+		{"POST", "/api/v1/alarms/" + f.alarm + "/presence", ""},
+		{"POST", "/api/v1/alarms/" + f.alarm + "/complete", ""},
+		{"POST", "/api/v1/visits", `{"room":"1"}`},
+		{"POST", "/api/v1/visits/v-1/end", ""},
+		{"POST", "/api/v1/visits/v-1/epr", `{"system":"x"}`},
+		{"GET", "/api/v1/stream", ""},
+	}
+	for _, r := range routes {
+		for _, tok := range []string{"", "not-a-token"} {
+			code, body := f.do(r.method, r.path, tok, r.body)
+			if code != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthorized"`) {
+				t.Errorf("%s %s token=%q: %d %s, want 401", r.method, r.path, tok, code, body)
+			}
+		}
+	}
+}
+
+// TestStaffActOnlyOnTheirAlarms is S2's second half: nurse-b was not offered the
+// alarm, so may not take it; nurse-a may, and then nurse-b may not complete it.
+func TestStaffActOnlyOnTheirAlarms(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.login("nurse-a", "s3cret-a"), f.login("nurse-b", "s3cret-b")
+	base := "/api/v1/alarms/" + f.alarm
+	steps := []struct {
+		token, verb string
+		want        int
+	}{
+		{b, "accept", http.StatusForbidden},
+		{b, "reject", http.StatusForbidden},
+		{b, "presence", http.StatusForbidden},
+		{a, "presence", http.StatusConflict}, // not accepted yet
+		{a, "accept", http.StatusOK},
+		{a, "accept", http.StatusOK}, // twice is harmless
+		{b, "complete", http.StatusForbidden},
+		{a, "presence", http.StatusOK},
+		{a, "complete", http.StatusOK},
+		{a, "complete", http.StatusNotFound}, // closed alarms are gone from the open set
+	}
+	for i, s := range steps {
+		if code, body := f.do("POST", base+"/"+s.verb, s.token, ""); code != s.want {
+			t.Fatalf("step %d %s: %d %s, want %d", i, s.verb, code, body, s.want)
+		}
+	}
+	if code, body := f.do("GET", "/api/v1/alarms", b, ""); code != 200 || body != "[]\n" {
+		t.Fatalf("nurse-b sees %d %s", code, body)
+	}
+}
+
+// TestLoginRefusalsLookAlikeAndThrottle covers S3: a wrong id and a wrong secret get
+// the same answer, and repeated failures get 429 even with the right secret.
+func TestLoginRefusalsLookAlikeAndThrottle(t *testing.T) {
+	f := newFixture(t)
+	_, unknown := f.do("POST", "/api/v1/sessions", "", `{"staff_id":"nobody","secret":"x"}`)
+	code, wrong := f.do("POST", "/api/v1/sessions", "", `{"staff_id":"nurse-a","secret":"x"}`)
+	if code != 401 || unknown != wrong {
+		t.Fatalf("unknown id %q vs wrong secret %q (%d)", unknown, wrong, code)
+	}
+	for range 4 {
+		f.do("POST", "/api/v1/sessions", "", `{"staff_id":"nurse-a","secret":"x"}`)
+	}
+	code, body := f.do("POST", "/api/v1/sessions", "", `{"staff_id":"nurse-a","secret":"s3cret-a"}`)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "rate_limited") {
+		t.Fatalf("after 5 failures: %d %s, want 429", code, body)
+	}
+}
+
+// TestBadBodiesAreClearErrors: unknown fields, wrong types, oversize bodies, and
+// positions that must not be stored.
+func TestBadBodiesAreClearErrors(t *testing.T) {
+	f := newFixture(t)
+	a := f.login("nurse-a", "s3cret-a")
+	cases := []struct {
+		name, method, path, body string
+		want                     int
+		msg                      string
+	}{
+		{"unknown field", "PUT", "/api/v1/me/duty", `{"on_duty":true,"x":1}`, 400, `unknown field \"x\"`},
+		{"wrong type", "PUT", "/api/v1/me/duty", `{"on_duty":"yes"}`, 400, "on_duty has the wrong type"},
+		{"missing", "PUT", "/api/v1/me/duty", `{}`, 400, "on_duty is required"},
+		{"bad availability", "PUT", "/api/v1/me/availability", `{"availability":"sleeping"}`, 400, "availability must be"},
+		{"bad latitude", "PUT", "/api/v1/me/position", `{"lat":99,"lon":10}`, 400, "lat (-90..90)"},
+		{"oversize", "PUT", "/api/v1/me/duty", `{"on_duty":true,"pad":"` + strings.Repeat("x", 20<<10) + `"}`, 413, "too large"},
+		{"epr content refused", "POST", "/api/v1/visits/v-1/epr", `{"system":"x","content":"patient notes"}`, 400, `unknown field \"content\"`},
+		{"trailing data", "PUT", "/api/v1/me/duty", `{"on_duty":true} {}`, 400, "trailing data"},
+	}
+	for _, c := range cases {
+		code, body := f.do(c.method, c.path, a, c.body)
+		if code != c.want || !strings.Contains(body, c.msg) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, code, body, c.want, c.msg)
+		}
+	}
+	// Off duty: the position is refused and nothing is kept (G1).
+	if code, body := f.do("PUT", "/api/v1/me/duty", a, `{"on_duty":false}`); code != 200 || !strings.Contains(body, `"has_position":false`) {
+		t.Fatalf("off duty: %d %s", code, body)
+	}
+	if code, body := f.do("PUT", "/api/v1/me/position", a, `{"lat":59.9,"lon":10.7}`); code != http.StatusConflict {
+		t.Fatalf("position off duty: %d %s, want 409", code, body)
+	}
+}
+
+// TestVisitAndEPRRecord: a home-care visit with an EPR-sent mark, metadata only.
+func TestVisitAndEPRRecord(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.login("nurse-a", "s3cret-a"), f.login("nurse-b", "s3cret-b")
+	code, body := f.do("POST", "/api/v1/visits", a, `{"room":"204","resident":"r-7f3a"}`)
+	if code != 201 {
+		t.Fatalf("start visit: %d %s", code, body)
+	}
+	var v struct{ ID string }
+	_ = json.Unmarshal([]byte(body), &v)
+	if code, _ := f.do("POST", "/api/v1/visits/"+v.ID+"/end", b, ""); code != http.StatusForbidden {
+		t.Fatalf("someone else ended the visit: %d", code)
+	}
+	if code, body := f.do("POST", "/api/v1/visits/"+v.ID+"/end", a, `{"note":"round"}`); code != 200 || !strings.Contains(body, `"end":"`) {
+		t.Fatalf("end visit: %d %s", code, body)
+	}
+	if code, body := f.do("POST", "/api/v1/visits/"+v.ID+"/epr", a, `{"system":"CosDoc"}`); code != 201 || !strings.Contains(body, `"system":"CosDoc"`) {
+		t.Fatalf("epr: %d %s", code, body)
+	}
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	vakt "github.com/vakt/vakt"
+)
+
+const (
+	sendQueue    = 64
+	pingInterval = 20 * time.Second
+	readTimeout  = 3 * pingInterval
+	writeTimeout = 5 * time.Second
+	maxInbound   = 4 << 10
+)
+
+// pushMessage is one server→phone WebSocket message (docs/api.md).
+type pushMessage struct {
+	Type    string     `json:"type"`
+	Alarm   *alarmView `json:"alarm,omitempty"`
+	AlarmID string     `json:"alarm_id,omitempty"`
+	By      string     `json:"by,omitempty"`
+}
+
+// phoneMessage is one phone→server message.
+type phoneMessage struct {
+	Type    string `json:"type"`
+	AlarmID string `json:"alarm_id"`
+}
+
+type conn struct {
+	staff vakt.StaffID
+	ws    *websocket.Conn
+	send  chan []byte
+	once  sync.Once
+	gone  chan struct{}
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		close(c.gone)
+		_ = c.ws.Close()
+	})
+}
+
+// hub knows every open phone connection by staff member.
+type hub struct {
+	log   *slog.Logger
+	mu    sync.Mutex
+	conns map[vakt.StaffID]map[*conn]struct{}
+}
+
+func newHub(l *slog.Logger) *hub { return &hub{log: l, conns: map[vakt.StaffID]map[*conn]struct{}{}} }
+
+func (h *hub) add(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[c.staff] == nil {
+		h.conns[c.staff] = map[*conn]struct{}{}
+	}
+	h.conns[c.staff][c] = struct{}{}
+}
+
+func (h *hub) remove(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns[c.staff], c)
+	if len(h.conns[c.staff]) == 0 {
+		delete(h.conns, c.staff)
+	}
+}
+
+// push queues msg on every connection of staff. It never blocks: a phone whose
+// queue is full is disconnected, and gets every open offer again on reconnect.
+func (h *hub) push(staff vakt.StaffID, msg []byte) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.conns[staff] {
+		select {
+		case c.send <- msg:
+			n++
+		default:
+			h.log.Warn("phone too slow, disconnecting", "staff", staff)
+			go c.close()
+		}
+	}
+	return n
+}
+
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	all := []*conn{}
+	for _, cs := range h.conns {
+		for c := range cs {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+}
+
+// Connected reports how many phone connections staff has (status page, tests).
+func (s *Server) Connected(staff vakt.StaffID) int {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return len(s.hub.conns[staff])
+}
+
+// Notify implements vakt.Notifier.
+func (s *Server) Notify(staff vakt.StaffID, n vakt.Notice) {
+	msg := pushMessage{Type: string(n.Type)}
+	switch n.Type {
+	case vakt.NoticeTaken:
+		msg.AlarmID, msg.By = string(n.Alarm.ID), string(n.By)
+	case vakt.NoticeWithdrawn:
+		msg.AlarmID = string(n.Alarm.ID)
+	default:
+		v := s.view(n.Alarm, staff)
+		msg.Alarm = &v
+	}
+	b, _ := json.Marshal(msg)
+	s.hub.push(staff, b)
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 4096,
+	// Phones are native apps or the gateway's own page; the bearer token, not the
+	// Origin header, is what authorises the connection.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	staff := who(r).staff
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &conn{staff: staff, ws: ws, send: make(chan []byte, sendQueue), gone: make(chan struct{})}
+	// Register before listing the open offers: an offer made in between reaches the
+	// phone twice (harmless, phones key on the alarm id) rather than not at all.
+	s.hub.add(c)
+	defer s.hub.remove(c)
+	defer c.close()
+	s.log.Info("phone connected", "staff", staff)
+
+	go s.writer(c)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	offers, err := s.opt.Service.Offered(ctx, staff)
+	cancel()
+	if err != nil {
+		s.log.Error("list offers for reconnecting phone", "staff", staff, "err", err)
+	}
+	for _, a := range offers {
+		v := s.view(a, staff)
+		b, _ := json.Marshal(pushMessage{Type: string(vakt.NoticeOffer), Alarm: &v})
+		select {
+		case c.send <- b:
+		case <-c.gone:
+			return
+		}
+	}
+	s.reader(c)
+	s.log.Info("phone disconnected", "staff", staff)
+}
+
+// reader handles phone→server messages until the connection ends.
+func (s *Server) reader(c *conn) {
+	c.ws.SetReadLimit(maxInbound)
+	_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+	})
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
+		var m phoneMessage
+		if json.Unmarshal(data, &m) != nil || m.Type != "delivered" || m.AlarmID == "" {
+			s.log.Warn("ignored phone message", "staff", c.staff)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.opt.Service.Delivered(ctx, c.staff, vakt.AlarmID(m.AlarmID))
+		cancel()
+		if err != nil {
+			s.log.Debug("delivery confirmation not applied", "staff", c.staff, "alarm", m.AlarmID, "err", err)
+		}
+	}
+}
+
+func (s *Server) writer(c *conn) {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	defer c.close()
+	for {
+		select {
+		case <-c.gone:
+			return
+		case b := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+		case <-ping.C:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package vakt_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportRules enforces the layout of architecture.md with `go list`, as
+// tailscale's deptest does: each outside dependency is imported by exactly one
+// package, the root package uses only the standard library, and routing does no I/O.
+func TestImportRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,Standard", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/vakt/vakt"
+	owner := map[string]string{ // dependency → the one package allowed to import it
+		"github.com/eclipse/paho.mqtt.golang": mod + "/drivers/mqtt",
+		"modernc.org/sqlite":                  mod + "/store",
+		"github.com/tarm/serial":              mod + "/drivers/serial",
+		"github.com/kellydunn/golang-geo":     mod + "/routing",
+		"github.com/mochi-mqtt/server/v2":     mod + "/broker",
+		"github.com/gorilla/websocket":        mod + "/api",
+		"github.com/goccy/go-yaml":            mod + "/config",
+		"golang.org/x/crypto/bcrypt":          "", // checked below: api and cmd/gateway
+	}
+	noIO := map[string]bool{"net": true, "net/http": true, "os": true, "database/sql": true, "os/exec": true}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range p.Imports {
+			for dep, allowed := range owner {
+				if imp == dep || strings.HasPrefix(imp, dep+"/") {
+					if dep == "golang.org/x/crypto/bcrypt" {
+						if p.ImportPath != mod+"/api" && p.ImportPath != mod+"/cmd/gateway" {
+							t.Errorf("%s imports %s; only api and cmd/gateway may", p.ImportPath, imp)
+						}
+						continue
+					}
+					if p.ImportPath != allowed {
+						t.Errorf("%s imports %s; only %s may", p.ImportPath, imp, allowed)
+					}
+				}
+			}
+			if p.ImportPath == mod && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				t.Errorf("root package imports %s; it must use the standard library only", imp)
+			}
+			if p.ImportPath == mod+"/routing" && noIO[imp] {
+				t.Errorf("routing imports %s; routing is pure logic", imp)
+			}
+			if p.ImportPath == mod+"/engine" && strings.HasPrefix(imp, mod+"/") &&
+				imp != mod+"/routing" {
+				t.Errorf("engine imports %s; it knows only the root package's interfaces and routing's decisions", imp)
+			}
+		}
+	}
+}

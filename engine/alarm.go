@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"slices"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/routing"
+)
+
+// record writes one alarm transition into the batch — alarm row, audit entry and outbox
+// entry, always together — and returns the effect that tells phones and observers
+// once the batch is committed. Phones are told even if the commit failed: the alarm
+// still reaches someone from memory while storage is broken (R6).
+func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts []routing.Action, now time.Time) effect {
+	s := e.st
+	a.UpdatedAt = now
+	for _, act := range acts {
+		if act.Kind == routing.ActOffer {
+			st := s.staffState(act.Staff)
+			st.LastOfferedAt = now
+			b.Staff = append(b.Staff, *st)
+			s.peopleDirty = true
+		}
+	}
+	if a.Assignee != "" || !a.State.Open() {
+		s.peopleDirty = true // who is handling an emergency may have changed
+	}
+	snap := *a
+	snap.Offers = slices.Clone(a.Offers)
+	b.Alarms = append(b.Alarms, snap)
+	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "alarm:" + string(a.ID)})
+	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "alarm", At: now, Body: mustJSON(alarmRecord{
+		ID: a.ID, Transmitter: a.Transmitter, Kind: a.Kind, Priority: a.Priority, State: a.State,
+		Count: a.Count, Tier: a.Tier, Assignee: a.Assignee, RaisedAt: a.RaisedAt, At: now, Forwarded: a.Forwarded,
+	})})
+	if !a.State.Open() {
+		delete(s.alarms, a.ID)
+		if s.open[keyFor(a.Transmitter, a.Kind)] == a.ID {
+			delete(s.open, keyFor(a.Transmitter, a.Kind))
+		}
+	}
+	return func(error) { e.tell(snap, acts) }
+}
+
+// tell sends the notices for a committed transition and informs observers.
+func (e *Engine) tell(a vakt.Alarm, acts []routing.Action) {
+	for _, act := range acts {
+		switch act.Kind {
+		case routing.ActOffer:
+			e.log.Info("offer", "alarm", a.ID, "staff", act.Staff, "tier", a.Tier)
+			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeOffer, Alarm: a})
+		case routing.ActTaken:
+			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeTaken, Alarm: a, By: act.By})
+		case routing.ActWithdraw:
+			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeWithdrawn, Alarm: a})
+		case routing.ActUpdate:
+			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeUpdate, Alarm: a})
+		case routing.ActForward:
+			// The SIA DC-09 forwarder is an observer; without one configured the
+			// forwarded state is still visible to staff and technicians.
+			e.log.Warn("alarm forwarded to the alarm receiving centre", "alarm", a.ID)
+		}
+	}
+	for _, o := range e.opt.Observers {
+		o.AlarmChanged(a)
+	}
+}

@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/routing"
+)
+
+// A phone's commands go through the loop like events: the answer comes after the
+// change is committed, so "accepted" on the phone means accepted on disk.
+
+type alarmVerb int
+
+const (
+	verbAccept alarmVerb = iota
+	verbReject
+	verbPresence
+	verbComplete
+	verbDelivered
+)
+
+var verbAction = map[alarmVerb]string{
+	verbAccept: "alarm.accepted", verbReject: "alarm.rejected", verbPresence: "alarm.presence",
+	verbComplete: "alarm.completed", verbDelivered: "alarm.delivered",
+}
+
+type alarmCmd struct {
+	verb  alarmVerb
+	staff vakt.StaffID
+	id    vakt.AlarmID
+	note  string
+	reply chan<- result[vakt.Alarm]
+}
+
+func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
+	s := e.st
+	now := e.opt.Clock.Now()
+	a, ok := s.alarms[c.id]
+	if !ok {
+		c.reply <- result[vakt.Alarm]{err: fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)}
+		return nil
+	}
+	env := s.env(now, s.location(a.Transmitter))
+	var acts []routing.Action
+	var err error
+	switch c.verb {
+	case verbAccept:
+		acts, err = e.opt.Router.Accept(a, c.staff, env)
+	case verbReject:
+		acts, err = e.opt.Router.Reject(a, c.staff, env)
+	case verbPresence:
+		acts, err = e.opt.Router.Presence(a, c.staff, env)
+	case verbComplete:
+		if a.Assignee == c.staff && (a.State == vakt.StateAccepted || a.State == vakt.StatePresent) {
+			e.visitForAlarm(b, a, c.note, now)
+		}
+		acts, err = e.opt.Router.Complete(a, c.staff, env)
+	case verbDelivered:
+		acts = e.opt.Router.Delivered(a, c.staff, env)
+	}
+	if err != nil {
+		c.reply <- result[vakt.Alarm]{err: fmt.Errorf("alarm %s: %w", c.id, err)}
+		return nil
+	}
+	fx := e.record(b, a, "staff:"+string(c.staff), verbAction[c.verb], acts, now)
+	snap := *a
+	snap.Offers = slices.Clone(a.Offers)
+	return func(err error) {
+		fx(err)
+		c.reply <- result[vakt.Alarm]{v: snap, err: err}
+	}
+}
+
+func (e *Engine) alarmCommand(ctx context.Context, v alarmVerb, staff vakt.StaffID, id vakt.AlarmID, note string) (vakt.Alarm, error) {
+	return call(ctx, e, func(r chan<- result[vakt.Alarm]) op {
+		return alarmCmd{verb: v, staff: staff, id: id, note: note, reply: r}
+	})
+}
+
+// Accept: "I'm going". Others offered are told it is taken.
+func (e *Engine) Accept(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error) {
+	return e.alarmCommand(ctx, verbAccept, staff, id, "")
+}
+
+// Reject moves the alarm on at once.
+func (e *Engine) Reject(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error) {
+	return e.alarmCommand(ctx, verbReject, staff, id, "")
+}
+
+// Presence: "I'm with the resident".
+func (e *Engine) Presence(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error) {
+	return e.alarmCommand(ctx, verbPresence, staff, id, "")
+}
+
+// Complete finishes the alarm and records the visit (note: a short visit record kind).
+func (e *Engine) Complete(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID, note string) (vakt.Alarm, error) {
+	return e.alarmCommand(ctx, verbComplete, staff, id, note)
+}
+
+// Delivered: the phone rang.
+func (e *Engine) Delivered(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) error {
+	_, err := e.alarmCommand(ctx, verbDelivered, staff, id, "")
+	return err
+}
+
+// visitForAlarm records the visit that answered an alarm.
+func (e *Engine) visitForAlarm(b *vakt.Batch, a *vakt.Alarm, note string, now time.Time) {
+	s := e.st
+	t := s.transmitters[a.Transmitter]
+	start := a.AcceptedAt
+	if start.IsZero() {
+		start = now
+	}
+	v := vakt.Visit{
+		ID: s.newVisitID(), Staff: a.Assignee, Room: t.Location.Room, Resident: t.Resident,
+		Start: start, End: now, Alarm: a.ID, Note: note,
+	}
+	e.recordVisit(b, v, "staff:"+string(a.Assignee), "visit.recorded", now)
+}
+
+func (s *state) newVisitID() vakt.VisitID {
+	s.nextVisit++
+	return vakt.VisitID(fmt.Sprintf("v-%d-%d", s.opt.Clock.Now().Unix(), s.nextVisit))
+}
+
+func (e *Engine) recordVisit(b *vakt.Batch, v vakt.Visit, actor, action string, now time.Time) {
+	b.Visits = append(b.Visits, v)
+	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "visit:" + string(v.ID)})
+	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "visit", At: now, Body: mustJSON(v)})
+	if v.End.IsZero() {
+		e.st.visits[v.ID] = v
+	} else {
+		delete(e.st.visits, v.ID)
+	}
+}
+
+// fnOp runs f on the loop; f may add rows and returns the reply value.
+type fnOp[T any] struct {
+	f     func(e *Engine, b *vakt.Batch, now time.Time) (T, error)
+	reply chan<- result[T]
+}
+
+func (o fnOp[T]) apply(e *Engine, b *vakt.Batch) effect {
+	v, err := o.f(e, b, e.opt.Clock.Now())
+	if err != nil {
+		o.reply <- result[T]{err: err}
+		return nil
+	}
+	return func(cerr error) { o.reply <- result[T]{v: v, err: cerr} }
+}
+
+func do[T any](ctx context.Context, e *Engine, f func(e *Engine, b *vakt.Batch, now time.Time) (T, error)) (T, error) {
+	return call(ctx, e, func(r chan<- result[T]) op { return fnOp[T]{f: f, reply: r} })
+}
+
+// StartVisit registers the arrival of a staff member at a room or resident (a
+// home-care round or a planned visit).
+func (e *Engine) StartVisit(ctx context.Context, staff vakt.StaffID, room, resident string) (vakt.Visit, error) {
+	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.Visit, error) {
+		if room == "" && resident == "" {
+			return vakt.Visit{}, fmt.Errorf("visit needs a room or a resident: %w", vakt.ErrConflict)
+		}
+		v := vakt.Visit{ID: e.st.newVisitID(), Staff: staff, Room: room, Resident: resident, Start: now}
+		e.recordVisit(b, v, "staff:"+string(staff), "visit.started", now)
+		return v, nil
+	})
+}
+
+// EndVisit registers the departure. Only the visiting staff member may end it.
+func (e *Engine) EndVisit(ctx context.Context, staff vakt.StaffID, id vakt.VisitID, note string) (vakt.Visit, error) {
+	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.Visit, error) {
+		v, ok := e.st.visits[id]
+		if !ok {
+			return v, fmt.Errorf("visit %s: %w", id, vakt.ErrNotFound)
+		}
+		if v.Staff != staff {
+			return v, fmt.Errorf("visit %s: %w", id, vakt.ErrForbidden)
+		}
+		v.End, v.Note = now, note
+		e.recordVisit(b, v, "staff:"+string(staff), "visit.ended", now)
+		return v, nil
+	})
+}
+
+// EPRSent records that a note was sent to the EPR system for a visit: metadata only.
+func (e *Engine) EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.VisitID, system string) (vakt.EPRRecord, error) {
+	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.EPRRecord, error) {
+		r := vakt.EPRRecord{Visit: visit, System: system, SentAt: now, Staff: staff}
+		b.EPR = append(b.EPR, r)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(staff), Action: "epr.sent", Subject: "visit:" + string(visit)})
+		b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "epr", At: now, Body: mustJSON(r)})
+		return r, nil
+	})
+}

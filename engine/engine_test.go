@@ -1,0 +1,272 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/internal/fakeclock"
+	"github.com/vakt/vakt/routing"
+	"github.com/vakt/vakt/store"
+)
+
+// phones records every notice per staff member, like their WebSocket would.
+type phones struct {
+	mu  sync.Mutex
+	got map[vakt.StaffID][]vakt.Notice
+	ch  chan struct{}
+}
+
+func newPhones() *phones { return &phones{got: map[vakt.StaffID][]vakt.Notice{}, ch: make(chan struct{}, 1024)} }
+
+func (p *phones) Notify(s vakt.StaffID, n vakt.Notice) {
+	p.mu.Lock()
+	p.got[s] = append(p.got[s], n)
+	p.mu.Unlock()
+	select {
+	case p.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (p *phones) count(s vakt.StaffID, t vakt.NoticeType) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, x := range p.got[s] {
+		if x.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// wait blocks until cond holds, woken by each notice; bounded so a bug fails fast.
+func (p *phones) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-p.ch:
+		case <-timeout:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+type rig struct {
+	t      *testing.T
+	path   string
+	clock  *fakeclock.Clock
+	phones *phones
+	db     *store.DB
+	eng    *engine.Engine
+	stop   func()
+}
+
+var (
+	t0   = time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC)
+	room = vakt.Transmitter{ID: "room-101", Location: vakt.Location{Room: "101", Zone: "east", Floor: 1, Lat: 59.9139, Lon: 10.7522}}
+)
+
+func policy() routing.Config {
+	return routing.Config{
+		OfferConfirm: 10 * time.Second, FloorPenaltyM: 30, NearestEnabled: true, PositionTTL: time.Hour,
+		Policies: []routing.Policy{{Name: "care", ReAlarmAfter: 5 * time.Minute, Tiers: []routing.Tier{
+			{Target: routing.TargetNearest, Count: 1, Wait: 30 * time.Second},
+			{Target: routing.TargetSite, Wait: time.Minute},
+		}}, {Name: "technical", Kinds: []vakt.EventKind{vakt.EventLowBattery, vakt.EventTamper, vakt.EventOffline},
+			Tiers: []routing.Tier{{Target: routing.TargetRole, Roles: []string{"technician"}, Wait: 10 * time.Minute}}}},
+	}
+}
+
+// start opens (or reopens) the engine on the rig's database file.
+func (r *rig) start(walkTest bool) {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := store.Open(ctx, r.path, store.Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	router, err := routing.New(policy())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	near := vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}
+	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
+	eng, err := engine.New(ctx, engine.Options{
+		Store: db, Router: router, Notifier: r.phones, Clock: r.clock,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Transmitters: []vakt.Transmitter{room}, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
+		Directory: []vakt.Staff{
+			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
+		},
+		InitialStaff: []vakt.StaffState{
+			{Staff: "near", OnDuty: true, Availability: vakt.Available, Position: &near},
+			{Staff: "far", OnDuty: true, Availability: vakt.Available, Position: &far},
+			{Staff: "tech", OnDuty: true, Availability: vakt.Available},
+		},
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = eng.Run(ctx); close(done) }()
+	r.db, r.eng = db, eng
+	r.stop = func() { cancel(); <-done; _ = db.Close() }
+}
+
+func newRig(t *testing.T) *rig {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones()}
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// ingest submits ev and waits for its commit.
+func (r *rig) ingest(ev vakt.Event) {
+	r.t.Helper()
+	errc := make(chan error, 1)
+	if err := r.eng.Ingest(ev, func(err error) { errc <- err }); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// open lists every open alarm, as the union of what each staff member sees.
+func (r *rig) open() []vakt.Alarm {
+	r.t.Helper()
+	seen := map[vakt.AlarmID]bool{}
+	var all []vakt.Alarm
+	for _, s := range []vakt.StaffID{"near", "far", "tech"} {
+		list, err := r.eng.Alarms(context.Background(), s)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, a := range list {
+			if !seen[a.ID] {
+				seen[a.ID] = true
+				all = append(all, a)
+			}
+		}
+	}
+	return all
+}
+
+// TestAckOnlyAfterCommit: when a driver is told "done", the alarm is already in the
+// database file — the source may acknowledge and nothing is lost.
+func TestAckOnlyAfterCommit(t *testing.T) {
+	r := newRig(t)
+	found := make(chan error, 1)
+	err := r.eng.Ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventEmergency, Source: "mqtt"}, func(err error) {
+		if err != nil {
+			found <- err
+			return
+		}
+		_, qerr := r.db.Alarm(context.Background(), "a-1")
+		found <- qerr
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-found; err != nil {
+		t.Fatalf("alarm not in the database when the source was told done: %v", err)
+	}
+	r.phones.wait(t, "offer to the nearest nurse", func() bool { return r.phones.count("near", vakt.NoticeOffer) == 1 })
+	if r.phones.count("far", vakt.NoticeOffer) != 0 {
+		t.Fatal("tier 1 is nearest-one: far must not be offered yet")
+	}
+}
+
+// TestRestartResumesOverdueDeadline: the gateway is down while tier 1's wait runs
+// out; on restart the escalation fires at once.
+func TestRestartResumesOverdueDeadline(t *testing.T) {
+	r := newRig(t)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventEmergency, Source: "mqtt"})
+	if err := r.eng.Delivered(context.Background(), "near", "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	r.clock.Advance(45 * time.Second) // while down
+	r.start(false)
+	r.phones.wait(t, "tier 2 offer to far after restart", func() bool { return r.phones.count("far", vakt.NoticeOffer) == 1 })
+}
+
+// TestGroupCommit: a burst of presses from many transmitters is committed in far
+// fewer transactions than events, and every source is told done.
+func TestGroupCommit(t *testing.T) {
+	r := newRig(t)
+	const n = 2000
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		ev := vakt.Event{Transmitter: vakt.TransmitterID(fmt.Sprintf("btn-%d", i%500)), Kind: vakt.EventCheckIn, Source: "mqtt"}
+		for r.eng.Ingest(ev, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		}) == vakt.ErrBusy {
+			t.Fatal("queue full at 2000 events")
+		}
+	}
+	wg.Wait()
+	st := r.eng.Stats()
+	if st.Events < n || st.Batches >= n/4 {
+		t.Fatalf("%d events in %d batches: group commit is not batching", st.Events, st.Batches)
+	}
+}
+
+// TestResetBeforeAcceptCancels: the resident resets the call before anyone accepted:
+// the alarm is cancelled and the offer withdrawn from the phone.
+func TestResetBeforeAcceptCancels(t *testing.T) {
+	r := newRig(t)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "espa"})
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCancel, Source: "espa"})
+	r.phones.wait(t, "withdrawn", func() bool { return r.phones.count("near", vakt.NoticeWithdrawn) == 1 })
+	if len(r.open()) != 0 {
+		t.Fatal("cancelled alarm still open")
+	}
+	a, err := r.db.Alarm(context.Background(), "a-1")
+	if err != nil || a.State != vakt.StateCancelled {
+		t.Fatalf("stored alarm %+v %v", a, err)
+	}
+}
+
+// TestLowBatteryOnceGoesToTechnician: repeated low-battery reports make one technical
+// alarm for the technician, not one per message and not to the nurses.
+func TestLowBatteryOnceGoesToTechnician(t *testing.T) {
+	r := newRig(t)
+	bat := 9
+	for range 3 {
+		r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventLowBattery, Battery: &bat, Source: "mqtt"})
+	}
+	r.phones.wait(t, "technician offered", func() bool { return r.phones.count("tech", vakt.NoticeOffer) == 1 })
+	open := r.open()
+	if len(open) != 1 || open[0].Count != 3 || open[0].Priority != vakt.PriorityTechnical {
+		t.Fatalf("open alarms %+v", open)
+	}
+	if r.phones.count("near", vakt.NoticeOffer) != 0 {
+		t.Fatal("a nurse was offered a technical alarm")
+	}
+}
+
+// TestWalkTestAlarmsNobody: in commissioning mode presses are recorded, nobody rings.
+func TestWalkTestAlarmsNobody(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones()}
+	r.start(true)
+	t.Cleanup(func() { r.stop() })
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventEmergency, Source: "mqtt"})
+	if len(r.open()) != 0 || r.phones.count("near", vakt.NoticeOffer) != 0 {
+		t.Fatal("walk test raised an alarm")
+	}
+}

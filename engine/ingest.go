@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+)
+
+// Ingest implements vakt.Ingester for drivers: the event is queued for the next group
+// commit and done runs after that commit.
+func (e *Engine) Ingest(ev vakt.Event, done func(error)) error {
+	return e.submit(ingestOp{ev: ev, done: done})
+}
+
+type ingestOp struct {
+	ev   vakt.Event
+	done func(error)
+}
+
+func (o ingestOp) apply(e *Engine, b *vakt.Batch) effect {
+	fx := e.ingest(b, o.ev)
+	return func(err error) {
+		if fx != nil {
+			fx(err)
+		}
+		if o.done != nil {
+			o.done(err)
+		}
+	}
+}
+
+// ingest decides what one event means: a check-in, a new alarm, a repeat, a reset.
+func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
+	s := e.st
+	now := e.opt.Clock.Now()
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = now
+	}
+	rec := vakt.EventRecord{Event: ev}
+
+	// A redelivery we already committed (same source message id) changes nothing.
+	if ev.SourceID != "" {
+		key := ev.Source + "\x00" + ev.SourceID
+		if id, ok := s.seen[key]; ok {
+			rec.Alarm, rec.Duplicate = id, true
+			b.Events = append(b.Events, rec)
+			return nil
+		}
+		defer func() { s.seen[key] = rec.Alarm }()
+	}
+
+	// Every message is a check-in for supervision.
+	h := s.health[ev.Transmitter]
+	h.Transmitter, h.LastSeen, h.Online = ev.Transmitter, ev.ReceivedAt, ev.Kind != vakt.EventOffline
+	if ev.Battery != nil {
+		h.Battery = ev.Battery
+	}
+	if ev.LinkQuality != nil {
+		h.LinkQuality = ev.LinkQuality
+	}
+	s.health[ev.Transmitter] = h
+	b.Health = append(b.Health, h)
+
+	var fx effect
+	switch {
+	case ev.Kind.Raises() || ev.Kind.Technical():
+		if e.opt.WalkTest {
+			break // commissioning: the press is recorded and shown, nobody is alarmed
+		}
+		rec.Alarm, fx = e.raise(b, ev, now)
+	case ev.Kind == vakt.EventCancel:
+		rec.Alarm, fx = e.reset(b, ev, now)
+	case ev.Kind == vakt.EventPresence:
+		rec.Alarm, fx = e.transmitterPresence(b, ev, now)
+	}
+	b.Events = append(b.Events, rec)
+	return fx
+}
+
+// raise opens an alarm for the event, or counts a repeat on the open one.
+func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmID, effect) {
+	s := e.st
+	key := keyFor(ev.Transmitter, ev.Kind)
+	loc := s.location(ev.Transmitter)
+	if id, ok := s.open[key]; ok {
+		a := s.alarms[id]
+		acts := e.opt.Router.Repeat(a, ev.Priority, s.env(now, loc))
+		return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.repeated", acts, now)
+	}
+	pol := e.opt.Router.Policy(ev.Kind, loc)
+	prio := ev.Kind.DefaultPriority()
+	if pol.Priority != 0 {
+		prio = pol.Priority
+	}
+	if ev.Priority != 0 {
+		prio = ev.Priority
+	}
+	a := &vakt.Alarm{
+		ID:          vakt.AlarmID(fmt.Sprintf("a-%d", s.nextAlarm)),
+		Transmitter: ev.Transmitter,
+		Kind:        ev.Kind,
+		Priority:    prio,
+		State:       vakt.StateRaised,
+		RaisedAt:    now,
+		Count:       1,
+		Policy:      pol.Name,
+	}
+	s.nextAlarm++
+	s.alarms[a.ID] = a
+	s.open[key] = a.ID
+	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
+	acts := e.opt.Router.Raise(a, s.env(now, loc))
+	offered := e.record(b, a, "system", "alarm.offered", acts, now)
+	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
+	return a.ID, func(err error) { raised(err); offered(err) }
+}
+
+// reset is a cancel at the transmitter: before anyone accepted it cancels the alarm,
+// after that it is only recorded (someone is on the way).
+func (e *Engine) reset(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmID, effect) {
+	s := e.st
+	id, ok := s.open[keyFor(ev.Transmitter, "")]
+	if !ok {
+		return "", nil
+	}
+	a := s.alarms[id]
+	acts, cancelled := e.opt.Router.Cancel(a, s.env(now, s.location(a.Transmitter)))
+	action := "alarm.reset-recorded"
+	if cancelled {
+		action = "alarm.cancelled"
+	}
+	return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), action, acts, now)
+}
+
+// transmitterPresence is the presence button in the room: the assignee has arrived.
+func (e *Engine) transmitterPresence(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmID, effect) {
+	s := e.st
+	id, ok := s.open[keyFor(ev.Transmitter, "")]
+	if !ok {
+		return "", nil
+	}
+	a := s.alarms[id]
+	if a.Assignee == "" || a.State != vakt.StateAccepted {
+		return id, nil
+	}
+	acts, err := e.opt.Router.Presence(a, a.Assignee, s.env(now, s.location(a.Transmitter)))
+	if err != nil {
+		return id, nil
+	}
+	return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.presence", acts, now)
+}
+
+// tickOp fires every due timer.
+type tickOp struct{}
+
+func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
+	s := e.st
+	now := e.opt.Clock.Now()
+	var fxs []effect
+	for _, a := range s.alarms {
+		if a.Deadline.IsZero() || a.Deadline.After(now) {
+			continue
+		}
+		before := *a
+		acts := e.opt.Router.Tick(a, s.env(now, s.location(a.Transmitter)))
+		if len(acts) == 0 && before.State == a.State && before.Tier == a.Tier && before.Deadline.Equal(a.Deadline) {
+			continue
+		}
+		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
+	}
+	e.purgePositions(b, now)
+	return runAll(fxs)
+}
+
+func runAll(fxs []effect) effect {
+	if len(fxs) == 0 {
+		return nil
+	}
+	return func(err error) {
+		for _, fx := range fxs {
+			fx(err)
+		}
+	}
+}

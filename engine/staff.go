@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+)
+
+// Staff returns a directory entry and its state (for login and the phone's "me").
+func (e *Engine) Staff(ctx context.Context, id vakt.StaffID) (vakt.Member, error) {
+	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) (vakt.Member, error) {
+		d, ok := e.st.directory[id]
+		if !ok {
+			return vakt.Member{}, fmt.Errorf("staff %s: %w", id, vakt.ErrNotFound)
+		}
+		return vakt.Member{Staff: d, State: *e.st.staffState(id)}, nil
+	})
+}
+
+// Members lists every directory entry with its state, sorted by id.
+func (e *Engine) Members(ctx context.Context) ([]vakt.Member, error) {
+	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) ([]vakt.Member, error) {
+		out := make([]vakt.Member, 0, len(e.st.directory))
+		for id, d := range e.st.directory {
+			out = append(out, vakt.Member{Staff: d, State: *e.st.staffState(id)})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return out, nil
+	})
+}
+
+// SetDuty puts a staff member on or off duty. Going off duty drops the position at
+// once: positions are kept only while on duty (G1).
+func (e *Engine) SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error) {
+	return e.updateStaff(ctx, id, "staff.duty", func(st *vakt.StaffState) error {
+		st.OnDuty = on
+		if !on {
+			st.Position = nil
+		}
+		return nil
+	})
+}
+
+// SetAvailability sets available, busy or away.
+func (e *Engine) SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error) {
+	return e.updateStaff(ctx, id, "staff.availability", func(st *vakt.StaffState) error {
+		if !a.Valid() {
+			return fmt.Errorf("availability %q: %w", a, vakt.ErrConflict)
+		}
+		st.Availability = a
+		return nil
+	})
+}
+
+// ErrPositionRefused: the position was not stored (off duty, or nearest routing off).
+var ErrPositionRefused = fmt.Errorf("position not kept: off duty or nearest-staff routing disabled: %w", vakt.ErrConflict)
+
+// SetPosition keeps the latest position only, only while on duty and only when
+// nearest-staff routing is on; nothing else about positions is stored or synced.
+func (e *Engine) SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Position) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
+		if _, ok := e.st.directory[id]; !ok {
+			return struct{}{}, fmt.Errorf("staff %s: %w", id, vakt.ErrNotFound)
+		}
+		st := e.st.staffState(id)
+		if !e.opt.NearestRouting || !st.OnDuty {
+			return struct{}{}, ErrPositionRefused
+		}
+		p.At = now
+		st.Position = &p
+		b.Staff = append(b.Staff, *st)
+		e.st.peopleDirty = true
+		return struct{}{}, nil
+	})
+	return err
+}
+
+func (e *Engine) updateStaff(ctx context.Context, id vakt.StaffID, action string, f func(*vakt.StaffState) error) (vakt.StaffState, error) {
+	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.StaffState, error) {
+		if _, ok := e.st.directory[id]; !ok {
+			return vakt.StaffState{}, fmt.Errorf("staff %s: %w", id, vakt.ErrNotFound)
+		}
+		st := e.st.staffState(id)
+		if err := f(st); err != nil {
+			return vakt.StaffState{}, err
+		}
+		b.Staff = append(b.Staff, *st)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(id), Action: action, Subject: "staff:" + string(id)})
+		e.st.peopleDirty = true
+		return *st, nil
+	})
+}
+
+// Alarms lists the open alarms a staff member may see: those offered to them or
+// assigned to them; staff holding one of seeAll roles see every open alarm.
+func (e *Engine) Alarms(ctx context.Context, id vakt.StaffID, seeAll ...string) ([]vakt.Alarm, error) {
+	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) ([]vakt.Alarm, error) {
+		all := len(seeAll) > 0 && e.st.directory[id].HasRole(seeAll...)
+		var out []vakt.Alarm
+		for _, a := range e.st.alarms {
+			if all || a.Assignee == id || hasOffer(a, id) {
+				c := *a
+				c.Offers = slices.Clone(a.Offers)
+				out = append(out, c)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool {
+			if out[i].Priority != out[j].Priority {
+				return out[i].Priority < out[j].Priority
+			}
+			return out[i].RaisedAt.Before(out[j].RaisedAt)
+		})
+		return out, nil
+	})
+}
+
+// Offered lists the alarms currently offered to id and not yet answered: what a
+// phone must ring for again when it reconnects (R8).
+func (e *Engine) Offered(ctx context.Context, id vakt.StaffID) ([]vakt.Alarm, error) {
+	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) ([]vakt.Alarm, error) {
+		var out []vakt.Alarm
+		for _, a := range e.st.alarms {
+			if a.Assignee != "" {
+				continue
+			}
+			for _, o := range a.Offers {
+				if o.Staff == id && (o.Status == vakt.OfferPending || o.Status == vakt.OfferDelivered) {
+					c := *a
+					c.Offers = slices.Clone(a.Offers)
+					out = append(out, c)
+					break
+				}
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].RaisedAt.Before(out[j].RaisedAt) })
+		return out, nil
+	})
+}
+
+func hasOffer(a *vakt.Alarm, id vakt.StaffID) bool {
+	for _, o := range a.Offers {
+		if o.Staff == id && o.Status != vakt.OfferWithdrawn {
+			return true
+		}
+	}
+	return false
+}
+
+// purgePositions forgets positions older than the TTL (G1).
+func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) {
+	for _, st := range e.st.staff {
+		if st.Position == nil {
+			continue
+		}
+		if !e.opt.NearestRouting || now.Sub(st.Position.At) >= e.opt.PositionTTL {
+			st.Position = nil
+			b.Staff = append(b.Staff, *st)
+			e.st.peopleDirty = true
+		}
+	}
+}
+
+// startOp merges the configured directory and initial demo state into the stored state.
+type startOp struct{}
+
+func (startOp) apply(e *Engine, b *vakt.Batch) effect {
+	s := e.st
+	now := e.opt.Clock.Now()
+	for _, d := range e.opt.Directory {
+		if old, ok := s.directory[d.ID]; !ok || !sameStaff(old, d) {
+			b.Directory = append(b.Directory, d)
+		}
+		s.directory[d.ID] = d
+	}
+	for _, init := range e.opt.InitialStaff {
+		if _, ok := s.staff[init.Staff]; ok {
+			continue
+		}
+		st := init
+		if st.Position != nil {
+			p := *st.Position
+			p.At = now
+			st.Position = &p
+		}
+		s.staff[st.Staff] = &st
+		b.Staff = append(b.Staff, st)
+	}
+	s.peopleDirty = true
+	return nil
+}
+
+func sameStaff(a, b vakt.Staff) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.Phone == b.Phone && a.Email == b.Email &&
+		a.Zone == b.Zone && a.SecretHash == b.SecretHash && slices.Equal(a.Roles, b.Roles)
+}

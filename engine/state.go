@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/routing"
+)
+
+// state is everything the loop decides from. Only the loop goroutine touches it.
+type state struct {
+	opt          Options
+	transmitters map[vakt.TransmitterID]vakt.Transmitter
+	directory    map[vakt.StaffID]vakt.Staff
+	staff        map[vakt.StaffID]*vakt.StaffState
+	health       map[vakt.TransmitterID]vakt.TransmitterHealth
+	alarms       map[vakt.AlarmID]*vakt.Alarm // open alarms only
+	// open maps a transmitter (and, for technical alarms, the kind) to its open alarm,
+	// so a repeat never opens a second one.
+	open      map[openKey]vakt.AlarmID
+	visits    map[vakt.VisitID]vakt.Visit // open visits
+	seen      map[string]vakt.AlarmID     // source\x00sourceID → alarm
+	nextAlarm int64
+	nextVisit int64
+
+	people      []routing.Person // cache for routing, rebuilt when dirty
+	peopleDirty bool
+}
+
+type openKey struct {
+	tx   vakt.TransmitterID
+	kind vakt.EventKind // "" for care alarms
+}
+
+func keyFor(tx vakt.TransmitterID, kind vakt.EventKind) openKey {
+	if kind.Technical() {
+		return openKey{tx, kind}
+	}
+	return openKey{tx, ""}
+}
+
+func newState(opt Options, snap *vakt.Snapshot) *state {
+	s := &state{
+		opt:          opt,
+		transmitters: map[vakt.TransmitterID]vakt.Transmitter{},
+		directory:    map[vakt.StaffID]vakt.Staff{},
+		staff:        map[vakt.StaffID]*vakt.StaffState{},
+		health:       map[vakt.TransmitterID]vakt.TransmitterHealth{},
+		alarms:       map[vakt.AlarmID]*vakt.Alarm{},
+		open:         map[openKey]vakt.AlarmID{},
+		visits:       map[vakt.VisitID]vakt.Visit{},
+		seen:         map[string]vakt.AlarmID{},
+		nextAlarm:    snap.NextAlarm,
+		peopleDirty:  true,
+	}
+	for _, t := range opt.Transmitters {
+		s.transmitters[t.ID] = t
+	}
+	for _, d := range snap.Directory {
+		s.directory[d.ID] = d
+	}
+	for i := range snap.Staff {
+		st := snap.Staff[i]
+		s.staff[st.Staff] = &st
+	}
+	for _, h := range snap.Health {
+		s.health[h.Transmitter] = h
+	}
+	for i := range snap.OpenAlarms {
+		a := snap.OpenAlarms[i]
+		s.alarms[a.ID] = &a
+		s.open[keyFor(a.Transmitter, a.Kind)] = a.ID
+		if n := alarmNumber(a.ID); n >= s.nextAlarm {
+			s.nextAlarm = n + 1
+		}
+	}
+	for _, v := range snap.OpenVisits {
+		s.visits[v.ID] = v
+		if n := visitNumber(v.ID); n >= s.nextVisit {
+			s.nextVisit = n + 1
+		}
+	}
+	for k, v := range snap.SeenSources {
+		s.seen[k] = v
+	}
+	if s.nextAlarm < 1 {
+		s.nextAlarm = 1
+	}
+	return s
+}
+
+func alarmNumber(id vakt.AlarmID) int64 {
+	n, _ := strconv.ParseInt(string(id[min(2, len(id)):]), 10, 64)
+	return n
+}
+
+func visitNumber(id vakt.VisitID) int64 {
+	s := string(id)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '-' {
+			n, _ := strconv.ParseInt(s[i+1:], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// location of a transmitter; an unknown transmitter has an empty one.
+func (s *state) location(tx vakt.TransmitterID) vakt.Location {
+	return s.transmitters[tx].Location
+}
+
+// env builds the routing view of the world at now.
+func (s *state) env(now time.Time, origin vakt.Location) routing.Env {
+	// Demo pins are stamped "now" at every decision, so they are rebuilt each time.
+	if s.peopleDirty || len(s.opt.PinnedPositions) > 0 {
+		s.rebuildPeople(now)
+	}
+	return routing.Env{Now: now, Origin: origin, People: s.people}
+}
+
+func (s *state) rebuildPeople(now time.Time) {
+	handling := map[vakt.StaffID]bool{}
+	for _, a := range s.alarms {
+		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
+			handling[a.Assignee] = true
+		}
+	}
+	s.people = s.people[:0]
+	for id, st := range s.staff {
+		d, ok := s.directory[id]
+		if !ok {
+			continue
+		}
+		p := routing.Person{StaffState: *st, Roles: d.Roles, Zone: d.Zone, HandlingEmergency: handling[id]}
+		if pin, ok := s.opt.PinnedPositions[id]; ok && p.Position == nil {
+			pin.At = now
+			p.Position = &pin
+		}
+		s.people = append(s.people, p)
+	}
+	// Map order is random; routing breaks ties by id, but a stable slice keeps
+	// decisions reproducible in logs and tests.
+	sort.Slice(s.people, func(i, j int) bool { return s.people[i].Staff < s.people[j].Staff })
+	s.peopleDirty = false
+}
+
+// nextDeadline is the earliest pending timer over open alarms (zero: none).
+func (s *state) nextDeadline() time.Time {
+	var next time.Time
+	for _, a := range s.alarms {
+		if a.Deadline.IsZero() {
+			continue
+		}
+		if next.IsZero() || a.Deadline.Before(next) {
+			next = a.Deadline
+		}
+	}
+	// Positions expire after their TTL: wake up to purge them (G1).
+	if s.opt.PositionTTL > 0 {
+		for _, st := range s.staff {
+			if st.Position == nil {
+				continue
+			}
+			if exp := st.Position.At.Add(s.opt.PositionTTL); next.IsZero() || exp.Before(next) {
+				next = exp
+			}
+		}
+	}
+	return next
+}
+
+// staffState returns the live state of id, creating an off-duty one.
+func (s *state) staffState(id vakt.StaffID) *vakt.StaffState {
+	st, ok := s.staff[id]
+	if !ok {
+		st = &vakt.StaffState{Staff: id, Availability: vakt.Available}
+		s.staff[id] = st
+	}
+	return st
+}
+
+// alarmRecord is the outbox body for an alarm change: ids and facts only, never
+// names or positions (positions never leave the gateway).
+type alarmRecord struct {
+	ID          vakt.AlarmID       `json:"id"`
+	Transmitter vakt.TransmitterID `json:"transmitter"`
+	Kind        vakt.EventKind     `json:"kind"`
+	Priority    vakt.Priority      `json:"priority"`
+	State       vakt.AlarmState    `json:"state"`
+	Count       int                `json:"count"`
+	Tier        int                `json:"tier"`
+	Assignee    vakt.StaffID       `json:"assignee,omitempty"`
+	RaisedAt    time.Time          `json:"raised_at"`
+	At          time.Time          `json:"at"`
+	Forwarded   bool               `json:"forwarded,omitempty"`
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own plain structs are marshalled
+	}
+	return b
+}
