@@ -51,6 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
 	eng, err := engine.New(ctx, engine.Options{
 		Store: db, Router: router, Notifier: srv, Transmitters: tx, NearestRouting: true, PositionTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Directory: []vakt.Staff{
 			{ID: "nurse-a", Name: "A", Roles: []string{"nurse"}, SecretHash: string(hash)},
 			{ID: "nurse-b", Name: "B", Roles: []string{"nurse"}, SecretHash: string(hashB)},

@@ -44,7 +44,7 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 		c.reply <- result[vakt.Alarm]{err: fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)}
 		return nil
 	}
-	env := s.env(now, s.location(a.Transmitter))
+	env := s.envFor(now, a)
 	var acts []routing.Action
 	var err error
 	switch c.verb {

@@ -85,7 +85,7 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	loc := s.location(ev.Transmitter)
 	if id, ok := s.open[key]; ok {
 		a := s.alarms[id]
-		acts := e.opt.Router.Repeat(a, ev.Priority, s.env(now, loc))
+		acts := e.opt.Router.Repeat(a, ev.Priority, s.envFor(now, a))
 		return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.repeated", acts, now)
 	}
 	pol := e.opt.Router.Policy(ev.Kind, loc)
@@ -125,7 +125,7 @@ func (e *Engine) reset(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 		return "", nil
 	}
 	a := s.alarms[id]
-	acts, cancelled := e.opt.Router.Cancel(a, s.env(now, s.location(a.Transmitter)))
+	acts, cancelled := e.opt.Router.Cancel(a, s.envFor(now, a))
 	action := "alarm.reset-recorded"
 	if cancelled {
 		action = "alarm.cancelled"
@@ -144,7 +144,7 @@ func (e *Engine) transmitterPresence(b *vakt.Batch, ev vakt.Event, now time.Time
 	if a.Assignee == "" || a.State != vakt.StateAccepted {
 		return id, nil
 	}
-	acts, err := e.opt.Router.Presence(a, a.Assignee, s.env(now, s.location(a.Transmitter)))
+	acts, err := e.opt.Router.Presence(a, a.Assignee, s.envFor(now, a))
 	if err != nil {
 		return id, nil
 	}
@@ -163,7 +163,7 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 			continue
 		}
 		before := *a
-		acts := e.opt.Router.Tick(a, s.env(now, s.location(a.Transmitter)))
+		acts := e.opt.Router.Tick(a, s.envFor(now, a))
 		if len(acts) == 0 && before.State == a.State && before.Tier == a.Tier && before.Deadline.Equal(a.Deadline) {
 			continue
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -28,6 +29,7 @@ type state struct {
 
 	people      []routing.Person // cache for routing, rebuilt when dirty
 	peopleDirty bool
+	handling    map[vakt.StaffID]int // open emergencies each staff member has accepted
 }
 
 type openKey struct {
@@ -122,20 +124,38 @@ func (s *state) env(now time.Time, origin vakt.Location) routing.Env {
 	return routing.Env{Now: now, Origin: origin, People: s.people}
 }
 
-func (s *state) rebuildPeople(now time.Time) {
-	handling := map[vakt.StaffID]bool{}
-	for _, a := range s.alarms {
-		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
-			handling[a.Assignee] = true
+// envFor is env for a decision about a: its own assignee does not count as busy with
+// another emergency because of a itself (a re-alarmed emergency may go back to them).
+func (s *state) envFor(now time.Time, a *vakt.Alarm) routing.Env {
+	env := s.env(now, s.location(a.Transmitter))
+	if a.Assignee == "" || a.Priority != vakt.PriorityEmergency || s.handling[a.Assignee] != 1 {
+		return env
+	}
+	people := slices.Clone(env.People)
+	for i := range people {
+		if people[i].Staff == a.Assignee {
+			people[i].HandlingEmergency = false
 		}
 	}
+	env.People = people
+	return env
+}
+
+func (s *state) rebuildPeople(now time.Time) {
+	handling := map[vakt.StaffID]int{}
+	for _, a := range s.alarms {
+		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
+			handling[a.Assignee]++
+		}
+	}
+	s.handling = handling
 	s.people = s.people[:0]
 	for id, st := range s.staff {
 		d, ok := s.directory[id]
 		if !ok {
 			continue
 		}
-		p := routing.Person{StaffState: *st, Roles: d.Roles, Zone: d.Zone, HandlingEmergency: handling[id]}
+		p := routing.Person{StaffState: *st, Roles: d.Roles, Zone: d.Zone, HandlingEmergency: handling[id] > 0}
 		if pin, ok := s.opt.PinnedPositions[id]; ok && p.Position == nil {
 			pin.At = now
 			p.Position = &pin

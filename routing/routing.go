@@ -8,6 +8,8 @@
 package routing
 
 import (
+	"math"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -107,58 +109,224 @@ type Router struct {
 }
 
 // New checks cfg and returns a Router.
-func New(cfg Config) (*Router, error) { panic("TODO") }
+func New(cfg Config) (*Router, error) {
+	cfg.Policies = clonePolicies(cfg.Policies)
+	if err := validate(&cfg); err != nil {
+		return nil, err
+	}
+	return &Router{cfg: cfg}, nil
+}
 
 // Policy returns the policy for an alarm of kind raised at loc: the most specific
 // match wins (room, then zone, then site-wide). When nothing matches, a built-in
 // fallback offers everyone on duty at the site and waits 60 s per round.
-func (r *Router) Policy(kind vakt.EventKind, loc vakt.Location) Policy { panic("TODO") }
+func (r *Router) Policy(kind vakt.EventKind, loc vakt.Location) Policy {
+	best, score := -1, 0
+	for i := range r.cfg.Policies {
+		// Strictly greater: among equally specific policies the first configured wins.
+		if m := r.cfg.Policies[i].match(kind, loc); m > score {
+			best, score = i, m
+		}
+	}
+	if best < 0 {
+		return fallback()
+	}
+	return r.cfg.Policies[best]
+}
 
 // Rank returns the tier's candidates in offer order (nearest first; unknown or stale
 // positions after known ones; ties to whoever was offered least recently). Candidates
 // are on duty, hold a matching role, are available (or busy when IncludeBusy), are not
 // handling an emergency, and are in the zone for zone tiers.
-func (r *Router) Rank(t Tier, env Env) []Candidate { panic("TODO") }
+//
+// DistanceM is the figure the order follows: great-circle distance plus the floor
+// penalty. The candidates the tier would offer at once (Count for nearest, everyone
+// otherwise) get it from golang-geo; the rest carry the cheap estimate the order was
+// computed from, which agrees with golang-geo to well under a millimetre on a site.
+// Distances equal to the centimetre are ties.
+func (r *Router) Rank(t Tier, env Env) []Candidate {
+	confirm := math.MaxInt
+	if t.Target == TargetNearest {
+		confirm = t.count()
+	}
+	return r.rank(nil, rankRequest{tier: &t, env: &env, k: -1, confirm: confirm})
+}
 
 // Raise routes a freshly raised alarm (State raised, Policy set): it offers the first
 // non-empty tier and sets State, Tier, TierStartedAt, Offers and Deadline.
-func (r *Router) Raise(a *vakt.Alarm, env Env) []Action { panic("TODO") }
+func (r *Router) Raise(a *vakt.Alarm, env Env) []Action {
+	if a.State != vakt.StateRaised {
+		return r.Tick(a, env) // already routed: a repeated call only runs due timers
+	}
+	s := r.newStep(a, &env)
+	if a.Round == 0 {
+		a.Round = 1
+	}
+	a.State = vakt.StateOffered
+	a.Tier = 0
+	s.escalate(true)
+	s.setDeadline()
+	return s.acts
+}
 
 // Repeat records another trigger of the open alarm: Count+1 and the priority raised
 // to p when p is more urgent.
-func (r *Router) Repeat(a *vakt.Alarm, p vakt.Priority, env Env) []Action { panic("TODO") }
+func (r *Router) Repeat(a *vakt.Alarm, p vakt.Priority, env Env) []Action {
+	a.Count++
+	if !a.State.Open() {
+		return nil
+	}
+	s := r.newStep(a, &env)
+	if p == 0 || (a.Priority != 0 && p >= a.Priority) {
+		s.settle()
+		return s.acts
+	}
+	a.Priority = p
+	before := s.liveHolders()
+	s.settle()
+	s.notifyChange(before)
+	return s.acts
+}
 
 // Delivered records that staff's phone rang. Unknown offers are ignored.
-func (r *Router) Delivered(a *vakt.Alarm, staff vakt.StaffID, env Env) []Action { panic("TODO") }
+func (r *Router) Delivered(a *vakt.Alarm, staff vakt.StaffID, env Env) []Action {
+	i := findOffer(a, staff)
+	if i < 0 || a.Offers[i].Status != vakt.OfferPending || !unassigned(a) {
+		return nil
+	}
+	s := r.newStep(a, &env)
+	a.Offers[i].Status = vakt.OfferDelivered
+	s.settle()
+	return s.acts
+}
 
 // Accept gives the alarm to staff, who must hold an offer for it (vakt.ErrForbidden
 // otherwise); vakt.ErrConflict when someone else has it. Everyone else offered is
 // told it is taken. Accepting twice is harmless.
 func (r *Router) Accept(a *vakt.Alarm, staff vakt.StaffID, env Env) ([]Action, error) {
-	panic("TODO")
+	if staff != "" && a.Assignee == staff {
+		return nil, nil
+	}
+	i := findOffer(a, staff)
+	switch {
+	case i < 0:
+		return nil, vakt.ErrForbidden
+	case a.Assignee != "" || !unassigned(a):
+		return nil, vakt.ErrConflict
+	case !live(a.Offers[i].Status) && a.Offers[i].Status != vakt.OfferRejected && a.Offers[i].Status != vakt.OfferUnreachable:
+		// A nurse whose delivery confirmation was lost may still say "I'm going";
+		// only a withdrawn offer (cancelled, taken) can no longer be accepted.
+		return nil, vakt.ErrForbidden
+	}
+	s := r.newStep(a, &env)
+	a.Assignee, a.AcceptedAt = staff, env.Now
+	a.State = vakt.StateAccepted
+	for j := range a.Offers {
+		o := &a.Offers[j]
+		switch {
+		case j == i:
+			o.Status = vakt.OfferAccepted
+		case live(o.Status):
+			o.Status = vakt.OfferWithdrawn
+			s.acts = append(s.acts, Action{Kind: ActTaken, Staff: o.Staff, By: staff})
+		}
+	}
+	s.settle()
+	return s.acts, nil
 }
 
 // Reject records a refusal and moves on at once: the next candidate of the tier, or
 // the next tier when everyone offered has refused or was unreachable.
 func (r *Router) Reject(a *vakt.Alarm, staff vakt.StaffID, env Env) ([]Action, error) {
-	panic("TODO")
+	if staff != "" && a.Assignee == staff {
+		return nil, vakt.ErrConflict // they have it: refusing now is not an answer to an offer
+	}
+	i := findOffer(a, staff)
+	if i < 0 {
+		return nil, vakt.ErrForbidden
+	}
+	if !unassigned(a) {
+		return nil, vakt.ErrConflict
+	}
+	switch a.Offers[i].Status {
+	case vakt.OfferRejected:
+		return nil, nil
+	case vakt.OfferPending, vakt.OfferDelivered, vakt.OfferUnreachable:
+	default:
+		return nil, vakt.ErrConflict
+	}
+	s := r.newStep(a, &env)
+	a.Offers[i].Status = vakt.OfferRejected
+	s.settle()
+	return s.acts, nil
 }
 
 // Presence records that the assignee is with the resident (only the assignee).
 func (r *Router) Presence(a *vakt.Alarm, staff vakt.StaffID, env Env) ([]Action, error) {
-	panic("TODO")
+	if err := checkAssignee(a, staff); err != nil {
+		return nil, err
+	}
+	switch a.State {
+	case vakt.StatePresent:
+		return nil, nil
+	case vakt.StateAccepted:
+	default:
+		return nil, vakt.ErrConflict
+	}
+	a.State = vakt.StatePresent
+	a.Deadline = time.Time{} // no re-alarm: someone is there
+	return nil, nil
 }
 
 // Complete finishes the alarm (only the assignee, after accept or presence).
 func (r *Router) Complete(a *vakt.Alarm, staff vakt.StaffID, env Env) ([]Action, error) {
-	panic("TODO")
+	if err := checkAssignee(a, staff); err != nil {
+		return nil, err
+	}
+	switch a.State {
+	case vakt.StateCompleted:
+		return nil, nil
+	case vakt.StateAccepted, vakt.StatePresent:
+	default:
+		return nil, vakt.ErrConflict
+	}
+	a.State = vakt.StateCompleted
+	a.Deadline = time.Time{}
+	return []Action{{Kind: ActUpdate, Staff: staff}}, nil
+}
+
+// checkAssignee lets only the assignee act: ErrForbidden for anyone never offered
+// the alarm or not its assignee, ErrConflict for someone offered it before anyone
+// accepted (they must accept first).
+func checkAssignee(a *vakt.Alarm, staff vakt.StaffID) error {
+	switch {
+	case a.Assignee == "" && findOffer(a, staff) < 0:
+		return vakt.ErrForbidden
+	case a.Assignee == "":
+		return vakt.ErrConflict
+	case a.Assignee != staff:
+		return vakt.ErrForbidden
+	}
+	return nil
 }
 
 // Cancel handles a reset. Before anyone accepted, the alarm is cancelled and every
 // offer withdrawn (cancelled=true). After accept it is only recorded: the state does
 // not change (cancelled=false), someone is on the way.
 func (r *Router) Cancel(a *vakt.Alarm, env Env) (actions []Action, cancelled bool) {
-	panic("TODO")
+	if !a.State.Open() || a.Assignee != "" {
+		return nil, false
+	}
+	a.Offers = slices.Clone(a.Offers)
+	for i := range a.Offers {
+		if o := &a.Offers[i]; live(o.Status) {
+			o.Status = vakt.OfferWithdrawn
+			actions = append(actions, Action{Kind: ActWithdraw, Staff: o.Staff})
+		}
+	}
+	a.State = vakt.StateCancelled
+	a.Deadline = time.Time{}
+	return actions, true
 }
 
 // Tick runs every timer of the alarm that is due at env.Now: unconfirmed offers become
@@ -166,4 +334,15 @@ func (r *Router) Cancel(a *vakt.Alarm, env Env) (actions []Action, cancelled boo
 // open), exhausted tiers forward to the ARC tier or start another round, an accepted
 // alarm without presence in time is offered again. Overdue deadlines (after a restart)
 // fire at once. It sets the next Deadline.
-func (r *Router) Tick(a *vakt.Alarm, env Env) []Action { panic("TODO") }
+func (r *Router) Tick(a *vakt.Alarm, env Env) []Action {
+	switch {
+	case a.State == vakt.StateRaised:
+		return r.Raise(a, env) // committed but never routed (crash in between)
+	case !a.State.Open():
+		a.Deadline = time.Time{}
+		return nil
+	}
+	s := r.newStep(a, &env)
+	s.settle()
+	return s.acts
+}
