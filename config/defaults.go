@@ -1,0 +1,111 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// The defaults, as docs/configuration.md lists them.
+const (
+	DefaultAPIListen     = "127.0.0.1:8080"
+	DefaultSessionTTL    = 12 * time.Hour
+	DefaultStoragePath   = "data/vakt.db"
+	DefaultOfferConfirm  = 10 * time.Second
+	DefaultFloorPenaltyM = 30.0
+	DefaultPositionTTL   = 15 * time.Minute
+	DefaultBaseTopic     = "zigbee2mqtt"
+	DefaultMaxPayload    = 4096
+	DefaultBrokerListen  = "127.0.0.1:1883"
+	DefaultBaud          = 9600
+	DefaultDataBits      = 7
+	DefaultParity        = "even"
+	DefaultStopBits      = 2
+	DefaultSerialRole    = "slave"
+	DefaultSerialAddress = "2"
+	DefaultSerialPeer    = "1"
+	DefaultNearestCount  = 1
+)
+
+// ApplyDefaults fills every field left at its zero value that has a default. Parse
+// calls it already; it is for configurations built in code (tests).
+func (c *Config) ApplyDefaults() { applyDefaults(c, nil) }
+
+// applyDefaults fills the fields that have defaults. given reports whether a key path
+// was written in the file: a key written as 0 or "" keeps that value, so validation
+// reports it rather than a default silently replacing it. A nil given means "nothing
+// was written" (a Config built in code), and zero values are filled.
+func applyDefaults(c *Config, given func(path string) bool) {
+	unset := func(path string) bool { return given == nil || !given(path) }
+	setString := func(path string, v *string, def string) {
+		if *v == "" && unset(path) {
+			*v = def
+		}
+	}
+	setInt := func(path string, v *int, def int) {
+		if *v == 0 && unset(path) {
+			*v = def
+		}
+	}
+	setDuration := func(path string, v *Duration, def time.Duration) {
+		if *v == 0 && unset(path) {
+			*v = Duration(def)
+		}
+	}
+
+	setDuration("routing.offer_confirm", &c.Routing.OfferConfirm, DefaultOfferConfirm)
+	if c.Routing.FloorPenaltyM == 0 && unset("routing.floor_penalty_m") {
+		c.Routing.FloorPenaltyM = DefaultFloorPenaltyM
+	}
+	setDuration("privacy.position_ttl", &c.Privacy.PositionTTL, DefaultPositionTTL)
+	setString("api.listen", &c.API.Listen, DefaultAPIListen)
+	setDuration("api.session_ttl", &c.API.SessionTTL, DefaultSessionTTL)
+	setString("storage.path", &c.Storage.Path, DefaultStoragePath)
+
+	b := &c.Drivers.Broker
+	setString("drivers.broker.listen", &b.Listen, DefaultBrokerListen)
+
+	m := &c.Drivers.MQTT
+	if c.Site.ID != "" {
+		setString("drivers.mqtt.client_id", &m.ClientID, "vakt-"+c.Site.ID)
+	}
+	setString("drivers.mqtt.base_topic", &m.BaseTopic, DefaultBaseTopic)
+	setInt("drivers.mqtt.max_payload", &m.MaxPayload, DefaultMaxPayload)
+	if b.Enabled {
+		setString("drivers.mqtt.url", &m.URL, brokerURL(b.Listen))
+	}
+
+	for i := range c.Drivers.Serial {
+		s := &c.Drivers.Serial[i]
+		p := indexPath("drivers.serial", i)
+		setString(p+".name", &s.Name, s.Device)
+		setInt(p+".baud", &s.Baud, DefaultBaud)
+		setInt(p+".data_bits", &s.DataBits, DefaultDataBits)
+		setString(p+".parity", &s.Parity, DefaultParity)
+		setInt(p+".stop_bits", &s.StopBits, DefaultStopBits)
+		setString(p+".role", &s.Role, DefaultSerialRole)
+		setString(p+".address", &s.Address, DefaultSerialAddress)
+		setString(p+".peer", &s.Peer, DefaultSerialPeer)
+	}
+
+	for i := range c.Policies {
+		for j := range c.Policies[i].Tiers {
+			t := &c.Policies[i].Tiers[j]
+			if t.Target == "nearest" {
+				setInt(indexPath(indexPath("policies", i)+".tiers", j)+".count", &t.Count, DefaultNearestCount)
+			}
+		}
+	}
+}
+
+// brokerURL is how the gateway reaches its own embedded broker listening on listen.
+func brokerURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}

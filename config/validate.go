@@ -1,0 +1,844 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	vakt "github.com/vakt/vakt"
+)
+
+// The values that keys accept. They are spelled as in the root package and routing.
+var (
+	transmitterKinds = []string{
+		string(vakt.KindButton), string(vakt.KindPullCord), string(vakt.KindPendant),
+		string(vakt.KindFall), string(vakt.KindDoor), string(vakt.KindBed),
+		string(vakt.KindSmoke), string(vakt.KindNurseCall), string(vakt.KindSensor),
+	}
+	driverNames = []string{"zigbee2mqtt", "mqtt", "espa"}
+	// eventKinds are what a device's action or JSON value may mean.
+	eventKinds = []string{
+		string(vakt.EventCall), string(vakt.EventAssist), string(vakt.EventEmergency),
+		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
+		string(vakt.EventCancel), string(vakt.EventPresence), string(vakt.EventCheckIn),
+	}
+	// policyKinds are the kinds that open alarms: care kinds plus technical ones.
+	policyKinds = []string{
+		string(vakt.EventCall), string(vakt.EventAssist), string(vakt.EventEmergency),
+		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
+		string(vakt.EventLowBattery), string(vakt.EventTamper), string(vakt.EventOffline),
+	}
+	tierTargets      = []string{"nearest", "zone", "site", "role", "arc"}
+	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
+	parities         = []string{"none", "even", "odd"}
+	serialRoles      = []string{"slave", "control-station"}
+	bauds            = []int{300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
+	mqttSchemes      = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
+	mqttPlainSchemes = []string{"tcp", "mqtt", "ws"}
+)
+
+// sampleSecrets are the values found in examples, manuals and factory defaults.
+// Outside demo mode none of them is accepted as a secret (requirement S1).
+var sampleSecrets = []string{
+	"demo", "changeme", "change-me", "change_me", "password", "passw0rd", "secret",
+	"1234", "12345", "123456", "0000", "admin", "test", "default", "vakt",
+}
+
+func isSample(s string) bool {
+	return slices.Contains(sampleSecrets, strings.ToLower(strings.TrimSpace(s)))
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$`)
+
+// maxPayloadLimit bounds drivers.mqtt.max_payload: alarm payloads are tiny.
+const maxPayloadLimit = 1 << 20
+
+// Validate checks a Config built in code; Parse has already validated what it returns.
+// Errors from here carry no line numbers.
+func (c *Config) Validate() error { return validate(c, nil, nil).err() }
+
+type validator struct {
+	c        *Config
+	line     func(path string) int
+	reported func(path string) bool
+	errs     Errors
+
+	zones        map[string]bool
+	roles        map[string]bool
+	transmitters map[string]*Transmitter
+	rooms        map[string]bool
+}
+
+// validate checks everything that the types alone cannot: required keys, allowed
+// values, references between sections, and the security rules. line, when not nil,
+// gives the line of a key path; reported, when not nil, the paths that already have
+// an error from decoding and need no second one.
+func validate(c *Config, line func(string) int, reported func(string) bool) Errors {
+	v := &validator{
+		c:            c,
+		line:         line,
+		reported:     reported,
+		zones:        map[string]bool{},
+		roles:        map[string]bool{},
+		transmitters: map[string]*Transmitter{},
+		rooms:        map[string]bool{},
+	}
+	// Index what others refer to first, so every reference can be checked.
+	for _, z := range c.Zones {
+		v.zones[z.ID] = true
+	}
+	for _, r := range c.Roles {
+		v.roles[r] = true
+	}
+	for i := range c.Transmitters {
+		t := &c.Transmitters[i]
+		if _, dup := v.transmitters[t.ID]; !dup {
+			v.transmitters[t.ID] = t
+		}
+		if t.Room != "" {
+			v.rooms[t.Room] = true
+		}
+	}
+
+	v.site()
+	v.zoneList()
+	v.roleList()
+	v.transmitterList()
+	v.staffList()
+	v.policyList()
+	v.routing()
+	v.mqtt()
+	v.broker()
+	v.serialPorts()
+	v.api()
+	if c.Storage.Path == "" {
+		v.errorf("storage.path", "required: where the database file lives, e.g. %q", DefaultStoragePath)
+	}
+	v.positive("privacy.position_ttl", c.Privacy.PositionTTL, "15m")
+	return v.errs
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	if v.reported != nil && v.reported(path) {
+		return
+	}
+	line := 0
+	if v.line != nil {
+		line = v.line(path)
+	}
+	v.errs = append(v.errs, &Error{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// where says where a key path is, for "first used at" hints.
+func (v *validator) where(path string) string {
+	if v.line != nil {
+		if l := v.line(path); l > 0 {
+			return fmt.Sprintf("%s on line %d", path, l)
+		}
+	}
+	return path
+}
+
+func (v *validator) demo() bool { return v.c.Site.Demo }
+
+// ident checks a required id and that no earlier entry has it (seen: id → path).
+func (v *validator) ident(path, id, what string, seen map[string]string) {
+	switch {
+	case id == "":
+		noun := "id"
+		if strings.HasSuffix(path, ".name") {
+			noun = "name"
+		}
+		v.errorf(path, "required: a unique %s %s, e.g. %q", what, noun, exampleID(what))
+		return
+	case !validID.MatchString(id):
+		v.errorf(path, "%s is not a valid id: use letters, digits and . _ : @ - (at most 64, starting with a letter or digit)", quoteShort(id))
+		return
+	}
+	if seen == nil {
+		return
+	}
+	if first, dup := seen[id]; dup {
+		noun := "id"
+		if strings.HasSuffix(path, ".name") {
+			noun = "name"
+		}
+		v.errorf(path, "duplicate %s %q, already used by %s", noun, id, v.where(first))
+		return
+	}
+	seen[id] = path
+}
+
+func exampleID(what string) string {
+	switch what {
+	case "zone":
+		return "east"
+	case "transmitter":
+		return "room-101-sos"
+	case "staff":
+		return "nurse-anna"
+	case "policy":
+		return "emergency"
+	case "role":
+		return "nurse"
+	}
+	return "solbakken"
+}
+
+func (v *validator) oneOf(path, value, what string, allowed []string) bool {
+	if value == "" {
+		v.errorf(path, "required: the %s, one of %s", what, strings.Join(allowed, ", "))
+		return false
+	}
+	if !slices.Contains(allowed, value) {
+		v.errorf(path, "unknown %s %s; use one of %s", what, quoteShort(value), strings.Join(allowed, ", "))
+		return false
+	}
+	return true
+}
+
+// undecodable reports whether a whole section failed to decode: references into it
+// are then not checked, to avoid one error per reference.
+func (v *validator) undecodable(section string) bool {
+	return v.reported != nil && v.reported(section)
+}
+
+func (v *validator) zoneRef(path, zone string) {
+	if v.zones[zone] || v.undecodable("zones") {
+		return
+	}
+	if len(v.c.Zones) == 0 {
+		v.errorf(path, "unknown zone %s: no zones are defined (add them under zones:)", quoteShort(zone))
+		return
+	}
+	ids := make([]string, 0, len(v.c.Zones))
+	for _, z := range v.c.Zones {
+		ids = append(ids, z.ID)
+	}
+	v.errorf(path, "unknown zone %s; defined zones: %s", quoteShort(zone), strings.Join(ids, ", "))
+}
+
+func (v *validator) roleRefs(path string, roles []string) {
+	for i, r := range roles {
+		if v.roles[r] || v.undecodable("roles") {
+			continue
+		}
+		p := indexPath(path, i)
+		if len(v.c.Roles) == 0 {
+			v.errorf(p, "unknown role %s: no roles are defined (list them under roles:)", quoteShort(r))
+		} else {
+			v.errorf(p, "unknown role %s; defined roles: %s", quoteShort(r), strings.Join(v.c.Roles, ", "))
+		}
+	}
+}
+
+func (v *validator) latLon(path string, lat, lon float64) {
+	if math.IsNaN(lat) || lat < -90 || lat > 90 {
+		v.errorf(path+".lat", "latitude %v is outside -90..90", lat)
+	}
+	if math.IsNaN(lon) || lon < -180 || lon > 180 {
+		v.errorf(path+".lon", "longitude %v is outside -180..180", lon)
+	}
+}
+
+func (v *validator) positive(path string, d Duration, example string) {
+	if d <= 0 {
+		v.errorf(path, "must be set and longer than 0, e.g. %q", example)
+	}
+}
+
+func (v *validator) notNegative(path string, d Duration) {
+	if d < 0 {
+		v.errorf(path, "a duration cannot be negative")
+	}
+}
+
+// secret applies S1 to one secret: required (unless optional), and no sample value
+// outside demo mode. The message names the key, never the value.
+func (v *validator) secret(path string, s Secret, required bool) {
+	switch {
+	case !s.IsSet():
+		if required {
+			v.errorf(path, "required: write it inline, as ${ENV_NAME} or as file:/path")
+		}
+	case !v.demo() && isSample(s.Value):
+		v.errorf(path, "a sample secret (read from the %s) is refused outside demo mode; set a real one", s.From)
+	}
+}
+
+func (v *validator) site() {
+	s := v.c.Site
+	if s.ID == "" {
+		v.errorf("site.id", "required: a short name for this installation, e.g. %q", "solbakken")
+	} else {
+		v.ident("site.id", s.ID, "site", nil)
+	}
+	v.latLon("site", s.Lat, s.Lon)
+}
+
+func (v *validator) zoneList() {
+	seen := map[string]string{}
+	for i, z := range v.c.Zones {
+		v.ident(indexPath("zones", i)+".id", z.ID, "zone", seen)
+	}
+}
+
+func (v *validator) roleList() {
+	seen := map[string]string{}
+	for i, r := range v.c.Roles {
+		p := indexPath("roles", i)
+		if r == "" || !validID.MatchString(r) {
+			v.errorf(p, "%s is not a valid role name: use letters, digits and . _ : @ -", quoteShort(r))
+			continue
+		}
+		if first, dup := seen[r]; dup {
+			v.errorf(p, "role %q is listed twice (also %s)", r, v.where(first))
+			continue
+		}
+		seen[r] = p
+	}
+}
+
+func (v *validator) transmitterList() {
+	seen := map[string]string{}
+	topics := map[string]string{} // MQTT topic → path of the transmitter using it
+	for i := range v.c.Transmitters {
+		t := &v.c.Transmitters[i]
+		p := indexPath("transmitters", i)
+		v.ident(p+".id", t.ID, "transmitter", seen)
+		v.oneOf(p+".kind", t.Kind, "kind", transmitterKinds)
+		driverOK := v.oneOf(p+".driver", t.Driver, "driver", driverNames)
+		if t.Address == "" {
+			v.errorf(p+".address", "required: %s", addressHint(t.Driver))
+		} else if driverOK {
+			v.address(p, t, topics)
+		}
+		if t.Zone == "" {
+			v.errorf(p+".zone", "required: the zone the transmitter is in")
+		} else {
+			v.zoneRef(p+".zone", t.Zone)
+		}
+		v.latLon(p, t.Lat, t.Lon)
+		v.notNegative(p+".supervision", t.Supervision)
+		if t.LowBattery < 0 || t.LowBattery > 100 {
+			v.errorf(p+".low_battery", "%d is not a percentage (0..100; 0 = only the device's own low-battery flag)", t.LowBattery)
+		}
+
+		if len(t.Actions) > 0 && driverOK && t.Driver != "zigbee2mqtt" {
+			v.errorf(p+".actions", "actions are for driver zigbee2mqtt; driver %s uses mapping", t.Driver)
+		}
+		for _, k := range sortedKeys(t.Actions) {
+			v.eventKind(keyPath(p+".actions", k), k, t.Actions[k])
+		}
+
+		switch {
+		case t.Driver == "mqtt" && t.Mapping == nil:
+			v.errorf(p+".mapping", "required for driver mqtt: which JSON field and values mean what, e.g. field: event, values: {S: call}")
+		case t.Mapping != nil && driverOK && t.Driver != "mqtt":
+			v.errorf(p+".mapping", "mapping is for driver mqtt; driver %s does not use it", t.Driver)
+		case t.Mapping != nil:
+			if t.Mapping.Field == "" {
+				v.errorf(p+".mapping.field", "required: the JSON field that carries the event, e.g. %q", "event")
+			}
+			for _, k := range sortedKeys(t.Mapping.Values) {
+				v.eventKind(keyPath(p+".mapping.values", k), k, t.Mapping.Values[k])
+			}
+		}
+	}
+}
+
+func addressHint(driver string) string {
+	switch driver {
+	case "zigbee2mqtt":
+		return "the device's Zigbee2MQTT friendly name, e.g. \"room101/sos\""
+	case "mqtt":
+		return "the MQTT topic the device publishes to"
+	case "espa":
+		return "the ESPA call address, or \"*\" for a transmitter that serial rules name"
+	}
+	return "the device's address at its driver"
+}
+
+func (v *validator) eventKind(path, key, kind string) {
+	if key == "" {
+		v.errorf(path, "an empty value cannot be mapped")
+		return
+	}
+	if !slices.Contains(eventKinds, kind) {
+		if kind == "" {
+			v.errorf(path, "required: the event kind, one of %s", strings.Join(eventKinds, ", "))
+		} else {
+			v.errorf(path, "unknown event kind %s; use one of %s", quoteShort(kind), strings.Join(eventKinds, ", "))
+		}
+	}
+}
+
+// address checks a transmitter's address for its driver, and that no two MQTT
+// transmitters listen on the same topic.
+func (v *validator) address(p string, t *Transmitter, topics map[string]string) {
+	path := p + ".address"
+	switch t.Driver {
+	case "espa":
+		if len(t.Address) > 16 && t.Address != "*" {
+			v.errorf(path, "an ESPA call address has at most 16 characters")
+		}
+		return
+	case "zigbee2mqtt":
+		if t.Address == "bridge" || strings.HasPrefix(t.Address, "bridge/") {
+			v.errorf(path, "%s is Zigbee2MQTT's own bridge topic, not a device", quoteShort(t.Address))
+			return
+		}
+	}
+	if msg := topicProblem(t.Address, false); msg != "" {
+		v.errorf(path, "%s", msg)
+		return
+	}
+	topic := t.Address
+	if t.Driver == "zigbee2mqtt" {
+		topic = v.c.Drivers.MQTT.BaseTopic + "/" + t.Address
+	}
+	if first, dup := topics[topic]; dup {
+		v.errorf(path, "topic %s is already used by %s", quoteShort(topic), v.where(first))
+		return
+	}
+	topics[topic] = p
+}
+
+// topicProblem describes what is wrong with an MQTT topic (or, with filter, a topic
+// filter that may hold + and #), or returns "".
+func topicProblem(topic string, filter bool) string {
+	switch {
+	case topic == "":
+		return "an empty topic"
+	case strings.ContainsRune(topic, 0):
+		return "a topic cannot contain a NUL character"
+	case strings.HasPrefix(topic, "/") || strings.HasSuffix(topic, "/"):
+		return fmt.Sprintf("%s: a topic does not start or end with /", quoteShort(topic))
+	case strings.Contains(topic, "//"):
+		return fmt.Sprintf("%s: empty topic level (//)", quoteShort(topic))
+	case strings.HasPrefix(topic, "$"):
+		return fmt.Sprintf("%s: topics starting with $ belong to the broker", quoteShort(topic))
+	}
+	levels := strings.Split(topic, "/")
+	for i, l := range levels {
+		if !strings.ContainsAny(l, "+#") {
+			continue
+		}
+		if !filter {
+			return fmt.Sprintf("%s: + and # are wildcards; give the exact topic", quoteShort(topic))
+		}
+		if !(l == "+" || l == "#" && i == len(levels)-1) {
+			return fmt.Sprintf("%s: + and # must fill a whole level, and # must be last", quoteShort(topic))
+		}
+	}
+	return ""
+}
+
+func (v *validator) staffList() {
+	seen := map[string]string{}
+	for i, s := range v.c.Staff {
+		p := indexPath("staff", i)
+		v.ident(p+".id", s.ID, "staff", seen)
+		v.roleRefs(p+".roles", s.Roles)
+		if s.Zone != "" {
+			v.zoneRef(p+".zone", s.Zone)
+		}
+		if s.Email != "" && !strings.Contains(s.Email, "@") {
+			v.errorf(p+".email", "%s is not an e-mail address", quoteShort(s.Email))
+		}
+		if s.Availability != "" && !slices.Contains(availabilities, s.Availability) {
+			v.errorf(p+".availability", "unknown availability %s; use one of %s (or leave it out)", quoteShort(s.Availability), strings.Join(availabilities, ", "))
+		}
+
+		switch {
+		case s.Secret.IsSet() && s.SecretHash != "":
+			v.errorf(p+".secret", "give secret or secret_hash, not both")
+		case s.SecretHash != "":
+			if !isBcrypt(s.SecretHash) {
+				v.errorf(p+".secret_hash", "not a bcrypt hash (want 60 characters starting with $2a$, $2b$ or $2y$)")
+			}
+		case !s.Secret.IsSet():
+			v.errorf(p+".secret", "required: the staff member's login secret (or secret_hash, a bcrypt hash of it)")
+		default:
+			v.secret(p+".secret", s.Secret, true)
+		}
+
+		if !v.demo() {
+			// At a real site duty and position come from the phones, and a position
+			// in a file would outlive the privacy policy's TTL.
+			for _, k := range []struct {
+				key string
+				set bool
+			}{{"on_duty", s.OnDuty}, {"availability", s.Availability != ""}, {"position", s.Position != nil}} {
+				if k.set {
+					v.errorf(p+"."+k.key, "only for demo mode (site.demo: true); at a real site staff set it from their phones")
+				}
+			}
+		}
+		if s.Position != nil {
+			v.latLon(p+".position", s.Position.Lat, s.Position.Lon)
+		}
+	}
+}
+
+func isBcrypt(h string) bool {
+	return len(h) == 60 && (strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$"))
+}
+
+func (v *validator) policyList() {
+	seen := map[string]string{}
+	routed := map[string]string{} // scope + kind → policy path
+	for i := range v.c.Policies {
+		pol := &v.c.Policies[i]
+		p := indexPath("policies", i)
+		v.ident(p+".name", pol.Name, "policy", seen)
+
+		kindsOK := map[string]bool{}
+		var kinds []string // valid, without repeats
+		for j, k := range pol.Kinds {
+			kp := indexPath(p+".kinds", j)
+			switch {
+			case !slices.Contains(policyKinds, k):
+				v.errorf(kp, "unknown alarm kind %s; use one of %s", quoteShort(k), strings.Join(policyKinds, ", "))
+			case kindsOK[k]:
+				v.errorf(kp, "%q is listed twice", k)
+			default:
+				kindsOK[k] = true
+				kinds = append(kinds, k)
+			}
+		}
+		if pol.Priority < 0 || pol.Priority > int(vakt.PriorityTechnical) {
+			v.errorf(p+".priority", "%d is not a priority: 1 emergency, 2 high, 3 normal, 4 technical (or leave it out for the kind's default)", pol.Priority)
+		}
+		if pol.Zone != "" {
+			v.zoneRef(p+".zone", pol.Zone)
+		}
+		for j, r := range pol.Rooms {
+			if !v.rooms[r] {
+				v.errorf(indexPath(p+".rooms", j), "no transmitter is in room %s", quoteShort(r))
+			}
+		}
+		v.notNegative(p+".realarm_after", pol.ReAlarmAfter)
+
+		if len(pol.Tiers) == 0 {
+			v.errorf(p+".tiers", "at least one tier is required: whom to offer the alarm to, and how long to wait")
+		}
+		for j := range pol.Tiers {
+			v.tier(indexPath(p+".tiers", j), &pol.Tiers[j])
+		}
+
+		// The most specific policy wins (room, zone, site); two at the same level
+		// for the same kind would leave the choice to chance.
+		scopes := []string{"the whole site"}
+		switch {
+		case len(pol.Rooms) > 0:
+			scopes = scopes[:0]
+			for _, r := range pol.Rooms {
+				scopes = append(scopes, "room "+strconv.Quote(r))
+			}
+		case pol.Zone != "":
+			scopes = []string{"zone " + strconv.Quote(pol.Zone)}
+		}
+		all := len(pol.Kinds) == 0
+		if all {
+			kinds = []string{"*"}
+		}
+		for _, scope := range scopes {
+			for _, k := range kinds {
+				key := scope + "\x00" + k
+				if first, dup := routed[key]; dup {
+					what := fmt.Sprintf("alarm kind %q", k)
+					if all {
+						what = "every care alarm (no kinds)"
+					}
+					v.errorf(p+".kinds", "%s in %s is already routed by %s; merge the two policies", what, scope, v.where(first))
+					continue
+				}
+				routed[key] = p
+			}
+		}
+	}
+}
+
+func (v *validator) tier(p string, t *Tier) {
+	if !v.oneOf(p+".target", t.Target, "tier target", tierTargets) {
+		return
+	}
+	if t.Target != "arc" {
+		v.positive(p+".wait", t.Wait, "30s")
+	} else {
+		v.notNegative(p+".wait", t.Wait)
+	}
+	switch {
+	case t.Count < 0:
+		v.errorf(p+".count", "cannot be negative")
+	case t.Count > 0 && t.Target != "nearest":
+		v.errorf(p+".count", "count is only for target nearest")
+	}
+	if t.Target == "role" && len(t.Roles) == 0 {
+		v.errorf(p+".roles", "required for target role: which roles to offer to")
+	}
+	v.roleRefs(p+".roles", t.Roles)
+	if t.Zone != "" {
+		if t.Target != "zone" {
+			v.errorf(p+".zone", "zone is only for target zone")
+		} else {
+			v.zoneRef(p+".zone", t.Zone)
+		}
+	}
+}
+
+func (v *validator) routing() {
+	r := v.c.Routing
+	v.positive("routing.offer_confirm", r.OfferConfirm, "10s")
+	if r.FloorPenaltyM < 0 || math.IsNaN(r.FloorPenaltyM) || math.IsInf(r.FloorPenaltyM, 0) {
+		v.errorf("routing.floor_penalty_m", "must be 0 or more metres")
+	}
+}
+
+func (v *validator) mqtt() {
+	m := v.c.Drivers.MQTT
+	if !m.Enabled {
+		var users []int
+		for i, t := range v.c.Transmitters {
+			if t.Driver == "zigbee2mqtt" || t.Driver == "mqtt" {
+				users = append(users, i)
+			}
+		}
+		if len(users) > 0 {
+			// Reported at the first transmitter, which has a line; drivers: may be absent.
+			v.errorf(indexPath("transmitters", users[0])+".driver", "the MQTT driver is off but %d transmitter(s) need it; set drivers.mqtt.enabled: true", len(users))
+		}
+		return
+	}
+	const p = "drivers.mqtt"
+	if m.URL == "" {
+		v.errorf(p+".url", "required: the broker, e.g. tcp://127.0.0.1:1883 or ssl://broker.example:8883")
+	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqttSchemes, u.Scheme) {
+		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqttSchemes, ", "))
+	} else if m.CAFile != "" && slices.Contains(mqttPlainSchemes, u.Scheme) {
+		v.errorf(p+".ca_file", "ca_file is for TLS connections; use an ssl://, tls://, mqtts:// or wss:// url")
+	}
+	if m.ClientID == "" {
+		v.errorf(p+".client_id", "required (it defaults to vakt-<site.id>)")
+	}
+	if m.BaseTopic == "" {
+		v.errorf(p+".base_topic", "required: Zigbee2MQTT's base topic, usually %q", DefaultBaseTopic)
+	} else if msg := topicProblem(m.BaseTopic, false); msg != "" {
+		v.errorf(p+".base_topic", "%s", msg)
+	}
+	if m.MaxPayload < 1 || m.MaxPayload > maxPayloadLimit {
+		v.errorf(p+".max_payload", "%d is outside 1..%d bytes", m.MaxPayload, maxPayloadLimit)
+	}
+	if m.Username != "" && !m.Password.IsSet() && !v.demo() {
+		v.errorf(p+".password", "required when username is set")
+	}
+	v.secret(p+".password", m.Password, false)
+}
+
+func (v *validator) broker() {
+	b := v.c.Drivers.Broker
+	if !b.Enabled {
+		return
+	}
+	const p = "drivers.broker"
+	v.listen(p+".listen", b.Listen)
+	if !v.demo() && len(b.Clients) == 0 {
+		v.errorf(p+".clients", "outside demo mode the embedded broker needs clients: every device and the gateway must log in")
+	}
+	seen := map[string]string{}
+	for i, c := range b.Clients {
+		cp := indexPath(p+".clients", i)
+		switch first, dup := seen[c.Username]; {
+		case c.Username == "":
+			v.errorf(cp+".username", "required")
+		case dup:
+			v.errorf(cp+".username", "username %s is already used by %s", quoteShort(c.Username), v.where(first))
+		default:
+			seen[c.Username] = cp
+		}
+		v.secret(cp+".password", c.Password, !v.demo())
+		for j, f := range c.Publish {
+			if msg := topicProblem(f, true); msg != "" {
+				v.errorf(indexPath(cp+".publish", j), "%s", msg)
+			}
+		}
+	}
+}
+
+func (v *validator) serialPorts() {
+	names := map[string]string{}
+	devices := map[string]string{}
+	for i := range v.c.Drivers.Serial {
+		s := &v.c.Drivers.Serial[i]
+		p := indexPath("drivers.serial", i)
+		if s.Device == "" {
+			v.errorf(p+".device", "required: the serial device, e.g. /dev/serial/by-id/usb-FTDI_..., or /dev/ttyUSB0")
+		} else if first, dup := devices[s.Device]; dup {
+			v.errorf(p+".device", "device %s is already used by %s", quoteShort(s.Device), v.where(first))
+		} else {
+			devices[s.Device] = p
+		}
+		if s.Name != "" {
+			if first, dup := names[s.Name]; dup {
+				v.errorf(p+".name", "name %s is already used by %s", quoteShort(s.Name), v.where(first))
+			} else {
+				names[s.Name] = p
+			}
+		}
+		if !slices.Contains(bauds, s.Baud) {
+			v.errorf(p+".baud", "%d is not a supported rate; use one of %s", s.Baud, joinInts(bauds))
+		}
+		if s.DataBits != 7 && s.DataBits != 8 {
+			v.errorf(p+".data_bits", "%d: use 7 (ESPA standard) or 8", s.DataBits)
+		}
+		v.oneOf(p+".parity", s.Parity, "parity", parities)
+		if s.StopBits != 1 && s.StopBits != 2 {
+			v.errorf(p+".stop_bits", "%d: use 1 or 2 (ESPA standard: 2)", s.StopBits)
+		}
+		v.oneOf(p+".role", s.Role, "role", serialRoles)
+		addrOK := v.stationAddress(p+".address", s.Address)
+		peerOK := v.stationAddress(p+".peer", s.Peer)
+		if addrOK && peerOK && s.Address == s.Peer {
+			v.errorf(p+".peer", "the call system's address must differ from ours (address %q)", s.Address)
+		}
+
+		for j := range s.Rules {
+			v.serialRule(indexPath(p+".rules", j), &s.Rules[j])
+		}
+		if s.Fallback == "" {
+			v.errorf(p+".fallback", "required: the transmitter that raises calls no rule maps (calls are never dropped)")
+		} else {
+			v.espaTransmitter(p+".fallback", s.Fallback)
+		}
+	}
+}
+
+func (v *validator) stationAddress(path, a string) bool {
+	if len(a) != 1 || a[0] < '0' || a[0] > '9' {
+		v.errorf(path, "%s is not an ESPA station address: one digit, '0'..'9'", quoteShort(a))
+		return false
+	}
+	return true
+}
+
+// templateRef finds the group references of a rule's transmitter template, as
+// regexp.Expand reads them: $name or ${name}, where $1x means ${1x}, not ${1}x.
+var templateRef = regexp.MustCompile(`\$(\{[^}]*\}|[A-Za-z0-9_]+)`)
+
+func (v *validator) serialRule(p string, r *SerialRule) {
+	if len(r.CallAddress) > 16 {
+		v.errorf(p+".call_address", "an ESPA call address has at most 16 characters")
+	}
+	var re *regexp.Regexp
+	if r.Text != "" {
+		var err error
+		if re, err = regexp.Compile(r.Text); err != nil {
+			v.errorf(p+".text", "not a valid regular expression: %v", err)
+		}
+	}
+	// ${call} (the call address) and $$ (a literal $) need no groups.
+	groups := strings.ReplaceAll(strings.ReplaceAll(r.Transmitter, "$$", ""), "${call}", "")
+	switch {
+	case strings.TrimSpace(r.Transmitter) == "":
+		v.errorf(p+".transmitter", "required: the transmitter id, which may use $1.. from text, e.g. %q", "room-$1")
+	case !strings.Contains(r.Transmitter, "$"):
+		v.espaTransmitter(p+".transmitter", r.Transmitter)
+	case r.Text == "" && templateRef.MatchString(groups):
+		v.errorf(p+".transmitter", "uses $ groups but the rule has no text to take them from (only ${call} works without text)")
+	case re != nil:
+		v.templateGroups(p+".transmitter", groups, re)
+	}
+}
+
+// templateGroups checks that $1, ${name}... in a rule's transmitter exist in its text.
+func (v *validator) templateGroups(path, tmpl string, re *regexp.Regexp) {
+	for _, m := range templateRef.FindAllStringSubmatch(tmpl, -1) {
+		ref := strings.TrimSuffix(strings.TrimPrefix(m[1], "{"), "}")
+		if n, err := strconv.Atoi(ref); err == nil {
+			if n > re.NumSubexp() {
+				v.errorf(path, "$%s refers to group %d, but text has %d group(s)", m[1], n, re.NumSubexp())
+			}
+			continue
+		}
+		if re.SubexpIndex(ref) < 0 {
+			hint := ""
+			if digits := len(ref) - len(strings.TrimLeft(ref, "0123456789")); digits > 0 {
+				// $1b reads as group "1b"; the technician meant ${1}b.
+				hint = fmt.Sprintf("; to put text right after group %s write ${%s}", ref[:digits], ref[:digits])
+			}
+			v.errorf(path, "$%s: text has no group named %s%s", m[1], quoteShort(ref), hint)
+		}
+	}
+}
+
+func (v *validator) espaTransmitter(path, id string) {
+	t, ok := v.transmitters[id]
+	switch {
+	case !ok:
+		v.errorf(path, "unknown transmitter %s; define it under transmitters: with driver espa", quoteShort(id))
+	case t.Driver != "espa":
+		v.errorf(path, "transmitter %s has driver %s; serial calls need a transmitter with driver espa", quoteShort(id), quoteShort(t.Driver))
+	}
+}
+
+func (v *validator) api() {
+	a := v.c.API
+	v.listen("api.listen", a.Listen)
+	if (a.TLSCert == "") != (a.TLSKey == "") {
+		if a.TLSCert == "" {
+			v.errorf("api.tls_cert", "required when tls_key is set (give both, or neither for plain HTTP)")
+		} else {
+			v.errorf("api.tls_key", "required when tls_cert is set (give both, or neither for plain HTTP)")
+		}
+	}
+	v.positive("api.session_ttl", a.SessionTTL, "12h")
+}
+
+// listen checks a host:port listen address, and that demo mode keeps to loopback:
+// a demo box has sample secrets and must not be reachable from the network.
+func (v *validator) listen(path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errorf(path, "%s is not host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8443", quoteShort(addr))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.errorf(path, "%s: the port must be a number 1..65535", quoteShort(addr))
+		return
+	}
+	if v.demo() && !isLoopback(host) {
+		v.errorf(path, "demo mode listens on loopback only (127.0.0.1, ::1 or localhost), got %s; turn site.demo off to listen on the network", quoteShort(addr))
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
