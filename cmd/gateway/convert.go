@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/api"
+	"github.com/vakt/vakt/broker"
+	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers/mqtt"
+	"github.com/vakt/vakt/drivers/z2m"
+	"github.com/vakt/vakt/routing"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// This file translates the configuration into each package's own options, so that
+// no package but config knows the YAML shape.
+
+func transmittersFromConfig(cfg *config.Config) []vakt.Transmitter {
+	out := make([]vakt.Transmitter, 0, len(cfg.Transmitters))
+	for _, t := range cfg.Transmitters {
+		lat, lon := t.Lat, t.Lon
+		if lat == 0 && lon == 0 {
+			lat, lon = cfg.Site.Lat, cfg.Site.Lon
+		}
+		out = append(out, vakt.Transmitter{
+			ID: vakt.TransmitterID(t.ID), Kind: vakt.TransmitterKind(t.Kind), Driver: t.Driver, Address: t.Address,
+			Location:    vakt.Location{Room: t.Room, Zone: t.Zone, Floor: t.Floor, Lat: lat, Lon: lon},
+			Resident:    t.Resident,
+			Supervision: t.Supervision.D(),
+		})
+	}
+	return out
+}
+
+// staffFromConfig builds the local directory. Plain secrets are hashed here; in demo
+// mode with the cheapest bcrypt cost, since demo secrets protect nothing and a start
+// must stay fast.
+func staffFromConfig(cfg *config.Config) (dir []vakt.Staff, initial []vakt.StaffState, pins map[vakt.StaffID]vakt.Position, err error) {
+	cost := bcrypt.DefaultCost
+	if cfg.Site.Demo {
+		cost = bcrypt.MinCost
+	}
+	pins = map[vakt.StaffID]vakt.Position{}
+	for i, s := range cfg.Staff {
+		hash := s.SecretHash
+		if hash == "" && s.Secret.Value != "" {
+			h, herr := bcrypt.GenerateFromPassword([]byte(s.Secret.Value), cost)
+			if herr != nil {
+				return nil, nil, nil, fmt.Errorf("staff[%d].secret: %w", i, herr)
+			}
+			hash = string(h)
+		}
+		id := vakt.StaffID(s.ID)
+		dir = append(dir, vakt.Staff{ID: id, Name: s.Name, Phone: s.Phone, Email: s.Email, Roles: s.Roles, Zone: s.Zone, SecretHash: hash})
+		if !cfg.Site.Demo {
+			continue // duty, availability and positions come from the phones
+		}
+		st := vakt.StaffState{Staff: id, OnDuty: s.OnDuty, Availability: vakt.Availability(s.Availability)}
+		if st.Availability == "" {
+			st.Availability = vakt.Available
+		}
+		if s.Position != nil {
+			p := vakt.Position{Lat: s.Position.Lat, Lon: s.Position.Lon, Floor: s.Position.Floor}
+			st.Position = &p
+			pins[id] = p
+		}
+		initial = append(initial, st)
+	}
+	return dir, initial, pins, nil
+}
+
+var _ = api.HashSecret // the API owns secret checks; config hashing above uses the same bcrypt format
+
+func routingConfig(cfg *config.Config) routing.Config {
+	rc := routing.Config{
+		OfferConfirm:   cfg.Routing.OfferConfirm.D(),
+		FloorPenaltyM:  cfg.Routing.FloorPenaltyM,
+		NearestEnabled: cfg.Privacy.NearestRouting,
+		PositionTTL:    cfg.Privacy.PositionTTL.D(),
+	}
+	for _, p := range cfg.Policies {
+		rp := routing.Policy{Name: p.Name, Priority: vakt.Priority(p.Priority), Zone: p.Zone, Rooms: p.Rooms, ReAlarmAfter: p.ReAlarmAfter.D()}
+		for _, k := range p.Kinds {
+			rp.Kinds = append(rp.Kinds, vakt.EventKind(k))
+		}
+		for _, t := range p.Tiers {
+			rp.Tiers = append(rp.Tiers, routing.Tier{
+				Target: routing.Target(t.Target), Count: t.Count, Roles: t.Roles, Zone: t.Zone,
+				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy,
+			})
+		}
+		rc.Policies = append(rc.Policies, rp)
+	}
+	return rc
+}
+
+func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
+	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo}
+	// The gateway's own MQTT driver logs in with drivers.mqtt's credentials, bound to
+	// its client id so no button can take over its persistent session.
+	if m := cfg.Drivers.MQTT; m.Enabled && m.Username != "" {
+		o.Clients = append(o.Clients, broker.Client{Username: m.Username, Password: m.Password.Value, ClientID: m.ClientID, Subscribe: []string{"#"}})
+	}
+	for _, c := range cfg.Drivers.Broker.Clients {
+		o.Clients = append(o.Clients, broker.Client{Username: c.Username, Password: c.Password.Value, Publish: c.Publish})
+	}
+	return o
+}
+
+func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) mqtt.Options {
+	m := cfg.Drivers.MQTT
+	o := mqtt.Options{
+		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
+		BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
+	}
+	for _, t := range cfg.Transmitters {
+		d := z2m.Device{ID: vakt.TransmitterID(t.ID), LowBattery: t.LowBattery}
+		switch t.Driver {
+		case "zigbee2mqtt":
+			d.Topic = m.BaseTopic + "/" + t.Address
+		case "mqtt":
+			d.Topic = t.Address
+			if t.Mapping != nil {
+				d.Generic = &z2m.Mapping{Field: t.Mapping.Field, BatteryField: t.Mapping.BatteryField, Values: kinds(t.Mapping.Values)}
+			}
+		default:
+			continue
+		}
+		d.Actions = kinds(t.Actions)
+		o.Devices = append(o.Devices, d)
+	}
+	return o
+}
+
+func kinds(m map[string]string) map[string]vakt.EventKind {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]vakt.EventKind, len(m))
+	for k, v := range m {
+		out[k] = vakt.EventKind(v)
+	}
+	return out
+}

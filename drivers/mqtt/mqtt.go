@@ -1,0 +1,570 @@
+// Package mqtt is the MQTT driver: it subscribes to Zigbee2MQTT and generic device
+// topics on a broker (Mosquitto or the embedded one), decodes messages with drivers/z2m
+// and hands the events to the gateway's Ingester. A message's PUBACK is sent only after
+// every event it produced has been committed, so a message is acknowledged to the
+// broker only once it is durable (at least once, end to end).
+//
+// This is the only package that imports paho.mqtt.golang.
+//
+// Delivery, as paho and the brokers actually behave:
+//   - Subscriptions are QoS 1 in a persistent session (clean session off, fixed client
+//     id), so presses published while the gateway is away are queued by the broker.
+//   - paho's automatic PUBACK is off; Message.Ack is called after commit. An Ack made
+//     after the connection that delivered the message has dropped is discarded by paho;
+//     the broker then redelivers the message (DUP) on the next connection, and it is
+//     ingested again with the same SourceID.
+//   - A message that is not acknowledged is redelivered only when the session
+//     reconnects, never on the same connection. The driver therefore never leaves a
+//     message unacknowledged on purpose: ErrBusy and failed commits are retried here.
+//   - The paho handler only enqueues, without blocking paho's reader. The queue
+//     (QueueSize, default 65536) cannot fill with QoS 1 traffic: a session has at most
+//     65535 unacknowledged messages (the packet-id space; Mosquitto's default window is
+//     20, max_inflight_messages). Should it fill anyway (QoS 0 floods, a small
+//     QueueSize), the message is counted as busy and left unacknowledged.
+//   - Order matters (transitions): Mosquitto 2.0 was seen reordering QoS 1 messages to
+//     a subscriber that acknowledges late unless max_inflight_messages is 0; give it
+//     that, with max_queued_messages large and set_tcp_nodelay true.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers/z2m"
+)
+
+// Defaults applied to zero options.
+const (
+	DefaultQueueSize = 65536
+	// Source is the Event.Source of everything this driver ingests.
+	Source = "mqtt"
+)
+
+// Timing. R2 asks for a reconnect within 2 s of the broker's return: paho retries at
+// most every reconnectInterval, and a refused dial fails at once.
+const (
+	reconnectInterval   = time.Second
+	keepAlive           = 10 * time.Second
+	pingTimeout         = 5 * time.Second
+	connectTimeout      = 5 * time.Second
+	writeTimeout        = 5 * time.Second
+	subscribeTimeout    = 10 * time.Second
+	subscribeBackoffMax = 2 * time.Second
+	disconnectQuiesce   = 250 // ms
+	busyBackoffMax      = 50 * time.Millisecond
+	failBackoffMax      = 5 * time.Second
+	logEvery            = 10 * time.Second // rate limit for repeated warnings
+)
+
+// Options configures a Driver.
+type Options struct {
+	// URL is the broker: tcp://host:1883, ssl://host:8883 (also mqtt://, mqtts://, tls://, ws://, wss://).
+	URL string
+	// ClientID must be fixed: the broker keeps the persistent session under it.
+	ClientID string
+	Username string
+	Password string
+	// TLS configures ssl:// connections (minimum TLS 1.2 is enforced;
+	// InsecureSkipVerify is refused).
+	TLS *tls.Config
+	// Devices and BaseTopic (default "zigbee2mqtt") configure the decoder.
+	Devices   []z2m.Device
+	BaseTopic string
+	// MaxPayload bounds a payload (default z2m.DefaultMaxPayload).
+	MaxPayload int
+	Logger     *slog.Logger
+	Ingest     vakt.Ingester
+	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize).
+	QueueSize int
+}
+
+// Stats are the driver's counters since New.
+type Stats struct {
+	Received  uint64 // messages handed over by paho
+	Acked     uint64 // PUBACKs requested (committed, or rejected for good)
+	Ignored   uint64 // bridge topics and commands to devices
+	Malformed uint64
+	Unknown   uint64
+	Oversize  uint64
+	// Busy counts messages dropped because the driver's queue was full; they stay
+	// unacknowledged and the broker redelivers them after the next reconnect.
+	Busy uint64
+	// Retries counts Ingest calls repeated after ErrBusy or a failed commit.
+	Retries    uint64
+	Reconnects uint64
+	Connected  bool
+}
+
+// Driver is one broker connection.
+type Driver struct {
+	opts   Options
+	where  string // the URL without its password, for errors and logs
+	dec    *z2m.Decoder
+	topics map[string]byte
+	log    *slog.Logger
+	queue  chan received
+
+	stats struct {
+		received, acked, ignored, malformed, unknown, oversize, busy, retries, connects atomic.Uint64
+		connected                                                                       atomic.Bool
+	}
+	warned sync.Map // string → *atomic.Int64 (unix nanos of the last log)
+
+	mu         sync.Mutex
+	client     paho.Client
+	started    bool
+	stop       chan struct{}
+	subscribed chan struct{} // closed after the first successful subscription
+	wg         sync.WaitGroup
+
+	acks    *list[paho.Message] // committed messages awaiting Ack
+	retries *list[*submission]  // failed commits awaiting another Ingest
+}
+
+type received struct {
+	msg paho.Message
+	at  time.Time
+}
+
+// New validates the options and opens nothing.
+func New(o Options) (*Driver, error) {
+	if o.URL == "" {
+		return nil, errors.New("mqtt: url is empty")
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: url: %w", err)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	default:
+		return nil, fmt.Errorf("mqtt: url %q: scheme must be tcp, ssl, mqtt, mqtts, tls, ws or wss", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("mqtt: url %q: no host", u.Redacted())
+	}
+	if o.ClientID == "" {
+		return nil, errors.New("mqtt: client id is empty (a persistent session needs a fixed one)")
+	}
+	if o.Ingest == nil {
+		return nil, errors.New("mqtt: no ingester")
+	}
+	if o.TLS != nil {
+		if o.TLS.InsecureSkipVerify {
+			return nil, errors.New("mqtt: tls: InsecureSkipVerify is not allowed")
+		}
+		o.TLS = o.TLS.Clone()
+		if o.TLS.MinVersion < tls.VersionTLS12 {
+			o.TLS.MinVersion = tls.VersionTLS12
+		}
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.QueueSize < 0 {
+		return nil, fmt.Errorf("mqtt: queue size %d: must be positive", o.QueueSize)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	dec, err := z2m.NewDecoder(o.BaseTopic, o.Devices, o.MaxPayload)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	topics := make(map[string]byte)
+	for _, t := range dec.Topics() {
+		topics[t] = 1
+	}
+	return &Driver{
+		opts:    o,
+		where:   u.Redacted(),
+		dec:     dec,
+		topics:  topics,
+		log:     o.Logger.With("driver", Source),
+		acks:    newList[paho.Message](),
+		retries: newList[*submission](),
+	}, nil
+}
+
+// Start connects, subscribes and starts delivering events. It returns once the first
+// subscription is in place. If ctx ends first (the broker is not there yet), Start
+// returns ctx's error but the driver keeps connecting in the background, as it does
+// after any later connection loss; call Stop in either case. ctx bounds only the
+// wait, not the driver's life.
+func (d *Driver) Start(ctx context.Context) error {
+	d.mu.Lock()
+	if d.started {
+		d.mu.Unlock()
+		return errors.New("mqtt: already started")
+	}
+	d.started = true
+	d.stop = make(chan struct{})
+	d.subscribed = make(chan struct{})
+	d.queue = make(chan received, d.opts.QueueSize)
+	var once sync.Once
+	o := paho.NewClientOptions().
+		AddBroker(d.opts.URL).
+		SetClientID(d.opts.ClientID).
+		SetUsername(d.opts.Username).
+		SetPassword(d.opts.Password).
+		SetCleanSession(false).
+		SetAutoAckDisabled(true).
+		// Ordered dispatch calls the handler on paho's router goroutine, one message
+		// after another; the handler never blocks, so the router is never held up.
+		// Unordered dispatch would run each handler in its own goroutine and could
+		// reorder a device's messages, breaking transition detection.
+		SetOrderMatters(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(reconnectInterval).
+		SetMaxReconnectInterval(reconnectInterval).
+		SetConnectTimeout(connectTimeout).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(pingTimeout).
+		SetWriteTimeout(writeTimeout).
+		SetDefaultPublishHandler(d.handle).
+		SetOnConnectHandler(func(c paho.Client) {
+			if d.stats.connects.Add(1) > 1 {
+				d.log.Info("reconnected to broker")
+			}
+			d.stats.connected.Store(true)
+			if d.subscribe(c) {
+				once.Do(func() { close(d.subscribed) })
+			}
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			d.stats.connected.Store(false)
+			d.log.Warn("broker connection lost", "err", err)
+		}).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			switch n := n.(type) {
+			case paho.ConnectionNotificationFailed:
+				d.warn("connect", "connect to broker failed", "err", n.Reason)
+			case paho.ConnectionNotificationBrokerFailed:
+				d.warn("connect", "connect to broker failed", "err", n.Reason)
+			}
+		})
+	if d.opts.TLS != nil {
+		o.SetTLSConfig(d.opts.TLS)
+	}
+	d.client = paho.NewClient(o)
+	d.wg.Add(2)
+	go d.work()
+	go d.acknowledge()
+	d.mu.Unlock()
+
+	tok := d.client.Connect()
+	select {
+	case <-d.subscribed:
+		return nil
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt: connect %s: %w", d.where, err)
+		}
+		select {
+		case <-d.subscribed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: subscribe: %w", ctx.Err())
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: connect %s: %w", d.where, ctx.Err())
+	}
+}
+
+// subscribe (re)establishes the subscriptions, retrying until the broker grants them
+// or the connection drops. A persistent session keeps them at the broker, but a broker
+// that lost its state (restarted without persistence) would not, so they are renewed
+// on every connect. Retrying also covers mochi, which refuses a SUBSCRIBE whose packet
+// id equals one of its own unacknowledged PUBLISHes to us (0x91), as happens right
+// after a reconnect that resends them.
+func (d *Driver) subscribe(c paho.Client) bool {
+	backoff := 20 * time.Millisecond
+	for {
+		if d.trySubscribe(c) {
+			d.log.Info("subscribed", "topics", len(d.topics))
+			return true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-d.stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if !c.IsConnectionOpen() {
+			return false // the next OnConnect subscribes
+		}
+		backoff = min(2*backoff, subscribeBackoffMax)
+	}
+}
+
+func (d *Driver) trySubscribe(c paho.Client) bool {
+	tok := c.SubscribeMultiple(d.topics, nil) // nil: the default handler gets everything, once
+	if !tok.WaitTimeout(subscribeTimeout) {
+		d.warn("subscribe", "subscribe timed out")
+		return false
+	}
+	if err := tok.Error(); err != nil {
+		d.warn("subscribe", "subscribe failed", "err", err)
+		return false
+	}
+	ok := true
+	for topic, code := range tok.(*paho.SubscribeToken).Result() {
+		if code > 2 {
+			d.warn("subscribe", "subscription refused by broker, retrying", "topic", topic, "code", code)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// handle runs on paho's router goroutine and must never block.
+func (d *Driver) handle(_ paho.Client, m paho.Message) {
+	d.stats.received.Add(1)
+	select {
+	case d.queue <- received{msg: m, at: time.Now()}:
+	default:
+		d.stats.busy.Add(1)
+		d.warn("busy", "queue full, message left unacknowledged until reconnect", "topic", m.Topic())
+	}
+}
+
+// Stop disconnects. Events ingested but not yet committed are acknowledged by nobody:
+// the broker redelivers them to the next session.
+func (d *Driver) Stop() {
+	d.mu.Lock()
+	if !d.started || d.client == nil {
+		d.mu.Unlock()
+		return
+	}
+	c := d.client
+	d.client = nil
+	close(d.stop)
+	d.mu.Unlock()
+
+	d.wg.Wait()
+	c.Disconnect(disconnectQuiesce)
+	d.stats.connected.Store(false)
+}
+
+// Stats returns the counters.
+func (d *Driver) Stats() Stats {
+	return Stats{
+		Received:   d.stats.received.Load(),
+		Acked:      d.stats.acked.Load(),
+		Ignored:    d.stats.ignored.Load(),
+		Malformed:  d.stats.malformed.Load(),
+		Unknown:    d.stats.unknown.Load(),
+		Oversize:   d.stats.oversize.Load(),
+		Busy:       d.stats.busy.Load(),
+		Retries:    d.stats.retries.Load(),
+		Reconnects: max(d.stats.connects.Load(), 1) - 1,
+		Connected:  d.stats.connected.Load(),
+	}
+}
+
+// work decodes messages in delivery order and ingests their events.
+func (d *Driver) work() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.retries.ready:
+			for _, s := range d.retries.take() {
+				if !d.ingest(s) {
+					return
+				}
+			}
+		case r := <-d.queue:
+			if !d.process(r) {
+				return
+			}
+		}
+	}
+}
+
+// message tracks the events of one MQTT message until all are committed.
+type message struct {
+	msg  paho.Message
+	left atomic.Int32
+}
+
+// submission is one event of a message, ingested until a commit succeeds.
+type submission struct {
+	m        *message
+	ev       vakt.Event
+	failures int
+}
+
+func (d *Driver) process(r received) bool {
+	m := r.msg
+	res, err := d.dec.Decode(m.Topic(), m.Payload(), m.Retained())
+	if err != nil || res.Ignored || len(res.Events) == 0 {
+		// A rejection can never succeed: acknowledge it, or the broker would
+		// redeliver it on every reconnect. The payload is never logged.
+		switch {
+		case errors.Is(err, z2m.ErrMalformed):
+			d.stats.malformed.Add(1)
+			d.warn("malformed", "malformed payload", "topic", m.Topic(), "err", err)
+		case errors.Is(err, z2m.ErrUnknown):
+			d.stats.unknown.Add(1)
+			d.warn("unknown", "message from an unknown device", "topic", m.Topic())
+		case errors.Is(err, z2m.ErrOversize):
+			d.stats.oversize.Add(1)
+			d.warn("oversize", "payload too large", "topic", m.Topic(), "err", err)
+		case err != nil:
+			d.log.Error("undecodable message", "topic", m.Topic(), "err", err)
+		default:
+			d.stats.ignored.Add(1)
+		}
+		d.acks.push(m)
+		return true
+	}
+	msg := &message{msg: m}
+	msg.left.Store(int32(len(res.Events)))
+	id := sourceID(m)
+	for i, ev := range res.Events {
+		ev.Source = Source
+		ev.SourceID = fmt.Sprintf("%s/%d", id, i)
+		ev.ReceivedAt = r.at
+		ev.Mono = r.at.Sub(epoch)
+		if !d.ingest(&submission{m: msg, ev: ev}) {
+			return false
+		}
+	}
+	return true
+}
+
+// epoch anchors Event.Mono: a monotonic reading relative to process start.
+var epoch = time.Now()
+
+// sourceID names a message so its redelivery is recognised: the broker redelivers
+// an unacknowledged message with the same packet id, topic and payload. Packet ids
+// are reused (16 bits, per session), so a match is "probably the same message"; the
+// ingest side should compare it only with recent events of the same transmitter.
+func sourceID(m paho.Message) string {
+	h := fnv.New64a()
+	h.Write([]byte(m.Topic()))
+	h.Write([]byte{0})
+	h.Write(m.Payload())
+	return fmt.Sprintf("mqtt:%d:%016x", m.MessageID(), h.Sum64())
+}
+
+// ingest hands one event to the Ingester, retrying while it is busy. It returns false
+// when the driver stops. Ingests happen only on the worker goroutine, in order.
+func (d *Driver) ingest(s *submission) bool {
+	backoff := time.Millisecond
+	for {
+		var once atomic.Bool
+		err := d.opts.Ingest.Ingest(s.ev, func(err error) {
+			if once.Swap(true) {
+				return // done is called once; guard against a second call
+			}
+			d.committed(s, err)
+		})
+		if err == nil {
+			return true
+		}
+		d.stats.retries.Add(1)
+		if !errors.Is(err, vakt.ErrBusy) {
+			d.warn("ingest", "ingest refused, retrying", "transmitter", s.ev.Transmitter, "err", err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-d.stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(2*backoff, busyBackoffMax)
+	}
+}
+
+// committed is the done callback. It may run on the committer's goroutine, so it
+// only hands work to other goroutines and never blocks.
+func (d *Driver) committed(s *submission, err error) {
+	if err == nil {
+		if s.m.left.Add(-1) == 0 {
+			d.acks.push(s.m.msg)
+		}
+		return
+	}
+	// Not committed: try again later rather than wait for a reconnect that may never
+	// come. The message stays unacknowledged until it is.
+	s.failures++
+	d.stats.retries.Add(1)
+	d.warn("commit", "commit failed, retrying", "transmitter", s.ev.Transmitter, "err", err)
+	wait := min(100*time.Millisecond<<min(s.failures-1, 6), failBackoffMax)
+	time.AfterFunc(wait, func() { d.retries.push(s) })
+}
+
+// acknowledge sends PUBACKs off the committer's goroutine: paho's Ack waits for its
+// writer.
+func (d *Driver) acknowledge() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.acks.ready:
+			for _, m := range d.acks.take() {
+				m.Ack()
+				d.stats.acked.Add(1)
+			}
+		}
+	}
+}
+
+// warn logs at most once per logEvery for each key, so a flood of junk cannot flood
+// the log (S6).
+func (d *Driver) warn(key, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	v, _ := d.warned.LoadOrStore(key, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if prev != 0 && now-prev < int64(logEvery) || !last.CompareAndSwap(prev, now) {
+		return
+	}
+	d.log.Warn(msg, args...)
+}
+
+// list is an unbounded hand-over list with a wake-up channel; push never blocks.
+// Its length is bounded by the messages in flight, which the broker bounds.
+type list[T any] struct {
+	mu    sync.Mutex
+	items []T
+	ready chan struct{}
+}
+
+func newList[T any]() *list[T] { return &list[T]{ready: make(chan struct{}, 1)} }
+
+func (l *list[T]) push(v T) {
+	l.mu.Lock()
+	l.items = append(l.items, v)
+	l.mu.Unlock()
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (l *list[T]) take() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	items := l.items
+	l.items = nil
+	return items
+}
