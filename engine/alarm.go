@@ -45,6 +45,11 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 
 // tell sends the notices for a committed transition and informs observers.
 func (e *Engine) tell(a vakt.Alarm, acts []routing.Action) {
+	// Observers first: they only queue (a status block for the call system), and a
+	// phone that reacts at once should find the rest of the world already told.
+	for _, o := range e.opt.Observers {
+		o.AlarmChanged(a)
+	}
 	for _, act := range acts {
 		switch act.Kind {
 		case routing.ActOffer:
@@ -61,8 +66,5 @@ func (e *Engine) tell(a vakt.Alarm, acts []routing.Action) {
 			// forwarded state is still visible to staff and technicians.
 			e.log.Warn("alarm forwarded to the alarm receiving centre", "alarm", a.ID)
 		}
-	}
-	for _, o := range e.opt.Observers {
-		o.AlarmChanged(a)
 	}
 }

@@ -24,7 +24,9 @@ type phones struct {
 	ch  chan struct{}
 }
 
-func newPhones() *phones { return &phones{got: map[vakt.StaffID][]vakt.Notice{}, ch: make(chan struct{}, 1024)} }
+func newPhones() *phones {
+	return &phones{got: map[vakt.StaffID][]vakt.Notice{}, ch: make(chan struct{}, 1024)}
+}
 
 func (p *phones) Notify(s vakt.StaffID, n vakt.Notice) {
 	p.mu.Lock()

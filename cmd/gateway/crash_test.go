@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vakt/vakt/drivers/espa"
+)
+
+// These tests run the real gateway binary as a child process and kill it with SIGKILL
+// at the two moments that matter for "durable before acknowledged".
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vakt-gateway-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gateway")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type child struct {
+	cmd    *exec.Cmd
+	stderr chan string
+	exited chan struct{}
+}
+
+func startChild(t *testing.T, cfg string, apiPort int, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(gatewayBinary(t), "run", "-config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stderr: make(chan string, 256), exited: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			select {
+			case c.stderr <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(c.exited) }()
+	t.Cleanup(c.kill)
+	waitFor(t, "gateway ready", func() bool {
+		select {
+		case <-c.exited:
+			t.Fatal("gateway exited during start")
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", apiPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+// waitLog waits for a line containing s.
+func waitLog(t *testing.T, lines <-chan string, s string) {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("log ended before %q", s)
+			}
+			if strings.Contains(l, s) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no log line with %q", s)
+		}
+	}
+}
+
+// openAlarms lists every open alarm as the nurse lead sees them.
+func openAlarms(t *testing.T, c client) string {
+	t.Helper()
+	code, body := c.do("GET", "/api/v1/alarms", c.login("lead-1", "demo"), nil)
+	if code != http.StatusOK {
+		t.Fatalf("alarms: %d %s", code, body)
+	}
+	return string(body)
+}
+
+// TestKilledAfterPubackKeepsAlarm: the broker saw the gateway's PUBACK, then the
+// gateway died. The alarm must be on disk and offered again after the restart.
+func TestKilledAfterPubackKeepsAlarm(t *testing.T) {
+	brokerPort, apiPort := freePort(t), freePort(t)
+	logs, _ := mosquitto(t, brokerPort)
+	cfg := demoConfig(t, apiPort, brokerPort, false)
+	gw := startChild(t, cfg, apiPort)
+	waitLog(t, logs, "Sending SUBACK to vakt-")
+
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	waitLog(t, logs, "Received PUBACK from vakt-")
+	gw.kill()
+
+	startChild(t, cfg, apiPort)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	offer := c.phone("nurse-1", c.login("nurse-1", "demo")).expect("offer")
+	if offer.Alarm.Transmitter.ID != "room-101-sos" || offer.Alarm.Count != 1 {
+		t.Fatalf("offer after restart = %+v", *offer.Alarm)
+	}
+	if n := strings.Count(openAlarms(t, c), `"id":"a-`); n != 1 {
+		t.Fatalf("%d open alarms after restart, want 1", n)
+	}
+}
+
+// TestKilledBeforeCommitBrokerRedelivers: the gateway died holding the press but
+// before committing it, so it never acknowledged it; the broker redelivers to the
+// restarted gateway (persistent session) and exactly one alarm results.
+func TestKilledBeforeCommitBrokerRedelivers(t *testing.T) {
+	brokerPort, apiPort := freePort(t), freePort(t)
+	logs, _ := mosquitto(t, brokerPort)
+	cfg := demoConfig(t, apiPort, brokerPort, false)
+	gw := startChild(t, cfg, apiPort, "VAKT_FAILPOINT=before-commit")
+	waitLog(t, logs, "Sending SUBACK to vakt-")
+
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	waitLog(t, gw.stderr, "failpoint: before-commit")
+	gw.kill()
+
+	startChild(t, cfg, apiPort)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	offer := c.phone("nurse-1", c.login("nurse-1", "demo")).expect("offer")
+	if offer.Alarm.Transmitter.ID != "room-101-sos" || offer.Alarm.Count != 1 {
+		t.Fatalf("offer after redelivery = %+v", *offer.Alarm)
+	}
+	if n := strings.Count(openAlarms(t, c), `"id":"a-`); n != 1 {
+		t.Fatalf("%d open alarms after redelivery, want 1", n)
+	}
+}
+
+// TestSerialKilledBeforeAckCallSystemResends: the gateway dies holding a call block it
+// has not committed; the call system got no ACK, so it sends the block again to the
+// restarted gateway, and exactly one alarm results.
+func TestSerialKilledBeforeAckCallSystemResends(t *testing.T) {
+	cs := newCallSystem(t)
+	apiPort := freePort(t)
+	cfg := serialConfig(t, cs.path, apiPort, freePort(t))
+	gw := startChild(t, cfg, apiPort, "VAKT_FAILPOINT=before-commit")
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ) // idle, poll itself, select us
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	waitLog(t, gw.stderr, "failpoint: before-commit")
+	gw.kill()
+	cs.mu.Lock()
+	unanswered := len(cs.toks) == 0
+	cs.mu.Unlock()
+	if !unanswered {
+		t.Fatal("the gateway answered a block it had not committed")
+	}
+
+	startChild(t, cfg, apiPort)
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ) // the call system tries again
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	cs.expect(espa.TokenACK)
+	cs.send(espa.EOT)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	if offer := c.phone("nurse-4", c.login("nurse-4", "demo")).expect("offer"); offer.Alarm.Transmitter.ID != "room-201-call" || offer.Alarm.Count != 1 {
+		t.Fatalf("offer after resend = %+v", *offer.Alarm)
+	}
+	if n := strings.Count(openAlarms(t, c), `"id":"a-`); n != 1 {
+		t.Fatalf("%d open alarms, want 1", n)
+	}
+}
+
+// TestSerialKilledAfterAckKeepsAlarm: once the call system has its ACK the alarm is on
+// disk; a gateway killed right then offers it again after the restart.
+func TestSerialKilledAfterAckKeepsAlarm(t *testing.T) {
+	cs := newCallSystem(t)
+	apiPort := freePort(t)
+	cfg := serialConfig(t, cs.path, apiPort, freePort(t))
+	gw := startChild(t, cfg, apiPort)
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ) // idle, poll itself, select us
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	cs.expect(espa.TokenACK)
+	gw.kill()
+
+	startChild(t, cfg, apiPort)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	if offer := c.phone("nurse-4", c.login("nurse-4", "demo")).expect("offer"); offer.Alarm.Transmitter.ID != "room-201-call" {
+		t.Fatalf("offer after restart = %+v", *offer.Alarm)
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/internal/fakeclock"
+)
+
+// startGateway runs the whole gateway in-process on the demo configuration, with an
+// injected clock so escalation timers run when the test says.
+func startGateway(t *testing.T, cfgPath string, clock vakt.Clock) (*Main, client) {
+	t.Helper()
+	m := &Main{ConfigPath: cfgPath, Log: io.Discard, Clock: clock}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("gateway stopped: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatal("gateway not ready")
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = m.Close()
+	})
+	return m, client{t: t, base: "http://" + m.APIAddr()}
+}
+
+// offerStatus reads the routing state of one offer straight from the engine.
+func offerStatus(m *Main, alarm string, staff vakt.StaffID) vakt.OfferStatus {
+	list, err := m.Engine.Alarms(context.Background(), staff)
+	if err != nil {
+		return ""
+	}
+	for _, a := range list {
+		if string(a.ID) != alarm {
+			continue
+		}
+		for _, o := range a.Offers {
+			if o.Staff == staff {
+				return o.Status
+			}
+		}
+	}
+	return ""
+}
+
+// TestPressReachesNearestNurse is the spine, end to end, against both brokers: a
+// Zigbee2MQTT SOS press → an offer on the nearest nurse's WebSocket → nobody accepts
+// → tier 2 → accept → "taken" to the others → presence → complete.
+func TestPressReachesNearestNurse(t *testing.T) {
+	for _, embedded := range []bool{true, false} {
+		name := map[bool]string{true: "embedded-broker", false: "mosquitto"}[embedded]
+		t.Run(name, func(t *testing.T) {
+			brokerPort := freePort(t)
+			if !embedded {
+				mosquitto(t, brokerPort)
+			}
+			clock := fakeclock.New(time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC))
+			m, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, embedded), clock)
+
+			nurse1 := c.phone("nurse-1", c.login("nurse-1", "demo"))
+			nurse2 := c.phone("nurse-2", c.login("nurse-2", "demo"))
+
+			press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+
+			offer := nurse1.expect("offer")
+			a := offer.Alarm
+			if a.Kind != "emergency" || a.Priority != 1 || a.State != "offered" || a.Tier != 1 || a.Transmitter.ID != "room-101-sos" || a.Transmitter.Room != "101" {
+				t.Fatalf("offer to nurse-1 = %+v", *a)
+			}
+			waitFor(t, "nurse-1's phone confirmed delivery", func() bool {
+				return offerStatus(m, a.ID, "nurse-1") == vakt.OfferDelivered
+			})
+
+			// Nobody accepts within tier 1's wait: the zone tier offers it to nurse-2
+			// too, and nurse-1's offer stays open.
+			clock.Advance(31 * time.Second)
+			if got := nurse2.expect("offer"); got.Alarm.ID != a.ID || got.Alarm.Tier != 2 {
+				t.Fatalf("tier 2 offer to nurse-2 = %+v", *got.Alarm)
+			}
+
+			code, body := c.do("POST", "/api/v1/alarms/"+a.ID+"/accept", c.login("nurse-2", "demo"), nil)
+			if code != http.StatusOK {
+				t.Fatalf("accept: %d %s", code, body)
+			}
+			if taken := nurse1.expect("taken"); taken.AlarmID != a.ID || taken.By != "nurse-2" {
+				t.Fatalf("nurse-1 got %+v, want taken by nurse-2", taken)
+			}
+			tok1 := c.login("nurse-1", "demo")
+			if code, body := c.do("POST", "/api/v1/alarms/"+a.ID+"/accept", tok1, nil); code != http.StatusConflict {
+				t.Fatalf("second accept by nurse-1: %d %s, want 409", code, body)
+			}
+			tok2 := c.login("nurse-2", "demo")
+			for _, step := range []struct{ verb, state string }{{"presence", "present"}, {"complete", "completed"}} {
+				code, body := c.do("POST", "/api/v1/alarms/"+a.ID+"/"+step.verb, tok2, nil)
+				if code != http.StatusOK || !bytes.Contains(body, []byte(`"state":"`+step.state+`"`)) {
+					t.Fatalf("%s: %d %s", step.verb, code, body)
+				}
+			}
+			if code, body := c.do("GET", "/api/v1/alarms", tok2, nil); code != http.StatusOK || string(body) != "[]\n" {
+				t.Fatalf("open alarms after complete: %d %s", code, body)
+			}
+		})
+	}
+}
+
+// TestRepeatPressCountsOnOpenAlarm: pressing again while the alarm is open never
+// opens a second alarm.
+func TestRepeatPressCountsOnOpenAlarm(t *testing.T) {
+	brokerPort := freePort(t)
+	clock := fakeclock.New(time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC))
+	m, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, true), clock)
+	nurse1 := c.phone("nurse-1", c.login("nurse-1", "demo"))
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	first := nurse1.expect("offer")
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	waitFor(t, "repeat counted", func() bool {
+		list, _ := m.Engine.Alarms(context.Background(), "nurse-1")
+		return len(list) == 1 && list[0].Count == 2 && string(list[0].ID) == first.Alarm.ID
+	})
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/api"
+	"github.com/vakt/vakt/broker"
+	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers/mqtt"
+	"github.com/vakt/vakt/drivers/serial"
+	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/routing"
+	"github.com/vakt/vakt/store"
+)
+
+// Main is one running gateway: Open builds everything from the configuration, Run
+// serves until ctx ends, Close tears down in reverse order. Tests reuse it in-process.
+type Main struct {
+	ConfigPath string
+	Log        io.Writer
+	// Clock is injected by tests; nil means the system clock.
+	Clock vakt.Clock
+
+	Config *config.Config
+	Logger *slog.Logger
+	DB     *store.DB
+	Engine *engine.Engine
+	API    *api.Server
+	Broker *broker.Broker
+	MQTT   *mqtt.Driver
+	Serial []*serial.Port
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	ready   chan struct{}
+}
+
+// Open loads the configuration and builds every part, in dependency order.
+func (m *Main) Open(ctx context.Context) error {
+	if m.Log == nil {
+		m.Log = os.Stdout
+	}
+	if m.Clock == nil {
+		m.Clock = vakt.SystemClock{}
+	}
+	m.ready = make(chan struct{})
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := config.Load(m.ConfigPath)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	if cfg.Site.Demo {
+		m.Logger.Warn("DEMO MODE: sample secrets accepted, listeners bound to loopback only")
+	}
+
+	router, err := routing.New(routingConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	directory, initial, pins, err := staffFromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
+	}
+	transmitters := transmittersFromConfig(cfg)
+	m.API = api.New(api.Options{
+		Transmitters: transmitters,
+		Logger:       m.Logger,
+		Clock:        m.Clock,
+		SessionTTL:   cfg.API.SessionTTL.D(),
+		SeeAllRoles:  []string{"nurse-lead"},
+	})
+	// Serial ports observe alarms (status blocks back to the call system); they are
+	// built after the engine, so observers are handed over through this indirection.
+	observers := &observerList{}
+	m.Engine, err = engine.New(ctx, engine.Options{
+		Observers:       []vakt.Observer{observers},
+		Store:           withFailpoint(m.DB),
+		Router:          router,
+		Notifier:        m.API,
+		Clock:           m.Clock,
+		Logger:          m.Logger,
+		Transmitters:    transmitters,
+		Directory:       directory,
+		InitialStaff:    initial,
+		PinnedPositions: pins,
+		NearestRouting:  cfg.Privacy.NearestRouting,
+		PositionTTL:     cfg.Privacy.PositionTTL.D(),
+		WalkTest:        cfg.Site.WalkTest,
+	})
+	if err != nil {
+		return err
+	}
+	m.API.SetService(m.Engine)
+
+	if cfg.Drivers.Broker.Enabled {
+		m.Broker, err = broker.New(brokerOptions(cfg, m.Logger))
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+	}
+	if cfg.Drivers.MQTT.Enabled {
+		m.MQTT, err = mqtt.New(mqttOptions(cfg, m.Engine, m.Logger))
+		if err != nil {
+			return fmt.Errorf("mqtt driver: %w", err)
+		}
+	}
+	for i := range cfg.Drivers.Serial {
+		o, err := serialOptions(cfg, i, m.Engine, m.Logger, m.Clock)
+		if err != nil {
+			return err
+		}
+		p, err := serial.New(o)
+		if err != nil {
+			return fmt.Errorf("drivers.serial[%d]: %w", i, err)
+		}
+		m.Serial = append(m.Serial, p)
+		observers.add(p)
+	}
+	m.httpLn, err = net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", m.API)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", m.readyz)
+	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn)}
+	return nil
+}
+
+// APIAddr is where the phone API listens (useful with port 0 in tests).
+func (m *Main) APIAddr() string { return m.httpLn.Addr().String() }
+
+// Ready is closed once every part runs.
+func (m *Main) Ready() <-chan struct{} { return m.ready }
+
+func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-m.ready:
+		fmt.Fprintln(w, "ready")
+	default:
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}
+}
+
+// Run starts every part and serves until ctx ends or a part fails.
+func (m *Main) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	go func() { errc <- m.Engine.Run(ctx) }()
+	if m.Broker != nil {
+		if err := m.Broker.Start(); err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr())
+	}
+	if m.MQTT != nil {
+		// Wait a moment for the subscription so "ready" means presses are heard; a
+		// broker that is down must not keep phones and serial calls waiting, so after
+		// that the driver goes on connecting in the background.
+		wait, cancelWait := context.WithTimeout(ctx, 3*time.Second)
+		err := m.MQTT.Start(wait)
+		cancelWait()
+		if err != nil {
+			m.Logger.Warn("mqtt broker not reachable yet; retrying in the background", "err", err)
+		}
+	}
+	for _, p := range m.Serial {
+		if err := p.Start(ctx); err != nil {
+			return fmt.Errorf("serial port %s: %w", p.Name(), err)
+		}
+	}
+	go func() {
+		var err error
+		if m.Config.API.TLSCert != "" {
+			err = m.httpSrv.ServeTLS(m.httpLn, m.Config.API.TLSCert, m.Config.API.TLSKey)
+		} else {
+			err = m.httpSrv.Serve(m.httpLn)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("phone api: %w", err)
+		}
+	}()
+	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
+	close(m.ready)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-errc:
+		return err
+	}
+}
+
+// Close stops everything in reverse order; sources first so nothing new arrives.
+func (m *Main) Close() error {
+	if m.MQTT != nil {
+		m.MQTT.Stop()
+	}
+	for _, p := range m.Serial {
+		_ = p.Stop()
+	}
+	if m.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = m.httpSrv.Shutdown(ctx)
+		cancel()
+	} else if m.httpLn != nil {
+		_ = m.httpLn.Close()
+	}
+	if m.API != nil {
+		m.API.Close()
+	}
+	if m.Engine != nil {
+		_ = m.Engine.Close()
+	}
+	if m.Broker != nil {
+		_ = m.Broker.Close()
+	}
+	if m.DB != nil {
+		return m.DB.Close()
+	}
+	return nil
+}
+
+// observerList fans committed alarm changes out to observers registered after the
+// engine was built.
+type observerList struct {
+	list []vakt.Observer
+}
+
+func (l *observerList) add(o vakt.Observer) { l.list = append(l.list, o) }
+
+func (l *observerList) AlarmChanged(a vakt.Alarm) {
+	for _, o := range l.list {
+		o.AlarmChanged(a)
+	}
+}

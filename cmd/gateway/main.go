@@ -1,0 +1,100 @@
+// Command gateway is Vakt's on-site alarm gateway. It wires the concrete packages
+// together and stays thin: every decision lives in engine and routing.
+//
+//	gateway run -config FILE            run the gateway
+//	gateway check-config -config FILE   print every configuration error, exit 1 if any
+//	gateway serial-monitor -port DEV    decode a live ESPA 4.4.4 line, read-only
+//	gateway phone -staff ID -secret S   act as a staff phone (demo, commissioning)
+//	gateway verify-audit -config FILE   check the audit hash chain
+//	gateway version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(rest, stderr)
+	case "check-config":
+		err = cmdCheckConfig(rest, stdout)
+	case "serial-monitor":
+		err = cmdSerialMonitor(rest, stdout)
+	case "phone":
+		err = cmdPhone(rest, stdout)
+	case "verify-audit":
+		err = cmdVerifyAudit(rest, stdout)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "vakt gateway", version)
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gateway:", err)
+		return 1
+	}
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: gateway <command> [flags]
+
+commands:
+  run -config FILE            run the gateway
+  check-config -config FILE   check a configuration file, print every error
+  serial-monitor -port DEV    decode a live ESPA 4.4.4 line (read-only) while commissioning
+  phone -staff ID -secret S   act as a staff phone: print pushes, confirm offers (demo, commissioning)
+  verify-audit -config FILE   verify the audit log's hash chain
+  version                     print the version
+`)
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "config/examples/demo.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{ConfigPath: *path, Log: os.Stdout}
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	err := m.Run(ctx)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

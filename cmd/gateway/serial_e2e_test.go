@@ -1,0 +1,222 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/vakt/vakt/drivers/espa"
+	"golang.org/x/sys/unix"
+)
+
+// makeRaw puts a terminal in raw mode, as cfmakeraw(3) does.
+func makeRaw(f *os.File) error {
+	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	return unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, tio)
+}
+
+// callSystem is a nurse call system on the master side of a pseudo-terminal; the
+// gateway opens the slave side through tarm/serial, the real serial code path.
+type callSystem struct {
+	t      testing.TB
+	master *os.File
+	path   string // a symlink to the slave, as /dev/serial/by-id/... would be
+	mu     sync.Mutex
+	toks   []espa.Token
+	more   chan struct{}
+}
+
+func newCallSystem(t testing.TB) *callSystem {
+	t.Helper()
+	m, s, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A real UART never echoes; a fresh pty does until someone sets it raw. The
+	// gateway does so when it opens the port, but a child process may not have
+	// opened it yet when the test starts talking.
+	if err := makeRaw(s); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "usb-nurse-call")
+	if err := os.Symlink(s.Name(), link); err != nil {
+		t.Fatal(err)
+	}
+	cs := &callSystem{t: t, master: m, path: link, more: make(chan struct{}, 1)}
+	// The pty master ignores deadlines: read it from a goroutine.
+	go func() {
+		var f espa.Framer
+		buf := make([]byte, 256)
+		for {
+			n, err := m.Read(buf)
+			f.Feed(buf[:n], func(tok espa.Token) {
+				cs.mu.Lock()
+				cs.toks = append(cs.toks, tok)
+				cs.mu.Unlock()
+				select {
+				case cs.more <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return cs
+}
+
+func (cs *callSystem) send(b ...byte) {
+	cs.t.Helper()
+	if _, err := cs.master.Write(b); err != nil {
+		cs.t.Fatal(err)
+	}
+}
+
+// next is the next thing the gateway said on the line.
+func (cs *callSystem) next() espa.Token {
+	cs.t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		cs.mu.Lock()
+		if len(cs.toks) > 0 {
+			tok := cs.toks[0]
+			cs.toks = cs.toks[1:]
+			cs.mu.Unlock()
+			return tok
+		}
+		cs.mu.Unlock()
+		select {
+		case <-cs.more:
+		case <-timeout:
+			cs.t.Fatal("call system: the gateway said nothing")
+		}
+	}
+}
+
+func (cs *callSystem) expect(typ espa.TokenType) espa.Token {
+	cs.t.Helper()
+	tok := cs.next()
+	if tok.Type != typ {
+		cs.t.Fatalf("gateway sent %v, want %v", tok, typ)
+	}
+	return tok
+}
+
+// pollUntilSelected polls the gateway, as a Control Station does, until it has
+// something to send and selects the call system ('1' ENQ).
+func (cs *callSystem) pollUntilSelected() {
+	cs.t.Helper()
+	for range 100 {
+		cs.send(espa.EOT, '2', espa.ENQ)
+		switch tok := cs.next(); tok.Type {
+		case espa.TokenEOT: // nothing to send yet
+		case espa.TokenENQ:
+			if tok.Addr != '1' {
+				cs.t.Fatalf("gateway selected %q, want the call system '1'", tok.Addr)
+			}
+			return
+		default:
+			cs.t.Fatalf("gateway answered a poll with %v", tok)
+		}
+	}
+	cs.t.Fatal("gateway never had a status block to send")
+}
+
+// serialConfig is the demo site with one ESPA port in the common role: the call
+// system (address 1) is Control Station and selects the gateway (address 2).
+func serialConfig(t *testing.T, device string, apiPort, brokerPort int) string {
+	return serialConfigTB(t, device, apiPort, brokerPort)
+}
+
+func serialConfigTB(t testing.TB, device string, apiPort, brokerPort int) string {
+	t.Helper()
+	path := demoConfig(t, apiPort, brokerPort, true)
+	b, _ := os.ReadFile(path)
+	port := fmt.Sprintf(`drivers:
+  serial:
+    - name: nurse-call
+      device: %s
+      baud: 9600
+      data_bits: 7
+      parity: even
+      stop_bits: 2
+      role: slave
+      address: "2"
+      peer: "1"
+      status_blocks: true
+      rules:
+        - call_address: "550"
+          text: 'ROOM (\d+)'
+          transmitter: room-$1-call
+      fallback: nurse-call-unknown
+`, device)
+	s := strings.Replace(string(b), "drivers:\n", port, 1)
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func callBlock(msg string) []byte {
+	return espa.Encode(espa.CallBlock(espa.Call{CallAddress: "550", Message: msg, CallType: espa.CallStandard, Priority: 3}))
+}
+
+// TestNurseCallReachesNearestPhone is issue 3's promise end to end: a call block from
+// the wired nurse call system → ACK after commit → an offer on the nearest on-duty
+// phone → status blocks back to the call system as the alarm moves.
+func TestNurseCallReachesNearestPhone(t *testing.T) {
+	cs := newCallSystem(t)
+	_, c := startGateway(t, serialConfig(t, cs.path, freePort(t), freePort(t)), nil)
+	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo")) // 4 m from room 201, same floor
+	nurse1 := c.phone("nurse-1", c.login("nurse-1", "demo")) // 5 m away, but a floor down
+
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ) // idle, poll itself, select us
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	cs.expect(espa.TokenACK) // only after the alarm is on disk
+	cs.send(espa.EOT)
+
+	offer := nurse4.expect("offer")
+	if offer.Alarm.Transmitter.ID != "room-201-call" || offer.Alarm.Kind != "call" || offer.Alarm.Transmitter.Room != "201" {
+		t.Fatalf("offer = %+v", *offer.Alarm)
+	}
+
+	// Polled, the gateway becomes Temporary Master and tells the call system the
+	// call was paged (status 3), then returns the line.
+	cs.pollUntilSelected()
+	cs.send(espa.ACK)
+	status := cs.expect(espa.TokenBlock)
+	if want := espa.Encode(espa.StatusBlock("550", espa.StatusPaged)); string(status.Raw) != string(want) {
+		t.Fatalf("status block %q, want %q", status.Raw, want)
+	}
+	cs.send(espa.ACK)
+	cs.expect(espa.TokenEOT)
+
+	if code, body := c.do("POST", "/api/v1/alarms/"+offer.Alarm.ID+"/accept", c.login("nurse-4", "demo"), nil); code != http.StatusOK {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	cs.pollUntilSelected()
+	cs.send(espa.ACK)
+	if want := espa.Encode(espa.StatusBlock("550", espa.StatusAcknowledged)); string(cs.expect(espa.TokenBlock).Raw) != string(want) {
+		t.Fatal("no 'acknowledged by called party' status block after accept")
+	}
+	cs.send(espa.ACK)
+	cs.expect(espa.TokenEOT)
+	nurse1.none("offer")
+}
