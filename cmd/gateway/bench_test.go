@@ -160,7 +160,6 @@ transmitters:
 	return path
 }
 
-
 // BenchmarkNurseCallToOffer measures issue 3's latency: the last byte of an ESPA
 // call block written on the call system's side of a pseudo-terminal → the offer on
 // the nearest phone's WebSocket (serial read, BCC check, fsync'd commit, routing,
