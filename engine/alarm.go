@@ -20,11 +20,11 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 			st := s.staffState(act.Staff)
 			st.LastOfferedAt = now
 			b.Staff = append(b.Staff, *st)
-			s.peopleDirty = true
+			s.touch(act.Staff)
 		}
 	}
 	if a.Assignee != "" || !a.State.Open() {
-		s.peopleDirty = true // who is handling an emergency may have changed
+		s.handlingDirty = true // who is handling an emergency may have changed
 	}
 	snap := *a
 	snap.Offers = slices.Clone(a.Offers)

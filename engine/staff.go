@@ -73,7 +73,7 @@ func (e *Engine) SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Positi
 		p.At = now
 		st.Position = &p
 		b.Staff = append(b.Staff, *st)
-		e.st.peopleDirty = true
+		e.st.touch(id)
 		return struct{}{}, nil
 	})
 	return err
@@ -90,7 +90,7 @@ func (e *Engine) updateStaff(ctx context.Context, id vakt.StaffID, action string
 		}
 		b.Staff = append(b.Staff, *st)
 		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(id), Action: action, Subject: "staff:" + string(id)})
-		e.st.peopleDirty = true
+		e.st.touch(id)
 		return *st, nil
 	})
 }
@@ -159,7 +159,7 @@ func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) {
 		if !e.opt.NearestRouting || now.Sub(st.Position.At) >= e.opt.PositionTTL {
 			st.Position = nil
 			b.Staff = append(b.Staff, *st)
-			e.st.peopleDirty = true
+			e.st.touch(st.Staff)
 		}
 	}
 }

@@ -27,9 +27,14 @@ type state struct {
 	nextAlarm int64
 	nextVisit int64
 
-	people      []routing.Person // cache for routing, rebuilt when dirty
-	peopleDirty bool
-	handling    map[vakt.StaffID]int // open emergencies each staff member has accepted
+	// people is the routing view of staff, kept up to date in place: touch copies one
+	// member's new state in, handlingDirty recomputes who is busy with an emergency,
+	// and only a changed directory (peopleDirty) rebuilds it.
+	people        []routing.Person
+	peopleIdx     map[vakt.StaffID]int
+	peopleDirty   bool
+	handlingDirty bool
+	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
 }
 
 type openKey struct {
@@ -117,11 +122,35 @@ func (s *state) location(tx vakt.TransmitterID) vakt.Location {
 
 // env builds the routing view of the world at now.
 func (s *state) env(now time.Time, origin vakt.Location) routing.Env {
-	// Demo pins are stamped "now" at every decision, so they are rebuilt each time.
-	if s.peopleDirty || len(s.opt.PinnedPositions) > 0 {
-		s.rebuildPeople(now)
+	if s.peopleDirty {
+		s.rebuildPeople()
+	}
+	if s.handlingDirty {
+		s.countHandling()
+	}
+	// Demo pins never go stale: stamp them "now" for each decision.
+	for id, pin := range s.opt.PinnedPositions {
+		if i, ok := s.peopleIdx[id]; ok && (s.people[i].Position == nil || s.people[i].Position.At.IsZero() || s.pinned(i, pin)) {
+			pin.At = now
+			s.people[i].Position = &pin
+		}
 	}
 	return routing.Env{Now: now, Origin: origin, People: s.people}
+}
+
+// pinned reports whether person i still stands at the demo pin (no newer report).
+func (s *state) pinned(i int, pin vakt.Position) bool {
+	p := s.people[i].Position
+	return p.Lat == pin.Lat && p.Lon == pin.Lon && p.Floor == pin.Floor
+}
+
+// touch copies one staff member's changed live state into the routing view.
+func (s *state) touch(id vakt.StaffID) {
+	if i, ok := s.peopleIdx[id]; ok && !s.peopleDirty {
+		s.people[i].StaffState = *s.staff[id]
+		return
+	}
+	s.peopleDirty = true
 }
 
 // envFor is env for a decision about a: its own assignee does not count as busy with
@@ -141,31 +170,41 @@ func (s *state) envFor(now time.Time, a *vakt.Alarm) routing.Env {
 	return env
 }
 
-func (s *state) rebuildPeople(now time.Time) {
-	handling := map[vakt.StaffID]int{}
-	for _, a := range s.alarms {
-		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
-			handling[a.Assignee]++
-		}
-	}
-	s.handling = handling
+func (s *state) rebuildPeople() {
 	s.people = s.people[:0]
 	for id, st := range s.staff {
 		d, ok := s.directory[id]
 		if !ok {
 			continue
 		}
-		p := routing.Person{StaffState: *st, Roles: d.Roles, Zone: d.Zone, HandlingEmergency: handling[id] > 0}
-		if pin, ok := s.opt.PinnedPositions[id]; ok && p.Position == nil {
-			pin.At = now
-			p.Position = &pin
-		}
-		s.people = append(s.people, p)
+		s.people = append(s.people, routing.Person{StaffState: *st, Roles: d.Roles, Zone: d.Zone})
 	}
 	// Map order is random; routing breaks ties by id, but a stable slice keeps
 	// decisions reproducible in logs and tests.
 	sort.Slice(s.people, func(i, j int) bool { return s.people[i].Staff < s.people[j].Staff })
+	s.peopleIdx = make(map[vakt.StaffID]int, len(s.people))
+	for i, p := range s.people {
+		s.peopleIdx[p.Staff] = i
+	}
 	s.peopleDirty = false
+	s.countHandling()
+}
+
+// countHandling marks who has accepted an open emergency.
+func (s *state) countHandling() {
+	clear(s.handling)
+	if s.handling == nil {
+		s.handling = map[vakt.StaffID]int{}
+	}
+	for _, a := range s.alarms {
+		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
+			s.handling[a.Assignee]++
+		}
+	}
+	for i := range s.people {
+		s.people[i].HandlingEmergency = s.handling[s.people[i].Staff] > 0
+	}
+	s.handlingDirty = false
 }
 
 // nextDeadline is the earliest pending timer over open alarms (zero: none).
