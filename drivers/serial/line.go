@@ -1,0 +1,156 @@
+package serial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tarm/serial"
+	"github.com/vakt/vakt/drivers/espa"
+)
+
+// line is the serial device as the link layer sees it; tests can fake it.
+type line interface {
+	io.ReadWriteCloser
+	// Check reports an error when the device path no longer leads to the device
+	// that was opened (adapter unplugged, or replaced by another one).
+	Check() error
+}
+
+// errHangup: reads return nothing at once, again and again, as they do on a tty whose
+// other end has gone (a pty whose master closed, a USB adapter mid-removal).
+var errHangup = errors.New("line hung up")
+
+func parity(s string) (serial.Parity, error) {
+	switch strings.ToLower(s) {
+	case "none", "n":
+		return serial.ParityNone, nil
+	case "even", "e":
+		return serial.ParityEven, nil
+	case "odd", "o":
+		return serial.ParityOdd, nil
+	}
+	return 0, fmt.Errorf("parity %q: want none, even or odd", s)
+}
+
+func lineString(o *Options) string {
+	par, _ := parity(o.Parity)
+	return fmt.Sprintf("%d %d%c%d", o.Baud, o.DataBits, par, o.StopBits)
+}
+
+type tty struct {
+	*serial.Port
+	path string
+	fi   os.FileInfo
+}
+
+// openTTY opens the device with a read timeout: without one, tarm/serial's Close
+// blocks for ever behind a pending Read.
+func openTTY(o *Options) (line, error) {
+	fi, err := os.Stat(o.Device)
+	if err != nil {
+		return nil, fmt.Errorf("open port %s: %w", o.Device, err)
+	}
+	par, err := parity(o.Parity)
+	if err != nil {
+		return nil, err
+	}
+	stop := serial.Stop1
+	if o.StopBits == 2 {
+		stop = serial.Stop2
+	}
+	port, err := serial.OpenPort(&serial.Config{
+		Name:        o.Device,
+		Baud:        o.Baud,
+		Size:        byte(o.DataBits),
+		Parity:      par,
+		StopBits:    stop,
+		ReadTimeout: readTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open port %s: %w", o.Device, err)
+	}
+	t := &tty{Port: port, path: o.Device, fi: fi}
+	if err := t.Check(); err != nil { // replaced while we opened it
+		port.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *tty) Check() error {
+	fi, err := os.Stat(t.path)
+	if err != nil {
+		return fmt.Errorf("device gone: %w", err)
+	}
+	if !os.SameFile(fi, t.fi) {
+		return fmt.Errorf("device %s replaced", t.path)
+	}
+	return nil
+}
+
+// reader reads the line into a framer and hands tokens on until ctx ends or the line
+// fails. An idle read returns (0, io.EOF) after readTimeout: that is "nothing yet".
+type reader struct {
+	ln   line
+	toks chan<- espa.Token
+	// idle, when set, is called after a read that returned nothing (the monitor
+	// flushes half frames with it).
+	idle  func(f *espa.Framer, emit func(espa.Token))
+	noise func(n int)
+}
+
+func (r *reader) run(ctx context.Context) error {
+	buf := make([]byte, 256)
+	var f espa.Framer
+	stopped := false
+	emit := func(t espa.Token) {
+		if stopped {
+			return
+		}
+		if t.Type == espa.TokenNoise && r.noise != nil {
+			r.noise(t.N)
+		}
+		select {
+		case r.toks <- t:
+		case <-ctx.Done():
+			stopped = true
+		}
+	}
+	fast := 0
+	checked := time.Now()
+	for ctx.Err() == nil {
+		start := time.Now()
+		n, err := r.ln.Read(buf)
+		if n > 0 {
+			fast = 0
+			f.Feed(buf[:n], emit)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read: %w", err)
+		}
+		if n == 0 {
+			if time.Since(start) < readTimeout/4 {
+				if fast++; fast >= 5 {
+					return errHangup
+				}
+			} else {
+				fast = 0
+			}
+			if r.idle != nil {
+				r.idle(&f, emit)
+			}
+		}
+		if time.Since(checked) >= devicePoll {
+			checked = time.Now()
+			if err := r.ln.Check(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

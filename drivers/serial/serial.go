@@ -1,0 +1,492 @@
+// Package serial connects Vakt to a nurse call or paging system over an ESPA 4.4.4
+// serial line. It is the only package that imports github.com/tarm/serial.
+//
+// A Port runs the link layer in either role: as the slave (paging-system side: the
+// call system is Control Station, polls and selects us) or as the Control Station (we
+// poll the call system). Calls become events through the vakt.Ingester, and a block is
+// acknowledged only after the transaction holding its event has committed. Alarm
+// changes go back to the call system as status-information blocks, and alarms can be
+// forwarded to a paging system as call-to-pager blocks. The port is supervised: an
+// adapter that is unplugged raises a technical alarm and is reopened when it returns.
+//
+// Monitor decodes a live line for commissioning without ever writing to it.
+package serial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers/espa"
+)
+
+// Roles of the port on the ESPA line.
+const (
+	// RoleSlave: the call system is Control Station; it selects us to send calls and
+	// polls us for status blocks. The common case.
+	RoleSlave = "slave"
+	// RoleControlStation: we poll the call system and take the line back when it hangs.
+	RoleControlStation = "control-station"
+)
+
+// Defaults from the specification and the field.
+const (
+	DefaultBaud         = 9600
+	DefaultDataBits     = 7
+	DefaultParity       = "even"
+	DefaultStopBits     = 2
+	DefaultAddress      = '2' // paging system
+	DefaultPeer         = '1' // nurse call system
+	DefaultReplyTimeout = 2 * time.Second
+	DefaultRecovery     = 10 * time.Second // the specification's "no valid transaction" time
+	DefaultPollInterval = 250 * time.Millisecond
+	DefaultMissedPolls  = 3
+	DefaultReopen       = 250 * time.Millisecond
+)
+
+const (
+	// readTimeout bounds every Read, so Close never waits on a blocked read
+	// (tarm/serial puts the descriptor in blocking mode).
+	readTimeout = 100 * time.Millisecond
+	// devicePoll is how often the device path is checked while the port is open.
+	devicePoll = 250 * time.Millisecond
+	// maxQueue bounds blocks waiting to be sent to the peer.
+	maxQueue = 64
+	// maxBlocksPerTransaction: after this many blocks we give the line back.
+	maxBlocksPerTransaction = 8
+	// attemptsPerBlock: the specification gives up after two failed attempts.
+	attemptsPerBlock = 2
+	// maxTries: transactions in which a block failed before it is dropped.
+	maxTries = 5
+	// maxRemembered bounds the transmitter → call address and alarm → status maps.
+	maxRemembered = 4096
+)
+
+var baudRates = map[int]bool{300: true, 600: true, 1200: true, 2400: true, 4800: true,
+	9600: true, 19200: true, 38400: true, 57600: true, 115200: true}
+
+// Options configure one ESPA port. Zero values take the defaults above.
+type Options struct {
+	// Name identifies the port in logs and in Event.Source ("espa:<name>").
+	Name string
+	// Device is the serial device, preferably a stable /dev/serial/by-id/... path.
+	Device string
+	// Line settings: baud 300..115200, data bits 7 or 8, parity none/even/odd,
+	// stop bits 1 or 2. Default 9600 7E2 as in the specification.
+	Baud     int
+	DataBits int
+	Parity   string
+	StopBits int
+	// Role is RoleSlave (default) or RoleControlStation.
+	Role string
+	// Address is our station address and Peer the call system's, '0'..'9'.
+	Address, Peer byte
+	// StatusBlocks sends status-information blocks back as alarms progress.
+	StatusBlocks bool
+	// Mapper maps calls to transmitters; Mapper.Fallback is required.
+	Mapper espa.Mapper
+	// Line is the transmitter that technical events (port gone, line silent) are
+	// raised on; default Mapper.Fallback.
+	Line vakt.TransmitterID
+	// Ingest takes the events; required.
+	Ingest vakt.Ingester
+	Logger *slog.Logger
+	Clock  vakt.Clock
+
+	// ReplyTimeout is how long we wait for the peer's answer to a poll, a selection or
+	// a block. Recovery is how long the Control Station lets the peer hold the line
+	// without a valid transaction before it sends EOT. PollInterval is the pause
+	// between polls with nothing to do; MissedPolls unanswered polls make the line
+	// silent (a technical alarm). Silence, in the slave role, raises the same alarm
+	// when the call system has sent nothing for that long (0: off).
+	ReplyTimeout time.Duration
+	Recovery     time.Duration
+	PollInterval time.Duration
+	MissedPolls  int
+	Silence      time.Duration
+	// Reopen is the pause between attempts to open a missing device.
+	Reopen time.Duration
+}
+
+// ParseAddress converts a configured station address ("1") to its byte.
+func ParseAddress(s string) (byte, error) {
+	if len(s) != 1 || s[0] < '0' || s[0] > '9' {
+		return 0, fmt.Errorf("station address %q: want one digit 0..9", s)
+	}
+	return s[0], nil
+}
+
+func (o *Options) defaults() {
+	if o.Baud == 0 {
+		o.Baud = DefaultBaud
+	}
+	if o.DataBits == 0 {
+		o.DataBits = DefaultDataBits
+	}
+	if o.Parity == "" {
+		o.Parity = DefaultParity
+	}
+	if o.StopBits == 0 {
+		o.StopBits = DefaultStopBits
+	}
+	if o.Role == "" {
+		o.Role = RoleSlave
+	}
+	if o.Address == 0 {
+		o.Address = DefaultAddress
+	}
+	if o.Peer == 0 {
+		o.Peer = DefaultPeer
+	}
+	if o.Name == "" {
+		o.Name = o.Device
+	}
+	if o.Line == "" {
+		o.Line = o.Mapper.Fallback
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = vakt.SystemClock{}
+	}
+	if o.ReplyTimeout == 0 {
+		o.ReplyTimeout = DefaultReplyTimeout
+	}
+	if o.Recovery == 0 {
+		o.Recovery = DefaultRecovery
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.MissedPolls == 0 {
+		o.MissedPolls = DefaultMissedPolls
+	}
+	if o.Reopen == 0 {
+		o.Reopen = DefaultReopen
+	}
+}
+
+// lineSettings checks what Monitor needs too.
+func (o *Options) lineSettings() error {
+	if o.Device == "" {
+		return errors.New("device: empty (use a /dev/serial/by-id/... path)")
+	}
+	if !baudRates[o.Baud] {
+		return fmt.Errorf("baud %d: want one of 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200", o.Baud)
+	}
+	if o.DataBits != 7 && o.DataBits != 8 {
+		return fmt.Errorf("data bits %d: want 7 or 8", o.DataBits)
+	}
+	if _, err := parity(o.Parity); err != nil {
+		return err
+	}
+	if o.StopBits != 1 && o.StopBits != 2 {
+		return fmt.Errorf("stop bits %d: want 1 or 2", o.StopBits)
+	}
+	return nil
+}
+
+func (o *Options) validate() error {
+	if err := o.lineSettings(); err != nil {
+		return err
+	}
+	if o.Role != RoleSlave && o.Role != RoleControlStation {
+		return fmt.Errorf("role %q: want %q or %q", o.Role, RoleSlave, RoleControlStation)
+	}
+	if _, err := ParseAddress(string(o.Address)); err != nil {
+		return fmt.Errorf("address: %w", err)
+	}
+	if _, err := ParseAddress(string(o.Peer)); err != nil {
+		return fmt.Errorf("peer: %w", err)
+	}
+	if o.Address == o.Peer {
+		return fmt.Errorf("address and peer are both %q: the call system needs its own address", o.Address)
+	}
+	if o.Mapper.Fallback == "" {
+		return errors.New("fallback: empty (calls no rule maps must raise an alarm somewhere)")
+	}
+	if o.Ingest == nil {
+		return errors.New("ingest: nil")
+	}
+	if o.ReplyTimeout < 0 || o.Recovery < 0 || o.PollInterval < 0 || o.MissedPolls < 0 || o.Silence < 0 || o.Reopen < 0 {
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
+// Port is one supervised ESPA 4.4.4 port. It implements vakt.Observer.
+type Port struct {
+	o      Options
+	log    *slog.Logger
+	source string
+	open   func(*Options) (line, error)
+
+	mu     sync.Mutex
+	queue  []*outItem
+	calls  map[vakt.TransmitterID]string // transmitter → the call address that last raised it
+	status map[vakt.AlarmID]int          // alarm → last status block queued
+	queued chan struct{}                 // poked when the queue grows
+
+	reports *reporter
+	stats   counters
+
+	runMu  sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New validates the options and returns a port that has opened nothing yet.
+func New(o Options) (*Port, error) {
+	o.defaults()
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("serial port %s: %w", o.Name, err)
+	}
+	p := &Port{
+		o:      o,
+		log:    o.Logger.With("port", o.Name),
+		source: "espa:" + o.Name,
+		open:   openTTY,
+		calls:  map[vakt.TransmitterID]string{},
+		status: map[vakt.AlarmID]int{},
+		queued: make(chan struct{}, 1),
+	}
+	p.reports = &reporter{p: p, wake: make(chan struct{}, 1)}
+	return p, nil
+}
+
+// Name returns the port's name.
+func (p *Port) Name() string { return p.o.Name }
+
+// Start opens the port and runs it until Stop or ctx ends. A missing device is not an
+// error: it raises a technical alarm and is retried until it appears.
+func (p *Port) Start(ctx context.Context) error {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if p.done != nil {
+		return fmt.Errorf("serial port %s: already started", p.o.Name)
+	}
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.done = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.reports.run(ctx) }()
+	go func() { defer wg.Done(); p.run(ctx) }()
+	go func() { wg.Wait(); close(p.done) }()
+	return nil
+}
+
+// Stop closes the port and waits for its goroutines. Reads time out every 100 ms, so
+// it returns promptly whatever the line does.
+func (p *Port) Stop() error {
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	if p.done == nil {
+		return nil
+	}
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+// run opens the device, serves it until it fails, and reopens it.
+func (p *Port) run(ctx context.Context) {
+	h := health{p: p}
+	opened := false
+	for ctx.Err() == nil {
+		ln, err := p.open(&p.o)
+		if err != nil {
+			if h.device || !h.known {
+				p.log.Warn("serial port unavailable", "device", p.o.Device, "err", err)
+			}
+			h.set(false, false, fmt.Sprintf("serial port %s unavailable: %v", p.o.Name, err))
+			if !sleep(ctx, p.o.Reopen) {
+				return
+			}
+			continue
+		}
+		if opened {
+			p.stats.reopens.Add(1)
+		}
+		opened = true
+		p.stats.open.Store(true)
+		p.log.Info("serial port open", "device", p.o.Device, "role", p.o.Role,
+			"line", lineString(&p.o))
+		h.set(true, false, "")
+		err = p.serve(ctx, ln, &h)
+		ln.Close()
+		p.stats.open.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("serial port lost", "device", p.o.Device, "err", err)
+		h.set(false, false, fmt.Sprintf("serial port %s lost: %v", p.o.Name, err))
+		if !sleep(ctx, p.o.Reopen) {
+			return
+		}
+	}
+}
+
+// health raises a technical alarm on the line transmitter when the device or the line
+// fails, and checks in when both are well again. Only run's goroutine uses it.
+type health struct {
+	p              *Port
+	known          bool
+	device, silent bool
+	up             bool
+}
+
+func (h *health) set(device, silent bool, detail string) {
+	h.device, h.silent = device, silent
+	up := device && !silent
+	if h.known && up == h.up {
+		return
+	}
+	h.known, h.up = true, up
+	h.p.stats.online.Store(up)
+	kind := vakt.EventCheckIn
+	if !up {
+		kind = vakt.EventOffline
+	} else {
+		detail = fmt.Sprintf("serial line %s up", h.p.o.Name)
+	}
+	h.p.reports.add(vakt.Event{
+		Transmitter: h.p.o.Line,
+		Kind:        kind,
+		Source:      h.p.source,
+		Text:        detail,
+		ReceivedAt:  h.p.o.Clock.Now(),
+	})
+}
+
+// reporter hands technical events to the ingester one at a time, retrying while it is
+// busy, so that supervision never blocks the line.
+type reporter struct {
+	p    *Port
+	mu   sync.Mutex
+	q    []vakt.Event
+	wake chan struct{}
+}
+
+func (r *reporter) add(ev vakt.Event) {
+	r.mu.Lock()
+	if len(r.q) >= 16 {
+		r.q = r.q[1:]
+	}
+	r.q = append(r.q, ev)
+	r.mu.Unlock()
+	poke(r.wake)
+}
+
+func (r *reporter) run(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		var ev vakt.Event
+		ok := len(r.q) > 0
+		if ok {
+			ev = r.q[0]
+		}
+		r.mu.Unlock()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+				continue
+			}
+		}
+		done := make(chan error, 1)
+		err := r.p.o.Ingest.Ingest(ev, func(err error) { done <- err })
+		if err == nil {
+			select {
+			case err = <-done:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			r.p.log.Warn("technical event not committed; retrying", "transmitter", ev.Transmitter, "kind", ev.Kind, "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		r.mu.Lock()
+		if len(r.q) > 0 {
+			r.q = r.q[1:]
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Stats are the port's counters since New.
+type Stats struct {
+	Open    bool // the device is open
+	Online  bool // open, and the line is not silent
+	Reopens uint64
+
+	Calls    uint64 // call blocks committed and acknowledged
+	Cancels  uint64 // of which resets
+	Unmapped uint64 // of which went to the fallback transmitter
+	StatusIn uint64 // status blocks received from the peer
+	Repeats  uint64 // blocks received again and acknowledged again without a second event
+
+	BadBCC     uint64 // answered '1' NAK
+	Invalid    uint64 // answered '3' NAK
+	Busy       uint64 // answered '2' NAK
+	NoiseBytes uint64 // bytes discarded as noise, half frames or oversize blocks
+
+	Sent    uint64 // our blocks the peer acknowledged
+	Failed  uint64 // transactions in which our block was refused or unanswered
+	Dropped uint64 // our blocks given up
+	Queued  int    // our blocks waiting
+
+	Polls       uint64 // Control Station: polls sent
+	MissedPolls uint64
+}
+
+type counters struct {
+	open, online                                        atomic.Bool
+	reopens, calls, cancels, unmapped, statusIn, repeat atomic.Uint64
+	badBCC, invalid, busy, noise                        atomic.Uint64
+	sent, failed, dropped, polls, missed                atomic.Uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Port) Stats() Stats {
+	c := &p.stats
+	p.mu.Lock()
+	q := len(p.queue)
+	p.mu.Unlock()
+	return Stats{
+		Open: c.open.Load(), Online: c.online.Load(), Reopens: c.reopens.Load(),
+		Calls: c.calls.Load(), Cancels: c.cancels.Load(), Unmapped: c.unmapped.Load(),
+		StatusIn: c.statusIn.Load(), Repeats: c.repeat.Load(),
+		BadBCC: c.badBCC.Load(), Invalid: c.invalid.Load(), Busy: c.busy.Load(), NoiseBytes: c.noise.Load(),
+		Sent: c.sent.Load(), Failed: c.failed.Load(), Dropped: c.dropped.Load(), Queued: q,
+		Polls: c.polls.Load(), MissedPolls: c.missed.Load(),
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
