@@ -272,3 +272,16 @@ func TestWalkTestAlarmsNobody(t *testing.T) {
 		t.Fatal("walk test raised an alarm")
 	}
 }
+
+// TestOfflineClearedWhenHeardAgain: a transmitter that went offline and comes back
+// closes its own technical alarm; the technician's phone is told.
+func TestOfflineClearedWhenHeardAgain(t *testing.T) {
+	r := newRig(t)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventOffline, Source: "espa:line"})
+	r.phones.wait(t, "technician offered", func() bool { return r.phones.count("tech", vakt.NoticeOffer) == 1 })
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "espa:line"})
+	r.phones.wait(t, "offer withdrawn", func() bool { return r.phones.count("tech", vakt.NoticeWithdrawn) == 1 })
+	if open := r.open(); len(open) != 0 {
+		t.Fatalf("offline alarm still open: %+v", open)
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -62,7 +63,10 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	s.health[ev.Transmitter] = h
 	b.Health = append(b.Health, h)
 
-	var fx effect
+	var fx, back effect
+	if ev.Kind != vakt.EventOffline {
+		back = e.restored(b, ev, now)
+	}
 	switch {
 	case ev.Kind.Raises() || ev.Kind.Technical():
 		if e.opt.WalkTest {
@@ -75,7 +79,23 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 		rec.Alarm, fx = e.transmitterPresence(b, ev, now)
 	}
 	b.Events = append(b.Events, rec)
-	return fx
+	return runAll([]effect{back, fx})
+}
+
+// restored closes an open "offline" technical alarm when the transmitter is heard
+// from again, unless a technician already accepted it (then they close it).
+func (e *Engine) restored(b *vakt.Batch, ev vakt.Event, now time.Time) effect {
+	s := e.st
+	id, ok := s.open[keyFor(ev.Transmitter, vakt.EventOffline)]
+	if !ok {
+		return nil
+	}
+	a := s.alarms[id]
+	acts, cancelled := e.opt.Router.Cancel(a, s.envFor(now, a))
+	if !cancelled {
+		return nil
+	}
+	return e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.restored", acts, now)
 }
 
 // raise opens an alarm for the event, or counts a repeat on the open one.
@@ -173,7 +193,9 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 	return runAll(fxs)
 }
 
+// runAll combines effects into one; nil entries are skipped.
 func runAll(fxs []effect) effect {
+	fxs = slices.DeleteFunc(fxs, func(fx effect) bool { return fx == nil })
 	if len(fxs) == 0 {
 		return nil
 	}

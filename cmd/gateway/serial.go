@@ -18,10 +18,17 @@ import (
 // serialOptions translates one configured ESPA port.
 func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger, clock vakt.Clock) (serial.Options, error) {
 	p := cfg.Drivers.Serial[i]
+	// A rule that yields an unknown transmitter (room-999) falls back instead of
+	// raising an alarm nobody can locate.
+	registry := map[vakt.TransmitterID]bool{}
+	for _, t := range cfg.Transmitters {
+		registry[vakt.TransmitterID(t.ID)] = true
+	}
+	known := func(id vakt.TransmitterID) bool { return registry[id] }
 	o := serial.Options{
 		Name: p.Name, Device: p.Device, Baud: p.Baud, DataBits: p.DataBits, Parity: p.Parity, StopBits: p.StopBits,
 		Role: p.Role, StatusBlocks: p.StatusBlocks, Ingest: in, Logger: log, Clock: clock,
-		Mapper: espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback)},
+		Mapper: espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback), Known: known},
 	}
 	var err error
 	if o.Address, err = serial.ParseAddress(p.Address); err != nil {
