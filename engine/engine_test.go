@@ -285,3 +285,28 @@ func TestOfflineClearedWhenHeardAgain(t *testing.T) {
 		t.Fatalf("offline alarm still open: %+v", open)
 	}
 }
+
+// TestRedeliveryRecognisedOnlyWhileRecent: the same source message id within minutes
+// is a redelivery (no second alarm); the same id much later is a new press, since
+// sources reuse ids (MQTT packet ids wrap).
+func TestRedeliveryRecognisedOnlyWhileRecent(t *testing.T) {
+	r := newRig(t)
+	press := vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "mqtt", SourceID: "mqtt:7:abc/0"}
+	r.ingest(press)
+	r.ingest(press) // redelivered: PUBACK lost
+	list := r.open()
+	if len(list) != 1 || list[0].Count != 1 {
+		t.Fatalf("redelivery counted: %+v", list)
+	}
+	if _, err := r.eng.Accept(context.Background(), "near", list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.eng.Complete(context.Background(), "near", list[0].ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Hour)
+	r.ingest(press) // a new press that happens to reuse the id
+	if list = r.open(); len(list) != 1 || list[0].ID == "a-1" {
+		t.Fatalf("a later press with a reused id raised no new alarm: %+v", list)
+	}
+}

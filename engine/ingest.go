@@ -43,12 +43,15 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	// A redelivery we already committed (same source message id) changes nothing.
 	if ev.SourceID != "" {
 		key := ev.Source + "\x00" + ev.SourceID
-		if id, ok := s.seen[key]; ok {
-			rec.Alarm, rec.Duplicate = id, true
+		if seen, ok := s.seen[key]; ok && now.Sub(seen.at) <= redeliveryWindow {
+			rec.Alarm, rec.Duplicate = seen.alarm, true
 			b.Events = append(b.Events, rec)
 			return nil
 		}
-		defer func() { s.seen[key] = rec.Alarm }()
+		if len(s.seen) >= 1<<16 {
+			s.forgetSeen(now) // bounded memory in a storm
+		}
+		defer func() { s.seen[key] = seenSource{alarm: rec.Alarm, at: now} }()
 	}
 
 	// Every message is a check-in for supervision.
@@ -190,6 +193,7 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
 	}
 	e.purgePositions(b, now)
+	s.forgetSeen(now)
 	return runAll(fxs)
 }
 

@@ -23,7 +23,7 @@ type state struct {
 	// so a repeat never opens a second one.
 	open      map[openKey]vakt.AlarmID
 	visits    map[vakt.VisitID]vakt.Visit // open visits
-	seen      map[string]vakt.AlarmID     // source\x00sourceID → alarm
+	seen      map[string]seenSource       // source\x00sourceID → what it did, recently
 	nextAlarm int64
 	nextVisit int64
 
@@ -35,6 +35,25 @@ type state struct {
 	peopleDirty   bool
 	handlingDirty bool
 	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
+}
+
+// seenSource remembers a source message id for redeliveryWindow. Sources redeliver
+// an unacknowledged message within seconds of reconnecting; ids such as MQTT packet
+// ids are reused later, so an old match must not swallow a new press.
+type seenSource struct {
+	alarm vakt.AlarmID
+	at    time.Time
+}
+
+const redeliveryWindow = 10 * time.Minute
+
+// forgetSeen drops source ids older than the redelivery window.
+func (s *state) forgetSeen(now time.Time) {
+	for k, v := range s.seen {
+		if now.Sub(v.at) > redeliveryWindow {
+			delete(s.seen, k)
+		}
+	}
 }
 
 type openKey struct {
@@ -59,7 +78,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		alarms:       map[vakt.AlarmID]*vakt.Alarm{},
 		open:         map[openKey]vakt.AlarmID{},
 		visits:       map[vakt.VisitID]vakt.Visit{},
-		seen:         map[string]vakt.AlarmID{},
+		seen:         map[string]seenSource{},
 		nextAlarm:    snap.NextAlarm,
 		peopleDirty:  true,
 	}
@@ -90,8 +109,9 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 			s.nextVisit = n + 1
 		}
 	}
+	start := opt.Clock.Now()
 	for k, v := range snap.SeenSources {
-		s.seen[k] = v
+		s.seen[k] = seenSource{alarm: v, at: start}
 	}
 	if s.nextAlarm < 1 {
 		s.nextAlarm = 1
