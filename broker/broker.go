@@ -81,6 +81,11 @@ type Options struct {
 	// anywhere. Demo mode only.
 	AllowAnonymous bool
 	Logger         *slog.Logger
+	// OnPublish, when set, is handed every authorised publish before the broker
+	// answers the publisher (PUBACK). It blocks that publisher only; a non-nil error
+	// withholds the PUBACK, so the publisher sends the message again. The gateway uses
+	// it to commit a press before acknowledging it (durable before acknowledged).
+	OnPublish func(topic string, payload []byte) error
 }
 
 // Broker is the embedded MQTT broker.
@@ -113,9 +118,11 @@ func New(o Options) (*Broker, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &authHook{
-		users:  make(map[string]*Client, len(o.Clients)),
-		pinned: make(map[string]string),
-		anon:   o.AllowAnonymous,
+		users:   make(map[string]*Client, len(o.Clients)),
+		pinned:  make(map[string]string),
+		anon:    o.AllowAnonymous,
+		publish: o.OnPublish,
+		log:     o.Logger,
 	}
 	for i := range o.Clients {
 		c := o.Clients[i]
@@ -215,12 +222,28 @@ type authHook struct {
 	users  map[string]*Client // read-only after New
 	pinned map[string]string  // client id → the only username allowed to use it
 	anon   bool
+	// publish is Options.OnPublish (nil: none).
+	publish func(topic string, payload []byte) error
+	log     *slog.Logger
 }
 
 func (h *authHook) ID() string { return "vakt-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || (b == mqtt.OnPublish && h.publish != nil)
+}
+
+// OnPublish runs in the publisher's read loop after the ACL check and before mochi
+// writes the PUBACK, so the PUBACK goes out only once the handler said yes.
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	if err := h.publish(pk.TopicName, pk.Payload); err != nil {
+		h.log.Warn("publish not acknowledged: not committed", "topic", pk.TopicName, "client", cl.ID, "err", err)
+		return pk, packets.ErrRejectPacket
+	}
+	return pk, nil
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/api"
@@ -109,11 +110,22 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
 	return o
 }
 
+// direct reports whether the MQTT driver reads the embedded broker in-process:
+// drivers.mqtt.url names the embedded broker's own listen address.
+func direct(cfg *config.Config) bool {
+	if !cfg.Drivers.Broker.Enabled || !cfg.Drivers.MQTT.Enabled {
+		return false
+	}
+	u, err := url.Parse(cfg.Drivers.MQTT.URL)
+	return err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") && u.Host == cfg.Drivers.Broker.Listen
+}
+
 func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) mqtt.Options {
 	m := cfg.Drivers.MQTT
 	o := mqtt.Options{
 		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
 		BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
+		Direct: direct(cfg),
 	}
 	for _, t := range cfg.Transmitters {
 		d := z2m.Device{ID: vakt.TransmitterID(t.ID), LowBattery: t.LowBattery}

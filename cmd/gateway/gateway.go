@@ -106,16 +106,22 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.API.SetService(m.Engine)
 
-	if cfg.Drivers.Broker.Enabled {
-		m.Broker, err = broker.New(brokerOptions(cfg, m.Logger))
-		if err != nil {
-			return fmt.Errorf("embedded broker: %w", err)
-		}
-	}
 	if cfg.Drivers.MQTT.Enabled {
 		m.MQTT, err = mqtt.New(mqttOptions(cfg, m.Engine, m.Logger))
 		if err != nil {
 			return fmt.Errorf("mqtt driver: %w", err)
+		}
+	}
+	if cfg.Drivers.Broker.Enabled {
+		bo := brokerOptions(cfg, m.Logger)
+		if m.MQTT != nil && direct(cfg) {
+			// The driver reads the embedded broker in-process: a publish is
+			// committed before the broker acknowledges it.
+			bo.OnPublish = m.MQTT.Deliver
+		}
+		m.Broker, err = broker.New(bo)
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
 		}
 	}
 	for i := range cfg.Drivers.Serial {
@@ -163,13 +169,20 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
+	if m.MQTT != nil && direct(m.Config) {
+		// In-process: nothing to connect to, but it must run before the broker
+		// accepts the first publish.
+		if err := m.MQTT.Start(ctx); err != nil {
+			return fmt.Errorf("mqtt driver: %w", err)
+		}
+	}
 	if m.Broker != nil {
 		if err := m.Broker.Start(); err != nil {
 			return fmt.Errorf("embedded broker: %w", err)
 		}
 		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr())
 	}
-	if m.MQTT != nil {
+	if m.MQTT != nil && !direct(m.Config) {
 		// Wait a moment for the subscription so "ready" means presses are heard; a
 		// broker that is down must not keep phones and serial calls waiting, so after
 		// that the driver goes on connecting in the background.

@@ -87,6 +87,10 @@ type Options struct {
 	Ingest     vakt.Ingester
 	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize).
 	QueueSize int
+	// Direct: no broker connection; the embedded broker hands every publish to
+	// Deliver before it answers the publisher (see direct.go). URL and ClientID are
+	// then unused.
+	Direct bool
 }
 
 // Stats are the driver's counters since New.
@@ -124,6 +128,7 @@ type Driver struct {
 	mu         sync.Mutex
 	client     paho.Client
 	started    bool
+	stopped    bool
 	stop       chan struct{}
 	subscribed chan struct{} // closed after the first successful subscription
 	wg         sync.WaitGroup
@@ -139,6 +144,9 @@ type received struct {
 
 // New validates the options and opens nothing.
 func New(o Options) (*Driver, error) {
+	if o.Direct {
+		o.URL, o.ClientID = "direct://embedded", "embedded"
+	}
 	if o.URL == "" {
 		return nil, errors.New("mqtt: url is empty")
 	}
@@ -147,7 +155,7 @@ func New(o Options) (*Driver, error) {
 		return nil, fmt.Errorf("mqtt: url: %w", err)
 	}
 	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss", "direct":
 	default:
 		return nil, fmt.Errorf("mqtt: url %q: scheme must be tcp, ssl, mqtt, mqtts, tls, ws or wss", u.Redacted())
 	}
@@ -258,10 +266,15 @@ func (d *Driver) Start(ctx context.Context) error {
 	if d.opts.TLS != nil {
 		o.SetTLSConfig(d.opts.TLS)
 	}
-	d.client = paho.NewClient(o)
 	d.wg.Add(2)
 	go d.work()
 	go d.acknowledge()
+	if d.opts.Direct {
+		d.stats.connected.Store(true)
+		d.mu.Unlock()
+		return nil
+	}
+	d.client = paho.NewClient(o)
 	d.mu.Unlock()
 
 	tok := d.client.Connect()
@@ -345,17 +358,20 @@ func (d *Driver) handle(_ paho.Client, m paho.Message) {
 // the broker redelivers them to the next session.
 func (d *Driver) Stop() {
 	d.mu.Lock()
-	if !d.started || d.client == nil {
+	if !d.started || d.stopped {
 		d.mu.Unlock()
 		return
 	}
+	d.stopped = true
 	c := d.client
 	d.client = nil
 	close(d.stop)
 	d.mu.Unlock()
 
 	d.wg.Wait()
-	c.Disconnect(disconnectQuiesce)
+	if c != nil {
+		c.Disconnect(disconnectQuiesce)
+	}
 	d.stats.connected.Store(false)
 }
 
@@ -438,7 +454,9 @@ func (d *Driver) process(r received) bool {
 	id := sourceID(m)
 	for i, ev := range res.Events {
 		ev.Source = Source
-		ev.SourceID = fmt.Sprintf("%s/%d", id, i)
+		if id != "" {
+			ev.SourceID = fmt.Sprintf("%s/%d", id, i)
+		}
 		ev.ReceivedAt = r.at
 		ev.Mono = r.at.Sub(epoch)
 		if !d.ingest(&submission{m: msg, ev: ev}) {
@@ -456,6 +474,9 @@ var epoch = time.Now()
 // are reused (16 bits, per session), so a match is "probably the same message"; the
 // ingest side should compare it only with recent events of the same transmitter.
 func sourceID(m paho.Message) string {
+	if _, ok := m.(*directMessage); ok {
+		return "" // handed over in-process: never redelivered
+	}
 	h := fnv.New64a()
 	h.Write([]byte(m.Topic()))
 	h.Write([]byte{0})
