@@ -26,10 +26,18 @@ import (
 // The single-commit fsync floor is measured first, in the same run, and the result
 // is reported as a ratio to it. Run: see docs/benchmarks.md.
 func BenchmarkTriggerToOffer(b *testing.B) {
+	b.Run("embedded-broker", func(b *testing.B) { triggerToOffer(b, true) })
+	b.Run("mosquitto", func(b *testing.B) { triggerToOffer(b, false) })
+}
+
+func triggerToOffer(b *testing.B, embedded bool) {
 	floor := commitFloor(b)
 	const staff, transmitters = 200, 500
 	brokerPort, apiPort := freePort(b), freePort(b)
-	cfg := siteConfig(b, staff, transmitters, brokerPort, apiPort)
+	if !embedded {
+		mosquitto(b, brokerPort)
+	}
+	cfg := siteConfig(b, staff, transmitters, brokerPort, apiPort, embedded)
 	m := &Main{ConfigPath: cfg, Log: io.Discard}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -126,7 +134,7 @@ func commitFloor(b *testing.B) time.Duration {
 
 // siteConfig writes a demo-mode site with n staff spread over a building and m
 // Zigbee SOS buttons, one nearest-nurse policy.
-func siteConfig(b *testing.B, staff, transmitters, brokerPort, apiPort int) string {
+func siteConfig(b *testing.B, staff, transmitters, brokerPort, apiPort int, embedded bool) string {
 	dir := b.TempDir()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `site: {id: bench, name: Bench, demo: true, lat: 59.9139, lon: 10.7522}
@@ -135,14 +143,14 @@ roles: [nurse]
 storage: {path: %s}
 api: {listen: "127.0.0.1:%d"}
 drivers:
-  broker: {enabled: true, listen: "127.0.0.1:%d"}
+  broker: {enabled: %t, listen: "127.0.0.1:%d"}
   mqtt: {enabled: true, url: "tcp://127.0.0.1:%d", base_topic: zigbee2mqtt}
 privacy: {nearest_routing: true, position_ttl: 15m}
 policies:
   - name: all
     tiers: [{target: nearest, count: 1, wait: 30s}]
 transmitters:
-`, filepath.Join(dir, "vakt.db"), apiPort, brokerPort, brokerPort)
+`, filepath.Join(dir, "vakt.db"), apiPort, embedded, brokerPort, brokerPort)
 	for i := range transmitters {
 		fmt.Fprintf(&sb, "  - {id: tx-r%d, kind: sos-pendant, driver: zigbee2mqtt, address: r%d/sos, room: \"%d\", zone: east, floor: 1, lat: %.6f, lon: %.6f, actions: {reset: cancel}}\n",
 			i, i, i, 59.9139+float64(i%50)*0.00005, 10.7522+float64(i/50)*0.0001)

@@ -86,7 +86,7 @@ func disableEmbeddedBroker(t testing.TB, s string) string {
 
 // mosquitto starts a real Mosquitto process on port, owned by the test. Its log goes
 // to the returned channel line by line (crash tests watch it for PUBACKs).
-func mosquitto(t *testing.T, port int) (logs <-chan string, stop func()) {
+func mosquitto(t testing.TB, port int) (logs <-chan string, stop func()) {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -138,7 +138,7 @@ log_type all
 	return ch, stop
 }
 
-func waitPort(t *testing.T, port int) {
+func waitPort(t testing.TB, port int) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
