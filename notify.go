@@ -34,3 +34,9 @@ func (f NotifierFunc) Notify(staff StaffID, n Notice) { f(staff, n) }
 type Observer interface {
 	AlarmChanged(a Alarm)
 }
+
+// Pager calls a pager or group on an existing paging system (a DECT system behind an
+// ESPA 4.4.4 port): the routing tier "pager". Page must not block.
+type Pager interface {
+	Page(a Alarm, callAddress, text string) error
+}

@@ -107,7 +107,7 @@ type Policy struct {
 
 // Tier is one step of escalation.
 type Tier struct {
-	// Target: nearest, zone, site, role, arc.
+	// Target: nearest, zone, site, role, arc, pager.
 	Target string   `yaml:"target"`
 	Count  int      `yaml:"count"` // for nearest: how many at once
 	Roles  []string `yaml:"roles"`
@@ -115,6 +115,10 @@ type Tier struct {
 	Wait   Duration `yaml:"wait"`
 	// IncludeBusy offers to busy staff too (emergencies).
 	IncludeBusy bool `yaml:"include_busy"`
+	// Pager (target pager) names the drivers.serial port of an existing DECT/paging
+	// system, and CallAddress the pager or group to call there.
+	Pager       string `yaml:"pager"`
+	CallAddress string `yaml:"call_address"`
 }
 
 // Routing holds site-wide routing knobs.

@@ -34,7 +34,7 @@ var (
 		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
 		string(vakt.EventLowBattery), string(vakt.EventTamper), string(vakt.EventOffline),
 	}
-	tierTargets      = []string{"nearest", "zone", "site", "role", "arc"}
+	tierTargets      = []string{"nearest", "zone", "site", "role", "arc", "pager"}
 	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
 	parities         = []string{"none", "even", "odd"}
 	serialRoles      = []string{"slave", "control-station"}
@@ -585,6 +585,22 @@ func (v *validator) tier(p string, t *Tier) {
 		v.errorf(p+".roles", "required for target role: which roles to offer to")
 	}
 	v.roleRefs(p+".roles", t.Roles)
+	switch {
+	case t.Target == "pager" && t.Pager == "":
+		v.errorf(p+".pager", "required for target pager: the name of the drivers.serial port of the paging system")
+	case t.Target == "pager" && !v.serialPort(t.Pager):
+		v.errorf(p+".pager", "unknown serial port %q; define it under drivers.serial", t.Pager)
+	case t.Target != "pager" && t.Pager != "":
+		v.errorf(p+".pager", "pager is only for target pager")
+	}
+	switch {
+	case t.Target == "pager" && t.CallAddress == "":
+		v.errorf(p+".call_address", "required for target pager: the pager or group number to call")
+	case t.Target == "pager" && len(t.CallAddress) > 16:
+		v.errorf(p+".call_address", "at most 16 characters (ESPA 4.4.4 record 1)")
+	case t.Target != "pager" && t.CallAddress != "":
+		v.errorf(p+".call_address", "call_address is only for target pager")
+	}
 	if t.Zone != "" {
 		if t.Target != "zone" {
 			v.errorf(p+".zone", "zone is only for target zone")
@@ -592,6 +608,16 @@ func (v *validator) tier(p string, t *Tier) {
 			v.zoneRef(p+".zone", t.Zone)
 		}
 	}
+}
+
+// serialPort reports whether a drivers.serial port has this name.
+func (v *validator) serialPort(name string) bool {
+	for _, sp := range v.c.Drivers.Serial {
+		if sp.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) routing() {

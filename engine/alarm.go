@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -61,10 +64,29 @@ func (e *Engine) tell(a vakt.Alarm, acts []routing.Action) {
 			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeWithdrawn, Alarm: a})
 		case routing.ActUpdate:
 			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeUpdate, Alarm: a})
+		case routing.ActPage:
+			e.page(a, act)
 		case routing.ActForward:
 			// The SIA DC-09 forwarder is an observer; without one configured the
 			// forwarded state is still visible to staff and technicians.
 			e.log.Warn("alarm forwarded to the alarm receiving centre", "alarm", a.ID)
 		}
 	}
+}
+
+// page calls a pager for a "pager" tier. The display text carries the room and the
+// kind of alarm only, never a name (G7).
+func (e *Engine) page(a vakt.Alarm, act routing.Action) {
+	p, ok := e.opt.Pagers[act.Pager]
+	if !ok {
+		e.log.Error("pager tier names no configured paging link", "alarm", a.ID, "pager", act.Pager)
+		return
+	}
+	loc := e.st.location(a.Transmitter)
+	text := strings.ToUpper(fmt.Sprintf("ROOM %s %s", cmp.Or(loc.Room, string(a.Transmitter)), a.Kind))
+	if err := p.Page(a, act.CallAddress, text); err != nil {
+		e.log.Error("page failed", "alarm", a.ID, "pager", act.Pager, "err", err)
+		return
+	}
+	e.log.Info("paged", "alarm", a.ID, "pager", act.Pager, "call_address", act.CallAddress)
 }

@@ -27,8 +27,10 @@ type Options struct {
 	Router    *routing.Router
 	Notifier  vakt.Notifier
 	Observers []vakt.Observer
-	Clock     vakt.Clock
-	Logger    *slog.Logger
+	// Pagers are the paging links by name, for "pager" tiers.
+	Pagers map[string]vakt.Pager
+	Clock  vakt.Clock
+	Logger *slog.Logger
 
 	// Transmitters is the registry; events from unknown ids still raise alarms.
 	Transmitters []vakt.Transmitter

@@ -113,6 +113,12 @@ func (s *step) fill() int {
 // is worth waiting for: someone was offered, or it is an ARC tier with a wait.
 func (s *step) startTier() bool {
 	t := s.tier()
+	if t.Target == TargetPager {
+		// The paging system rings its handset; its holder answers in person or
+		// on the call system, so the tier's wait runs like any other.
+		s.acts = append(s.acts, Action{Kind: ActPage, Pager: t.Pager, CallAddress: t.CallAddress})
+		return true
+	}
 	if t.Target != TargetARC {
 		return s.fill() > 0
 	}
@@ -185,8 +191,8 @@ func (s *step) advance() {
 		s.escalate(false)
 		return
 	}
-	if t.Target == TargetARC {
-		return // the centre has it; later tiers follow its wait
+	if t.Target == TargetARC || t.Target == TargetPager {
+		return // the centre or the pager has it; later tiers follow its wait
 	}
 	s.fill()
 	if s.liveInTier() == 0 {

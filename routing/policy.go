@@ -90,6 +90,10 @@ func validateTier(t *Tier) []error {
 		if len(t.Roles) == 0 {
 			errs = append(errs, errors.New("role target needs roles"))
 		}
+	case TargetPager:
+		if t.Pager == "" || t.CallAddress == "" {
+			errs = append(errs, errors.New("pager target needs a pager and a call address"))
+		}
 	case TargetARC:
 		// The centre takes over; a wait only delays later tiers.
 		if t.Wait < 0 {
@@ -97,7 +101,7 @@ func validateTier(t *Tier) []error {
 		}
 		return errs
 	default:
-		errs = append(errs, fmt.Errorf("unknown target %q (want nearest, zone, site, role or arc)", t.Target))
+		errs = append(errs, fmt.Errorf("unknown target %q (want nearest, zone, site, role, arc or pager)", t.Target))
 	}
 	if t.Wait <= 0 {
 		errs = append(errs, errors.New("wait must be > 0"))

@@ -24,6 +24,7 @@ const (
 	TargetSite    Target = "site"    // everyone on duty at the site
 	TargetRole    Target = "role"    // everyone on duty holding one of Roles
 	TargetARC     Target = "arc"     // hand over to the alarm receiving centre
+	TargetPager   Target = "pager"   // call a pager of an existing DECT/paging system (ESPA)
 )
 
 // Tier is one step of escalation.
@@ -34,6 +35,9 @@ type Tier struct {
 	Zone        string   // zone target: which zone ("" = the transmitter's)
 	Wait        time.Duration
 	IncludeBusy bool // busy staff are candidates too (emergencies)
+	// Pager and CallAddress (pager target): which paging link, which pager or group.
+	Pager       string
+	CallAddress string
 }
 
 // Policy routes alarms of some kinds, optionally only in one zone or some rooms.
@@ -92,6 +96,7 @@ const (
 	ActWithdraw                       // tell Staff it is no longer theirs (cancelled, re-routed)
 	ActUpdate                         // tell Staff about another change (e.g. the assignee)
 	ActForward                        // hand the alarm to the alarm receiving centre
+	ActPage                           // call Pager/CallAddress on a paging system
 )
 
 // Action is one effect of a decision. The engine applies them only after the alarm's
@@ -100,6 +105,9 @@ type Action struct {
 	Kind  ActionKind
 	Staff vakt.StaffID
 	By    vakt.StaffID
+	// Pager and CallAddress say whom to page (ActPage).
+	Pager       string
+	CallAddress string
 }
 
 // Router makes routing decisions. It holds only configuration and is safe for

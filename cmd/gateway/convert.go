@@ -89,7 +89,7 @@ func routingConfig(cfg *config.Config) routing.Config {
 		for _, t := range p.Tiers {
 			rp.Tiers = append(rp.Tiers, routing.Tier{
 				Target: routing.Target(t.Target), Count: t.Count, Roles: t.Roles, Zone: t.Zone,
-				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy,
+				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy, Pager: t.Pager, CallAddress: t.CallAddress,
 			})
 		}
 		rc.Policies = append(rc.Policies, rp)

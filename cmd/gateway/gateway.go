@@ -86,8 +86,10 @@ func (m *Main) Open(ctx context.Context) error {
 	// Serial ports observe alarms (status blocks back to the call system); they are
 	// built after the engine, so observers are handed over through this indirection.
 	observers := &observerList{}
+	pagers := map[string]vakt.Pager{}
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       []vakt.Observer{observers},
+		Pagers:          pagers,
 		Store:           withFailpoint(m.DB),
 		Router:          router,
 		Notifier:        m.API,
@@ -135,6 +137,7 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 		m.Serial = append(m.Serial, p)
 		observers.add(p)
+		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
 	m.httpLn, err = net.Listen("tcp", cfg.API.Listen)
 	if err != nil {

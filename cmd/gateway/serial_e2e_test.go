@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/internal/fakeclock"
 	"golang.org/x/sys/unix"
 )
 
@@ -219,4 +221,45 @@ func TestNurseCallReachesNearestPhone(t *testing.T) {
 	cs.send(espa.ACK)
 	cs.expect(espa.TokenEOT)
 	nurse1.none("offer")
+}
+
+// TestPagerTierCallsDECT: nobody accepts a call from room 201 in time, so the night
+// policy's second tier pages the DECT handset "100" through the ESPA port: the paging
+// system gets a call-to-pager block with the room and the kind, no name.
+func TestPagerTierCallsDECT(t *testing.T) {
+	cs := newCallSystem(t)
+	cfg := serialConfig(t, cs.path, freePort(t), freePort(t))
+	b, _ := os.ReadFile(cfg)
+	night := `policies:
+  - name: night-201
+    kinds: [call]
+    rooms: ["201"]
+    tiers:
+      - {target: nearest, count: 1, wait: 30s}
+      - {target: pager, pager: nurse-call, call_address: "100", wait: 60s}
+`
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "policies:\n", night, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
+	m, c := startGateway(t, cfg, clock)
+	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo"))
+
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	cs.expect(espa.TokenACK)
+	cs.send(espa.EOT)
+	offer := nurse4.expect("offer")
+	waitFor(t, "delivery confirmed", func() bool { return offerStatus(m, offer.Alarm.ID, "nurse-4") == vakt.OfferDelivered })
+	drainStatus(cs) // "paged" status for the call itself
+
+	clock.Advance(31 * time.Second)
+	cs.pollUntilSelected()
+	cs.send(espa.ACK)
+	page := cs.expect(espa.TokenBlock)
+	call, err := espa.ParseCall(page.Block)
+	if err != nil || page.Block.Header != espa.HeaderCall || call.CallAddress != "100" || call.Message != "ROOM 201 CALL" {
+		t.Fatalf("page block %v (%+v, %v), want a call to pager 100 saying ROOM 201 CALL", page, call, err)
+	}
 }
