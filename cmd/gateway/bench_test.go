@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,19 +37,9 @@ func triggerToOffer(b *testing.B, embedded bool) {
 		mosquitto(b, brokerPort)
 	}
 	cfg := siteConfig(b, staff, transmitters, brokerPort, apiPort, embedded)
-	m := &Main{ConfigPath: cfg, Log: io.Discard}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := m.Open(ctx); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = m.Run(ctx) }()
-	<-m.Ready()
-	defer m.Close()
-
+	_, c := startGateway(b, cfg, nil)
+	base := c.base
 	offers := make(chan string, 1024) // alarm ids as offers arrive, any phone
-	base := "http://" + m.APIAddr()
-	c := client{t: b, base: base}
 	var conns []*websocket.Conn
 	for i := range staff {
 		tok := c.login(fmt.Sprintf("s-%d", i), "demo")
@@ -179,16 +168,7 @@ func BenchmarkNurseCallToOffer(b *testing.B) {
 	cs := newCallSystem(b)
 	apiPort, brokerPort := freePort(b), freePort(b)
 	cfg := serialConfigTB(b, cs.path, apiPort, brokerPort)
-	m := &Main{ConfigPath: cfg, Log: io.Discard}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := m.Open(ctx); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = m.Run(ctx) }()
-	<-m.Ready()
-	defer m.Close()
-	c := client{t: b, base: "http://" + m.APIAddr()}
+	_, c := startGateway(b, cfg, nil)
 	nurse := c.phone("nurse-4", c.login("nurse-4", "demo"))
 
 	reset := espa.Encode(espa.CallBlock(espa.Call{CallAddress: "550", Message: "ROOM 201", CallType: espa.CallReset}))

@@ -14,7 +14,7 @@ import (
 
 // startGateway runs the whole gateway in-process on the demo configuration, with an
 // injected clock so escalation timers run when the test says.
-func startGateway(t *testing.T, cfgPath string, clock vakt.Clock) (*Main, client) {
+func startGateway(t testing.TB, cfgPath string, clock vakt.Clock) (*Main, client) {
 	t.Helper()
 	m := &Main{ConfigPath: cfgPath, Log: io.Discard, Clock: clock}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,32 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vakt/vakt/internal/shared"
 )
 
-// sharedFrames returns the folder of ESPA test vectors: ../shared/testdata/espa444 next
-// to the module root. The tests fail rather than skip without it: the golden frames
-// are the contract.
+// sharedFrames returns the folder of ESPA test vectors (../shared/testdata/espa444).
 func sharedFrames(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	frames := filepath.Join(dir, "..", "shared", "testdata", "espa444")
-	if _, err := os.Stat(frames); err != nil {
-		t.Fatalf("ESPA test vectors missing: %v", err)
-	}
-	return frames
+	return shared.Path(t, "testdata", "espa444")
 }
 
 func readHex(t testing.TB, path string) []byte {

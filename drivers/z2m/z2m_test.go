@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/z2m"
+	"github.com/vakt/vakt/internal/shared"
 )
 
 const shellyTopic = "shellies/shellybutton1-A4CF12F45ABC/input_event/0"
@@ -42,24 +42,6 @@ func newDecoder(t testing.TB) *z2m.Decoder {
 	return d
 }
 
-// moduleRoot walks up from the package directory to the directory holding go.mod.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
 
 type goldenLine struct {
 	Topic   string `json:"topic"`
@@ -71,7 +53,7 @@ type goldenLine struct {
 // goldenMessages reads ../shared/testdata/zigbee2mqtt/messages.jsonl beside the repository.
 func goldenMessages(t testing.TB) []goldenLine {
 	t.Helper()
-	path := filepath.Join(moduleRoot(t), "..", "shared", "testdata", "zigbee2mqtt", "messages.jsonl")
+	path := shared.Path(t, "testdata", "zigbee2mqtt", "messages.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("golden messages (the shared folder is expected beside the repository): %v", err)
