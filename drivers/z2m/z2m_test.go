@@ -42,7 +42,6 @@ func newDecoder(t testing.TB) *z2m.Decoder {
 	return d
 }
 
-
 type goldenLine struct {
 	Topic   string `json:"topic"`
 	Payload string `json:"payload"`
