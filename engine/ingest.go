@@ -73,7 +73,9 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	switch {
 	case ev.Kind.Raises() || ev.Kind.Technical():
 		if e.opt.WalkTest {
-			break // commissioning: the press is recorded and shown, nobody is alarmed
+			// Commissioning: the press is recorded and logged, nobody is alarmed.
+			e.log.Info("walk test press", "transmitter", ev.Transmitter, "kind", ev.Kind)
+			break
 		}
 		rec.Alarm, fx = e.raise(b, ev, now)
 	case ev.Kind == vakt.EventCancel:
