@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
@@ -117,7 +118,7 @@ type transmitterView struct {
 
 // view renders an alarm for one staff member: the distance is theirs, from the
 // position they had when it was offered to them.
-func (s *Server) view(a vakt.Alarm, for_ vakt.StaffID) alarmView {
+func (s *Server) view(a vakt.Alarm, viewer vakt.StaffID) alarmView {
 	t := s.tx[a.Transmitter]
 	v := alarmView{
 		ID: string(a.ID), Kind: string(a.Kind), Priority: int(a.Priority), State: string(a.State),
@@ -129,8 +130,9 @@ func (s *Server) view(a vakt.Alarm, for_ vakt.StaffID) alarmView {
 		v.Assignee = &id
 	}
 	for _, o := range a.Offers {
-		if o.Staff == for_ && o.DistanceM >= 0 {
-			d := o.DistanceM
+		if o.Staff == viewer && o.DistanceM >= 0 {
+			// Rounded: a phone needs decimetres at most, and less precision leaks less.
+			d := math.Round(o.DistanceM*10) / 10
 			v.DistanceM = &d
 		}
 	}

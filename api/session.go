@@ -16,12 +16,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// HashSecret makes the slow hash stored for a staff secret.
-func HashSecret(secret string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.DefaultCost)
-	return string(h), err
-}
-
 // dummyHash is compared against when the staff id is unknown, so a wrong id and a
 // wrong secret take the same time and get the same answer.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("vakt-no-such-staff"), bcrypt.DefaultCost)

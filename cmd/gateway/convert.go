@@ -6,7 +6,6 @@ import (
 	"net/url"
 
 	vakt "github.com/vakt/vakt"
-	"github.com/vakt/vakt/api"
 	"github.com/vakt/vakt/broker"
 	"github.com/vakt/vakt/config"
 	"github.com/vakt/vakt/drivers/mqtt"
@@ -71,8 +70,6 @@ func staffFromConfig(cfg *config.Config) (dir []vakt.Staff, initial []vakt.Staff
 	}
 	return dir, initial, pins, nil
 }
-
-var _ = api.HashSecret // the API owns secret checks; config hashing above uses the same bcrypt format
 
 func routingConfig(cfg *config.Config) routing.Config {
 	rc := routing.Config{
