@@ -64,13 +64,14 @@ func (p *phones) wait(t *testing.T, what string, cond func() bool) {
 }
 
 type rig struct {
-	t      *testing.T
-	path   string
-	clock  *fakeclock.Clock
-	phones *phones
-	db     *store.DB
-	eng    *engine.Engine
-	stop   func()
+	t            *testing.T
+	transmitters []vakt.Transmitter // default: the one room button
+	path         string
+	clock        *fakeclock.Clock
+	phones       *phones
+	db           *store.DB
+	eng          *engine.Engine
+	stop         func()
 }
 
 var (
@@ -92,6 +93,9 @@ func policy() routing.Config {
 // start opens (or reopens) the engine on the rig's database file.
 func (r *rig) start(walkTest bool) {
 	r.t.Helper()
+	if r.transmitters == nil {
+		r.transmitters = []vakt.Transmitter{room}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := store.Open(ctx, r.path, store.Options{})
 	if err != nil {
@@ -106,7 +110,7 @@ func (r *rig) start(walkTest bool) {
 	eng, err := engine.New(ctx, engine.Options{
 		Store: db, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Transmitters: []vakt.Transmitter{room}, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
+		Transmitters: r.transmitters, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
 		},
@@ -309,4 +313,29 @@ func TestRedeliveryRecognisedOnlyWhileRecent(t *testing.T) {
 	if list = r.open(); len(list) != 1 || list[0].ID == "a-1" {
 		t.Fatalf("a later press with a reused id raised no new alarm: %+v", list)
 	}
+}
+
+// TestSupervisionMissedCheckIn: a supervised button silent for its period raises a
+// technical alarm for the technician; hearing from it again closes the alarm.
+func TestSupervisionMissedCheckIn(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones()}
+	supervised := room
+	supervised.Supervision = time.Hour
+	r.transmitters = []vakt.Transmitter{supervised}
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+
+	r.clock.Advance(59 * time.Minute)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
+	r.clock.Advance(59 * time.Minute) // 118 min since start, 59 since the check-in
+	if r.phones.count("tech", vakt.NoticeOffer) != 0 {
+		t.Fatal("technical alarm although the button checked in within its period")
+	}
+	r.clock.Advance(2 * time.Minute)
+	r.phones.wait(t, "offline alarm to the technician", func() bool { return r.phones.count("tech", vakt.NoticeOffer) == 1 })
+	if open := r.open(); len(open) != 1 || open[0].Kind != vakt.EventOffline {
+		t.Fatalf("open alarms %+v", open)
+	}
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
+	r.phones.wait(t, "offline alarm withdrawn", func() bool { return r.phones.count("tech", vakt.NoticeWithdrawn) == 1 })
 }

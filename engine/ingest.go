@@ -55,6 +55,9 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	}
 
 	// Every message is a check-in for supervision.
+	if _, ok := s.heard[ev.Transmitter]; ok {
+		s.heard[ev.Transmitter] = now
+	}
 	h := s.health[ev.Transmitter]
 	h.Transmitter, h.LastSeen, h.Online = ev.Transmitter, ev.ReceivedAt, ev.Kind != vakt.EventOffline
 	if ev.Battery != nil {
@@ -194,6 +197,7 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		}
 		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
 	}
+	fxs = append(fxs, e.supervise(b, now)...)
 	e.purgePositions(b, now)
 	s.forgetSeen(now)
 	return runAll(fxs)
@@ -210,4 +214,25 @@ func runAll(fxs []effect) effect {
 			fx(err)
 		}
 	}
+}
+
+// supervise raises an "offline" technical alarm for every supervised transmitter not
+// heard from within its period (Zigbee2MQTT's own availability timeouts are far too
+// loose for care alarms). Another silent period counts as a repeat of the open alarm;
+// the next message from the transmitter closes it (restored).
+func (e *Engine) supervise(b *vakt.Batch, now time.Time) []effect {
+	s := e.st
+	var fxs []effect
+	for id, at := range s.heard {
+		if now.Sub(at) < s.transmitters[id].Supervision {
+			continue
+		}
+		s.heard[id] = now
+		ev := vakt.Event{Transmitter: id, Kind: vakt.EventOffline, Source: "supervision", ReceivedAt: now, Text: "missed check-in"}
+		e.log.Warn("transmitter silent: missed check-in", "transmitter", id)
+		alarm, fx := e.raise(b, ev, now)
+		b.Events = append(b.Events, vakt.EventRecord{Event: ev, Alarm: alarm})
+		fxs = append(fxs, fx)
+	}
+	return fxs
 }

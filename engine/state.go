@@ -21,9 +21,12 @@ type state struct {
 	alarms       map[vakt.AlarmID]*vakt.Alarm // open alarms only
 	// open maps a transmitter (and, for technical alarms, the kind) to its open alarm,
 	// so a repeat never opens a second one.
-	open      map[openKey]vakt.AlarmID
-	visits    map[vakt.VisitID]vakt.Visit // open visits
-	seen      map[string]seenSource       // source\x00sourceID → what it did, recently
+	open   map[openKey]vakt.AlarmID
+	visits map[vakt.VisitID]vakt.Visit // open visits
+	seen   map[string]seenSource       // source\x00sourceID → what it did, recently
+	// heard is when each supervised transmitter was last heard, on this process's
+	// clock (monotonic): a wall-clock jump or a restart never fires supervision early.
+	heard     map[vakt.TransmitterID]time.Time
 	nextAlarm int64
 	nextVisit int64
 
@@ -110,6 +113,12 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		}
 	}
 	start := opt.Clock.Now()
+	s.heard = map[vakt.TransmitterID]time.Time{}
+	for _, t := range opt.Transmitters {
+		if t.Supervision > 0 {
+			s.heard[t.ID] = start // a restart gives every transmitter a full period
+		}
+	}
 	for k, v := range snap.SeenSources {
 		s.seen[k] = seenSource{alarm: v, at: start}
 	}
@@ -236,6 +245,12 @@ func (s *state) nextDeadline() time.Time {
 		}
 		if next.IsZero() || a.Deadline.Before(next) {
 			next = a.Deadline
+		}
+	}
+	// A supervised transmitter silent for its period raises a technical alarm.
+	for id, at := range s.heard {
+		if exp := at.Add(s.transmitters[id].Supervision); next.IsZero() || exp.Before(next) {
+			next = exp
 		}
 	}
 	// Positions expire after their TTL: wake up to purge them (G1).
