@@ -174,7 +174,35 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	for _, fx := range effects {
 		fx(err)
 	}
+	if b.Empty() {
+		// nothing was written: says nothing about the disk
+	} else if err != nil && !e.degraded {
+		e.degraded = true
+		e.storageEvent(ctx, vakt.EventOffline)
+	} else if err == nil && e.degraded {
+		e.degraded = false
+		e.storageEvent(ctx, vakt.EventCheckIn)
+	}
 	e.armTimer()
+}
+
+// StorageTransmitter is the pseudo-transmitter of the gateway's own database: when
+// commits fail (disk full, card worn out) an "offline" technical alarm is raised on
+// it and routed like any technical alarm — phones are reached from memory meanwhile
+// (R6) — and the first commit that works again closes it.
+const StorageTransmitter vakt.TransmitterID = "gateway-storage"
+
+func (e *Engine) storageEvent(ctx context.Context, kind vakt.EventKind) {
+	b := &vakt.Batch{}
+	ev := vakt.Event{Transmitter: StorageTransmitter, Kind: kind, Source: "storage", Text: "database not writable"}
+	fx := e.ingest(b, ev)
+	err := e.opt.Store.Commit(ctx, b)
+	if fx != nil {
+		fx(err)
+	}
+	if kind == vakt.EventCheckIn {
+		e.log.Info("database writable again")
+	}
 }
 
 func (e *Engine) noteCommit(events int, d time.Duration, err error) {

@@ -2,11 +2,13 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +68,8 @@ func (p *phones) wait(t *testing.T, what string, cond func() bool) {
 type rig struct {
 	t            *testing.T
 	transmitters []vakt.Transmitter // default: the one room button
+	wrap         func(vakt.Store) vakt.Store
+	disk         *failingStore
 	path         string
 	clock        *fakeclock.Clock
 	phones       *phones
@@ -107,8 +111,12 @@ func (r *rig) start(walkTest bool) {
 	}
 	near := vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}
 	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
+	var st vakt.Store = db
+	if r.wrap != nil {
+		st = r.wrap(db)
+	}
 	eng, err := engine.New(ctx, engine.Options{
-		Store: db, Router: router, Notifier: r.phones, Clock: r.clock,
+		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Transmitters: r.transmitters, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
@@ -144,6 +152,17 @@ func (r *rig) ingest(ev vakt.Event) {
 		r.t.Fatal(err)
 	}
 	if err := <-errc; err != nil {
+		r.t.Fatal(err)
+	}
+	r.idle()
+}
+
+// idle returns once the engine has finished the work queued so far, timers re-armed
+// included (one round trip through its loop). Move the fake clock only after it: a
+// timer is armed as "now + delay", and a clock moved in between would arm it late.
+func (r *rig) idle() {
+	r.t.Helper()
+	if _, err := r.eng.Members(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -325,6 +344,7 @@ func TestSupervisionMissedCheckIn(t *testing.T) {
 	r.start(false)
 	t.Cleanup(func() { r.stop() })
 
+	r.idle()
 	r.clock.Advance(59 * time.Minute)
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
 	r.clock.Advance(59 * time.Minute) // 118 min since start, 59 since the check-in
@@ -338,4 +358,42 @@ func TestSupervisionMissedCheckIn(t *testing.T) {
 	}
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
 	r.phones.wait(t, "offline alarm withdrawn", func() bool { return r.phones.count("tech", vakt.NoticeWithdrawn) == 1 })
+}
+
+// failingStore stands in for a full or worn-out SD card: commits fail while broken.
+type failingStore struct {
+	vakt.Store
+	broken atomic.Bool
+}
+
+func (f *failingStore) Commit(ctx context.Context, b *vakt.Batch) error {
+	if f.broken.Load() {
+		return errors.New("disk I/O error")
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+// TestStorageFailureStillAlarms (R6): with the database unwritable the press still
+// reaches the nurse from memory, the source is not acknowledged, the technician gets
+// a technical alarm, and it closes once the disk works again.
+func TestStorageFailureStillAlarms(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones()}
+	r.wrap = func(s vakt.Store) vakt.Store { f := &failingStore{Store: s}; r.disk = f; return f }
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+
+	r.disk.broken.Store(true)
+	errc := make(chan error, 1)
+	if err := r.eng.Ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventEmergency, Source: "mqtt"}, func(err error) { errc <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("source told the press is durable while the disk fails")
+	}
+	r.phones.wait(t, "offer from memory", func() bool { return r.phones.count("near", vakt.NoticeOffer) == 1 })
+	r.phones.wait(t, "storage alarm to the technician", func() bool { return r.phones.count("tech", vakt.NoticeOffer) == 1 })
+
+	r.disk.broken.Store(false)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
+	r.phones.wait(t, "storage alarm closed", func() bool { return r.phones.count("tech", vakt.NoticeWithdrawn) == 1 })
 }
