@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/broker"
@@ -117,9 +120,40 @@ func direct(cfg *config.Config) bool {
 	return err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") && u.Host == cfg.Drivers.Broker.Listen
 }
 
-func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) mqtt.Options {
+// brokerTLS is the TLS setting for a TLS broker URL: the configured CA file, or
+// the system's CAs when none is given; nil for a plain URL.
+func brokerTLS(m config.MQTT) (*tls.Config, error) {
+	u, err := url.Parse(m.URL)
+	if err != nil {
+		return nil, err
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "wss":
+	default:
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if m.CAFile != "" {
+		pem, err := os.ReadFile(m.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("drivers.mqtt.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("drivers.mqtt.ca_file %s: no PEM certificate in it", m.CAFile)
+		}
+	}
+	return c, nil
+}
+
+func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.Options, error) {
 	m := cfg.Drivers.MQTT
+	tlsc, err := brokerTLS(m)
+	if err != nil {
+		return mqtt.Options{}, err
+	}
 	o := mqtt.Options{
+		TLS: tlsc,
 		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
 		BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
 		Direct: direct(cfg),
@@ -140,7 +174,7 @@ func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) mqtt.Op
 		d.Actions = kinds(t.Actions)
 		o.Devices = append(o.Devices, d)
 	}
-	return o
+	return o, nil
 }
 
 func kinds(m map[string]string) map[string]vakt.EventKind {

@@ -109,7 +109,11 @@ func (m *Main) Open(ctx context.Context) error {
 	m.API.SetService(m.Engine)
 
 	if cfg.Drivers.MQTT.Enabled {
-		m.MQTT, err = mqtt.New(mqttOptions(cfg, m.Engine, m.Logger))
+		mo, err := mqttOptions(cfg, m.Engine, m.Logger)
+		if err != nil {
+			return err
+		}
+		m.MQTT, err = mqtt.New(mo)
 		if err != nil {
 			return fmt.Errorf("mqtt driver: %w", err)
 		}

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vakt/vakt/config"
+)
+
+// TestBrokerTLS: an ssl:// broker is verified against the configured CA file (or
+// the system's CAs), never skipped; a plain URL gets no TLS; a CA file that holds
+// no certificate is a clear error naming the key.
+func TestBrokerTLS(t *testing.T) {
+	if c, err := brokerTLS(config.MQTT{URL: "tcp://127.0.0.1:1883"}); c != nil || err != nil {
+		t.Fatalf("plain url: %v %v", c, err)
+	}
+	c, err := brokerTLS(config.MQTT{URL: "ssl://broker.local:8883"})
+	if err != nil || c == nil || c.RootCAs != nil || c.InsecureSkipVerify || c.MinVersion < 0x0303 {
+		t.Fatalf("system CAs: %+v %v", c, err)
+	}
+	bad := filepath.Join(t.TempDir(), "ca.pem")
+	_ = os.WriteFile(bad, []byte("not a certificate"), 0o600)
+	if _, err := brokerTLS(config.MQTT{URL: "ssl://broker.local:8883", CAFile: bad}); err == nil || !strings.Contains(err.Error(), "drivers.mqtt.ca_file") {
+		t.Fatalf("bad CA file: %v", err)
+	}
+}
