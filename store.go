@@ -71,3 +71,10 @@ type Store interface {
 	Load(ctx context.Context) (*Snapshot, error)
 	Close() error
 }
+
+// PositionPurger is a store that can remove positions from its file and its
+// write-ahead log, not just from the current rows (G1): superseded and expired
+// positions must be gone from the disk, too.
+type PositionPurger interface {
+	PurgePositions(ctx context.Context, olderThan time.Time) (int, error)
+}

@@ -1,11 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -396,4 +400,44 @@ func TestStorageFailureStillAlarms(t *testing.T) {
 	r.disk.broken.Store(false)
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"})
 	r.phones.wait(t, "storage alarm closed", func() bool { return r.phones.count("tech", vakt.NoticeWithdrawn) == 1 })
+}
+
+// TestExpiredPositionGoneFromDisk (G1): a position older than the TTL is gone not just
+// from the rows but from the database file and its write-ahead log.
+func TestExpiredPositionGoneFromDisk(t *testing.T) {
+	r := newRig(t)
+	lat := 59.9123456789
+	if err := r.eng.SetPosition(context.Background(), "near", vakt.Position{Lat: lat, Lon: 10.7654321, Floor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r.idle()
+	needle := binary.BigEndian.AppendUint64(nil, math.Float64bits(lat))
+	if !onDisk(t, r.path, needle) {
+		t.Fatal("the position never reached the disk: the test would prove nothing")
+	}
+	r.clock.Advance(time.Hour + time.Minute)
+	// The timer fires on its own goroutine: poll until the purge (and the disk purge
+	// that follows its commit) has run.
+	deadline := time.Now().Add(5 * time.Second)
+	for onDisk(t, r.path, needle) {
+		if time.Now().After(deadline) {
+			t.Fatal("an expired position is still in the database file or its WAL")
+		}
+		r.idle()
+	}
+}
+
+// onDisk reports whether b occurs in the database file or its WAL.
+func onDisk(t *testing.T, path string, b []byte) bool {
+	t.Helper()
+	for _, p := range []string{path, path + "-wal"} {
+		data, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, b) {
+			return true
+		}
+	}
+	return false
 }

@@ -150,16 +150,39 @@ func hasOffer(a *vakt.Alarm, id vakt.StaffID) bool {
 	return false
 }
 
-// purgePositions forgets positions older than the TTL (G1).
-func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) {
-	for _, st := range e.st.staff {
+// purgePositions forgets positions older than the TTL (G1), and returns the effect
+// that removes them, and every superseded one, from the database file and its WAL.
+// That runs whenever a position expired, and at least once per TTL while any
+// position is held, since phones that keep reporting never let one expire.
+func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) effect {
+	s := e.st
+	purged := 0
+	for _, st := range s.staff {
 		if st.Position == nil {
 			continue
 		}
 		if !e.opt.NearestRouting || now.Sub(st.Position.At) >= e.opt.PositionTTL {
 			st.Position = nil
 			b.Staff = append(b.Staff, *st)
-			e.st.touch(st.Staff)
+			s.touch(st.Staff)
+			purged++
+		}
+	}
+	p, ok := e.opt.Store.(vakt.PositionPurger)
+	if !ok || (purged == 0 && now.Sub(s.lastDiskPurge) < e.opt.PositionTTL) {
+		return nil
+	}
+	s.lastDiskPurge = now
+	olderThan := now.Add(-e.opt.PositionTTL)
+	if !e.opt.NearestRouting {
+		olderThan = now.Add(time.Hour) // switched off: every position goes
+	}
+	return func(err error) {
+		if err != nil {
+			return // the rows still hold them; the next tick tries again
+		}
+		if _, err := p.PurgePositions(context.Background(), olderThan); err != nil {
+			e.log.Error("purge positions from disk", "err", err)
 		}
 	}
 }

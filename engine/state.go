@@ -26,9 +26,11 @@ type state struct {
 	seen   map[string]seenSource       // source\x00sourceID → what it did, recently
 	// heard is when each supervised transmitter was last heard, on this process's
 	// clock (monotonic): a wall-clock jump or a restart never fires supervision early.
-	heard     map[vakt.TransmitterID]time.Time
-	nextAlarm int64
-	nextVisit int64
+	heard map[vakt.TransmitterID]time.Time
+	// lastDiskPurge is when positions were last purged from the database file.
+	lastDiskPurge time.Time
+	nextAlarm     int64
+	nextVisit     int64
 
 	// people is the routing view of staff, kept up to date in place: touch copies one
 	// member's new state in, handlingDirty recomputes who is busy with an emergency,
@@ -114,6 +116,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 	}
 	start := opt.Clock.Now()
 	s.heard = map[vakt.TransmitterID]time.Time{}
+	s.lastDiskPurge = start
 	for _, t := range opt.Transmitters {
 		if t.Supervision > 0 {
 			s.heard[t.ID] = start // a restart gives every transmitter a full period
@@ -255,13 +258,19 @@ func (s *state) nextDeadline() time.Time {
 	}
 	// Positions expire after their TTL: wake up to purge them (G1).
 	if s.opt.PositionTTL > 0 {
+		held := false
 		for _, st := range s.staff {
 			if st.Position == nil {
 				continue
 			}
+			held = true
 			if exp := st.Position.At.Add(s.opt.PositionTTL); next.IsZero() || exp.Before(next) {
 				next = exp
 			}
+		}
+		// Superseded positions linger in the WAL: purge the disk once per TTL.
+		if exp := s.lastDiskPurge.Add(s.opt.PositionTTL); held && (next.IsZero() || exp.Before(next)) {
+			next = exp
 		}
 	}
 	return next
