@@ -195,6 +195,9 @@ type API struct {
 	TLSCert    string   `yaml:"tls_cert"`
 	TLSKey     string   `yaml:"tls_key"`
 	SessionTTL Duration `yaml:"session_ttl"`
+	// SeeAllRoles may list every open alarm, not only those offered to them
+	// (e.g. the nurse in charge of the shift).
+	SeeAllRoles []string `yaml:"see_all_roles"`
 }
 
 // Storage is where the database lives.

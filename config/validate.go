@@ -825,6 +825,7 @@ func (v *validator) api() {
 		}
 	}
 	v.positive("api.session_ttl", a.SessionTTL, "12h")
+	v.roleRefs("api.see_all_roles", a.SeeAllRoles)
 }
 
 // listen checks a host:port listen address, and that demo mode keeps to loopback:

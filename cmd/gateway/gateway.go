@@ -81,7 +81,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Logger:       m.Logger,
 		Clock:        m.Clock,
 		SessionTTL:   cfg.API.SessionTTL.D(),
-		SeeAllRoles:  []string{"nurse-lead"},
+		SeeAllRoles:  cfg.API.SeeAllRoles,
 	})
 	// Serial ports observe alarms (status blocks back to the call system); they are
 	// built after the engine, so observers are handed over through this indirection.
