@@ -30,6 +30,7 @@ type Service interface {
 	Presence(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) (vakt.Alarm, error)
 	Complete(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID, note string) (vakt.Alarm, error)
 	Delivered(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) error
+	OpenVisits(ctx context.Context, staff vakt.StaffID) ([]vakt.Visit, error)
 	StartVisit(ctx context.Context, staff vakt.StaffID, room, resident string) (vakt.Visit, error)
 	EndVisit(ctx context.Context, staff vakt.StaffID, id vakt.VisitID, note string) (vakt.Visit, error)
 	EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.VisitID, system string) (vakt.EPRRecord, error)
@@ -112,6 +113,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/alarms/{id}/reject", s.auth(s.alarmVerb(verbReject)))
 	m.HandleFunc("POST /api/v1/alarms/{id}/presence", s.auth(s.alarmVerb(verbPresence)))
 	m.HandleFunc("POST /api/v1/alarms/{id}/complete", s.auth(s.alarmVerb(verbComplete)))
+	m.HandleFunc("GET /api/v1/visits", s.auth(s.openVisits))
 	m.HandleFunc("POST /api/v1/visits", s.auth(s.startVisit))
 	m.HandleFunc("POST /api/v1/visits/{id}/end", s.auth(s.endVisit))
 	m.HandleFunc("POST /api/v1/visits/{id}/epr", s.auth(s.eprSent))

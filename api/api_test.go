@@ -135,6 +135,7 @@ func TestEveryRouteNeedsToken(t *testing.T) {
 		{"POST", "/api/v1/alarms/" + f.alarm + "/reject", ""},
 		{"POST", "/api/v1/alarms/" + f.alarm + "/presence", ""},
 		{"POST", "/api/v1/alarms/" + f.alarm + "/complete", ""},
+		{"GET", "/api/v1/visits", ""},
 		{"POST", "/api/v1/visits", `{"room":"1"}`},
 		{"POST", "/api/v1/visits/v-1/end", ""},
 		{"POST", "/api/v1/visits/v-1/epr", `{"system":"x"}`},
@@ -243,6 +244,12 @@ func TestVisitAndEPRRecord(t *testing.T) {
 	}
 	var v struct{ ID string }
 	_ = json.Unmarshal([]byte(body), &v)
+	if code, body := f.do("GET", "/api/v1/visits", a, ""); code != 200 || !strings.Contains(body, v.ID) {
+		t.Fatalf("open visits of nurse-a: %d %s", code, body)
+	}
+	if code, body := f.do("GET", "/api/v1/visits", b, ""); code != 200 || body != "[]\n" {
+		t.Fatalf("nurse-b sees another's visit: %d %s", code, body)
+	}
 	if code, _ := f.do("POST", "/api/v1/visits/"+v.ID+"/end", b, ""); code != http.StatusForbidden {
 		t.Fatalf("someone else ended the visit: %d", code)
 	}
@@ -251,5 +258,8 @@ func TestVisitAndEPRRecord(t *testing.T) {
 	}
 	if code, body := f.do("POST", "/api/v1/visits/"+v.ID+"/epr", a, `{"system":"CosDoc"}`); code != 201 || !strings.Contains(body, `"system":"CosDoc"`) {
 		t.Fatalf("epr: %d %s", code, body)
+	}
+	if code, body := f.do("GET", "/api/v1/visits", a, ""); code != 200 || body != "[]\n" {
+		t.Fatalf("ended visit still open: %d %s", code, body)
 	}
 }

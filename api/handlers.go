@@ -255,6 +255,19 @@ func viewVisit(v vakt.Visit) visitView {
 	return out
 }
 
+func (s *Server) openVisits(w http.ResponseWriter, r *http.Request) {
+	list, err := s.opt.Service.OpenVisits(r.Context(), who(r).staff)
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	out := make([]visitView, 0, len(list))
+	for _, v := range list {
+		out = append(out, viewVisit(v))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 func (s *Server) startVisit(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Room     string `json:"room"`

@@ -196,3 +196,18 @@ func (e *Engine) EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.Vis
 		return r, nil
 	})
 }
+
+// OpenVisits lists the staff member's visits that have not ended: what a phone shows
+// again after a restart during a home-care round.
+func (e *Engine) OpenVisits(ctx context.Context, staff vakt.StaffID) ([]vakt.Visit, error) {
+	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) ([]vakt.Visit, error) {
+		out := []vakt.Visit{}
+		for _, v := range e.st.visits {
+			if v.Staff == staff {
+				out = append(out, v)
+			}
+		}
+		slices.SortFunc(out, func(a, b vakt.Visit) int { return a.Start.Compare(b.Start) })
+		return out, nil
+	})
+}
