@@ -22,7 +22,7 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 		if act.Kind == routing.ActOffer {
 			st := s.staffState(act.Staff)
 			st.LastOfferedAt = now
-			b.Staff = append(b.Staff, *st)
+			e.rows.staffState(b, *st)
 			s.touch(act.Staff)
 		}
 	}
@@ -31,7 +31,7 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 	}
 	snap := *a
 	snap.Offers = slices.Clone(a.Offers)
-	b.Alarms = append(b.Alarms, snap)
+	e.rows.alarm(b, snap)
 	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "alarm:" + string(a.ID)})
 	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "alarm", At: now, Body: mustJSON(alarmRecord{
 		ID: a.ID, Transmitter: a.Transmitter, Kind: a.Kind, Priority: a.Priority, State: a.State,

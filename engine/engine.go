@@ -63,7 +63,8 @@ type Engine struct {
 	closeOnce sync.Once
 	stopped   chan struct{}
 
-	st *state // owned by the loop goroutine
+	st   *state // owned by the loop goroutine
+	rows rows   // this commit's coalesced row upserts (loop-owned)
 
 	// timer is the one pending wake-up for the earliest deadline (loop-owned).
 	timer    vakt.Timer
@@ -156,6 +157,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // process applies ops, commits once, then runs their effects.
 func (e *Engine) process(ctx context.Context, ops []op) {
 	b := &vakt.Batch{}
+	e.rows.reset()
 	effects := make([]effect, 0, len(ops))
 	for _, o := range ops {
 		if fx := o.apply(e, b); fx != nil {
@@ -194,6 +196,7 @@ const StorageTransmitter vakt.TransmitterID = "gateway-storage"
 
 func (e *Engine) storageEvent(ctx context.Context, kind vakt.EventKind) {
 	b := &vakt.Batch{}
+	e.rows.reset()
 	ev := vakt.Event{Transmitter: StorageTransmitter, Kind: kind, Source: "storage", Text: "database not writable"}
 	fx := e.ingest(b, ev)
 	err := e.opt.Store.Commit(ctx, b)

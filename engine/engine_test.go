@@ -70,7 +70,7 @@ func (p *phones) wait(t *testing.T, what string, cond func() bool) {
 }
 
 type rig struct {
-	t            *testing.T
+	t            testing.TB
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
 	disk         *failingStore

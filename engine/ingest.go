@@ -67,7 +67,7 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 		h.LinkQuality = ev.LinkQuality
 	}
 	s.health[ev.Transmitter] = h
-	b.Health = append(b.Health, h)
+	e.rows.healthOf(b, h)
 
 	var fx, back effect
 	if ev.Kind != vakt.EventOffline {

@@ -72,7 +72,7 @@ func (e *Engine) SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Positi
 		}
 		p.At = now
 		st.Position = &p
-		b.Staff = append(b.Staff, *st)
+		e.rows.staffState(b, *st)
 		e.st.touch(id)
 		return struct{}{}, nil
 	})
@@ -88,7 +88,7 @@ func (e *Engine) updateStaff(ctx context.Context, id vakt.StaffID, action string
 		if err := f(st); err != nil {
 			return vakt.StaffState{}, err
 		}
-		b.Staff = append(b.Staff, *st)
+		e.rows.staffState(b, *st)
 		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(id), Action: action, Subject: "staff:" + string(id)})
 		e.st.touch(id)
 		return *st, nil
@@ -163,7 +163,7 @@ func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) effect {
 		}
 		if !e.opt.NearestRouting || now.Sub(st.Position.At) >= e.opt.PositionTTL {
 			st.Position = nil
-			b.Staff = append(b.Staff, *st)
+			e.rows.staffState(b, *st)
 			s.touch(st.Staff)
 			purged++
 		}
@@ -210,7 +210,7 @@ func (startOp) apply(e *Engine, b *vakt.Batch) effect {
 			st.Position = &p
 		}
 		s.staff[st.Staff] = &st
-		b.Staff = append(b.Staff, st)
+		e.rows.staffState(b, st)
 	}
 	s.peopleDirty = true
 	return nil
