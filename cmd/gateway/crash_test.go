@@ -224,3 +224,21 @@ func TestSerialKilledAfterAckKeepsAlarm(t *testing.T) {
 		t.Fatalf("offer after restart = %+v", *offer.Alarm)
 	}
 }
+
+// TestEmbeddedBrokerKilledAfterPubackKeepsAlarm: the default deployment. The embedded
+// broker dies with the gateway and keeps no sessions on disk, so the button's PUBACK
+// must already mean "committed": mosquitto_pub returns once it has its PUBACK, the
+// gateway is killed at once, and the alarm is there after the restart.
+func TestEmbeddedBrokerKilledAfterPubackKeepsAlarm(t *testing.T) {
+	brokerPort, apiPort := freePort(t), freePort(t)
+	cfg := demoConfig(t, apiPort, brokerPort, true)
+	gw := startChild(t, cfg, apiPort)
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`) // returns after the PUBACK
+	gw.kill()
+
+	startChild(t, cfg, apiPort)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	if offer := c.phone("nurse-1", c.login("nurse-1", "demo")).expect("offer"); offer.Alarm.Transmitter.ID != "room-101-sos" {
+		t.Fatalf("offer after restart = %+v", *offer.Alarm)
+	}
+}
