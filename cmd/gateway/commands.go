@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +24,14 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 		return fmt.Errorf("check-config: -config FILE is required")
 	}
 	cfg, err := config.Load(*path)
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		// One line per problem, each with the file, so an editor can jump to it.
+		for _, e := range errs {
+			fmt.Fprintf(stdout, "%s: %s\n", *path, e)
+		}
+		return fmt.Errorf("%s: %d error(s)", *path, len(errs))
+	}
 	if err != nil {
 		return err
 	}
