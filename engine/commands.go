@@ -60,6 +60,13 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 		}
 		acts, err = e.opt.Router.Complete(a, c.staff, env)
 	case verbDelivered:
+		// Only a pending offer of this staff member changes; anything else (a late
+		// or repeated confirmation, a phone confirming what it was never offered)
+		// is not worth a row, an audit entry and an outbox entry.
+		if !pendingOffer(a, c.staff) {
+			c.reply <- result[vakt.Alarm]{v: *a}
+			return nil
+		}
 		acts = e.opt.Router.Delivered(a, c.staff, env)
 	}
 	if err != nil {
@@ -210,4 +217,13 @@ func (e *Engine) OpenVisits(ctx context.Context, staff vakt.StaffID) ([]vakt.Vis
 		slices.SortFunc(out, func(a, b vakt.Visit) int { return a.Start.Compare(b.Start) })
 		return out, nil
 	})
+}
+
+func pendingOffer(a *vakt.Alarm, id vakt.StaffID) bool {
+	for _, o := range a.Offers {
+		if o.Staff == id && o.Status == vakt.OfferPending {
+			return true
+		}
+	}
+	return false
 }
