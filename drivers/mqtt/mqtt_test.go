@@ -247,7 +247,9 @@ func TestOfflinePublish(t *testing.T) {
 		if ev := rec.next(t); ev.Kind != vakt.EventCheckIn || ev.Transmitter != "room101-sos" {
 			t.Fatalf("retained state gave %+v, want a check-in", ev)
 		}
-		eventually(t, "ack", func() bool { return d.Stats().Acked == 1 })
+		// At least one: under load a subscribe can be retried, and the broker then
+		// delivers the retained state once more (another check-in, another ack).
+		eventually(t, "ack", func() bool { return d.Stats().Acked >= 1 })
 		d.Stop()
 
 		pub.publish(t, "zigbee2mqtt/room103/button", `{"action":"hold"}`)
