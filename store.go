@@ -31,6 +31,15 @@ type OutboxEntry struct {
 	At   time.Time
 }
 
+// Session is a phone's login as stored: only the SHA-256 of its bearer token, so a
+// copy of the database lets nobody in. Sessions survive a restart, so phones that
+// reconnect after a crash or power cut get their open offers without a new login.
+type Session struct {
+	TokenHash string // hex SHA-256 of the token
+	Staff     StaffID
+	Expires   time.Time
+}
+
 // Batch is every change of one group commit. It is applied in one transaction with
 // synchronous=FULL: all of it is durable, or none of it.
 type Batch struct {
@@ -43,13 +52,16 @@ type Batch struct {
 	EPR       []EPRRecord
 	Audit     []AuditRecord
 	Outbox    []OutboxEntry
+	Sessions  []Session // logins to keep
+	Logouts   []string  // token hashes of sessions ended
 }
 
 // Empty reports whether there is nothing to commit.
 func (b *Batch) Empty() bool {
 	return len(b.Events) == 0 && len(b.Alarms) == 0 && len(b.Directory) == 0 &&
 		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
-		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0
+		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0 &&
+		len(b.Sessions) == 0 && len(b.Logouts) == 0
 }
 
 // Snapshot is the state the engine resumes from after a start or crash.
@@ -63,6 +75,8 @@ type Snapshot struct {
 	SeenSources map[string]AlarmID
 	// NextAlarm is a counter so alarm ids stay unique across restarts.
 	NextAlarm int64
+	// Sessions are the phone logins that have not expired.
+	Sessions []Session
 }
 
 // Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer).

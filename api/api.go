@@ -20,6 +20,9 @@ import (
 // Service is what the phone API needs from the alarm path.
 type Service interface {
 	Staff(ctx context.Context, id vakt.StaffID) (vakt.Member, error)
+	SaveSession(ctx context.Context, s vakt.Session) error
+	EndSession(ctx context.Context, tokenHash string) error
+	RestoredSessions() []vakt.Session
 	SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error)
 	SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error)
 	SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Position) error
@@ -91,7 +94,10 @@ func New(opt Options) *Server {
 
 // SetService connects the alarm path. The server exists first because the engine
 // needs it as its notifier.
-func (s *Server) SetService(svc Service) { s.opt.Service = svc }
+func (s *Server) SetService(svc Service) {
+	s.opt.Service = svc
+	s.sessions.restore(svc.RestoredSessions())
+}
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,7 +23,6 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("vakt-no-such-staff"), bcr
 
 type session struct {
 	staff   vakt.StaffID
-	roles   []string
 	expires time.Time
 }
 
@@ -38,11 +38,27 @@ func newSessions(c vakt.Clock, ttl time.Duration) *sessions {
 	return &sessions{clock: c, ttl: ttl, m: map[[32]byte]session{}}
 }
 
-func (s *sessions) create(staff vakt.StaffID, roles []string) (string, session) {
+// tokenHash is what is kept of a token, in memory and on disk.
+func tokenHash(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
+
+// restore takes back the logins stored before a restart.
+func (s *sessions) restore(list []vakt.Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, se := range list {
+		var k [32]byte
+		if b, err := hex.DecodeString(se.TokenHash); err == nil && len(b) == len(k) {
+			copy(k[:], b)
+			s.m[k] = session{staff: se.Staff, expires: se.Expires}
+		}
+	}
+}
+
+func (s *sessions) create(staff vakt.StaffID) (string, session) {
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
-	sess := session{staff: staff, roles: roles, expires: s.clock.Now().Add(s.ttl)}
+	sess := session{staff: staff, expires: s.clock.Now().Add(s.ttl)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -51,14 +67,14 @@ func (s *sessions) create(staff vakt.StaffID, roles []string) (string, session) 
 			delete(s.m, k)
 		}
 	}
-	s.m[sha256.Sum256([]byte(tok))] = sess
+	s.m[tokenHash(tok)] = sess
 	return tok, sess
 }
 
 func (s *sessions) lookup(tok string) (session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := sha256.Sum256([]byte(tok))
+	k := tokenHash(tok)
 	sess, ok := s.m[k]
 	if !ok {
 		return session{}, false
@@ -73,7 +89,7 @@ func (s *sessions) lookup(tok string) (session, bool) {
 func (s *sessions) remove(tok string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, sha256.Sum256([]byte(tok)))
+	delete(s.m, tokenHash(tok))
 }
 
 // limiter makes login brute force impracticable (S3): after a few failures per staff
@@ -189,7 +205,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.limiter.succeed(keys[0])
-	tok, sess := s.sessions.create(m.ID, m.Roles)
+	tok, sess := s.sessions.create(m.ID)
+	h := tokenHash(tok)
+	// Stored before it is handed out, so a phone never holds a login a restart forgets.
+	if err := s.opt.Service.SaveSession(r.Context(), vakt.Session{TokenHash: hex.EncodeToString(h[:]), Staff: m.ID, Expires: sess.expires}); err != nil {
+		s.sessions.remove(tok)
+		s.serviceError(w, r, err)
+		return
+	}
 	s.log.Info("login", "staff", m.ID)
 	writeJSON(w, http.StatusCreated, loginResponse{
 		Token: tok, ExpiresAt: sess.expires.UTC(),
@@ -231,6 +254,12 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 func who(r *http.Request) caller { return r.Context().Value(ctxKey{}).(caller) }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	s.sessions.remove(who(r).token)
+	tok := who(r).token
+	s.sessions.remove(tok)
+	h := tokenHash(tok)
+	if err := s.opt.Service.EndSession(r.Context(), hex.EncodeToString(h[:])); err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

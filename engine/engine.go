@@ -63,8 +63,9 @@ type Engine struct {
 	closeOnce sync.Once
 	stopped   chan struct{}
 
-	st   *state // owned by the loop goroutine
-	rows rows   // this commit's coalesced row upserts (loop-owned)
+	st       *state         // owned by the loop goroutine
+	sessions []vakt.Session // phone logins found at start (read-only)
+	rows     rows           // this commit's coalesced row upserts (loop-owned)
 
 	// timer is the one pending wake-up for the earliest deadline (loop-owned).
 	timer    vakt.Timer
@@ -121,6 +122,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 		stopped: make(chan struct{}),
 	}
 	e.st = newState(opt, snap)
+	e.sessions = snap.Sessions
 	return e, nil
 }
 

@@ -220,3 +220,26 @@ func sameStaff(a, b vakt.Staff) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Phone == b.Phone && a.Email == b.Email &&
 		a.Zone == b.Zone && a.SecretHash == b.SecretHash && slices.Equal(a.Roles, b.Roles)
 }
+
+// SaveSession keeps a phone's login (its token hash) through restarts; the phone gets
+// its answer after the commit, so a login it was given is on disk.
+func (e *Engine) SaveSession(ctx context.Context, se vakt.Session) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
+		b.Sessions = append(b.Sessions, se)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(se.Staff), Action: "session.login", Subject: "staff:" + string(se.Staff)})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// EndSession forgets a login (logout).
+func (e *Engine) EndSession(ctx context.Context, tokenHash string) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, _ time.Time) (struct{}, error) {
+		b.Logouts = append(b.Logouts, tokenHash)
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// RestoredSessions are the logins stored when the engine started.
+func (e *Engine) RestoredSessions() []vakt.Session { return e.sessions }

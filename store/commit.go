@@ -293,6 +293,25 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}
 
+	// Phone logins: kept by token hash; expired ones go whenever logins are written.
+	if len(b.Sessions) > 0 || len(b.Logouts) > 0 {
+		for _, se := range b.Sessions {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, staff_id, expires_at) VALUES (?, ?, ?)
+				ON CONFLICT (token_hash) DO UPDATE SET staff_id = excluded.staff_id, expires_at = excluded.expires_at`,
+				se.TokenHash, string(se.Staff), nanos(se.Expires)); err != nil {
+				return fmt.Errorf("session: %w", err)
+			}
+		}
+		for _, h := range b.Logouts {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, h); err != nil {
+				return fmt.Errorf("logout: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, now.UnixNano()); err != nil {
+			return fmt.Errorf("expired sessions: %w", err)
+		}
+	}
+
 	// The batch's outbox entries, then each audit entry, chained and queued too.
 	outbox := make([]any, 0, (len(b.Outbox)+len(b.Audit))*db.st.outbox.width)
 	for i := range b.Outbox {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	vakt "github.com/vakt/vakt"
 )
@@ -81,6 +82,25 @@ func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 		return nil, fmt.Errorf("store: load seen sources: %w", err)
 	}
 	rows.Close()
+
+	srows, err := tx.QueryContext(ctx, `SELECT token_hash, staff_id, expires_at FROM sessions WHERE expires_at >= ?`, db.now().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: load sessions: %w", err)
+	}
+	for srows.Next() {
+		var se vakt.Session
+		var exp int64
+		if err := srows.Scan(&se.TokenHash, &se.Staff, &exp); err != nil {
+			srows.Close()
+			return nil, fmt.Errorf("store: load sessions: %w", err)
+		}
+		se.Expires = time.Unix(0, exp).UTC()
+		s.Sessions = append(s.Sessions, se)
+	}
+	if err := srows.Err(); err != nil {
+		return nil, fmt.Errorf("store: load sessions: %w", err)
+	}
+	srows.Close()
 
 	var counter int64
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'alarm_counter'`).Scan(&counter); err != nil {

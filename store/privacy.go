@@ -310,6 +310,7 @@ func (db *DB) erase(ctx context.Context, id, pseudonym vakt.StaffID) (err error)
 	for _, q := range []struct{ what, query string }{
 		{"directory", `DELETE FROM staff WHERE id = ?1`},
 		{"state", `DELETE FROM staff_state WHERE staff_id = ?1`},
+		{"sessions", `DELETE FROM sessions WHERE staff_id = ?1`},
 		{"visits", `UPDATE visits SET staff_id = ?2 WHERE staff_id = ?1`},
 		{"epr records", `UPDATE epr_records SET staff_id = ?2 WHERE staff_id = ?1`},
 		{"alarms", `UPDATE alarms SET assignee = ?2 WHERE assignee = ?1`},

@@ -397,7 +397,7 @@ func TestPragmas(t *testing.T) {
 	db, _ := newTestDB(t)
 	for q, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1",
-		"busy_timeout": "5000", "user_version": "1",
+		"busy_timeout": "5000", "user_version": "2", // the number of migrations
 	} {
 		var got string
 		if err := db.w.QueryRowContext(ctx, "PRAGMA "+q).Scan(&got); err != nil || got != want {
@@ -610,5 +610,36 @@ func TestOpenOddPath(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("database not at its path: %v", err)
+	}
+}
+
+// TestSessionsSurviveReopen: a phone's login (its token hash) is there after a
+// restart; a logout and an expired login are not; only the hash is stored.
+func TestSessionsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	db, path := newTestDB(t)
+	now := time.Now()
+	if err := db.Commit(ctx, &vakt.Batch{Sessions: []vakt.Session{
+		{TokenHash: "aa11", Staff: "nurse-1", Expires: now.Add(time.Hour)},
+		{TokenHash: "bb22", Staff: "nurse-2", Expires: now.Add(time.Hour)},
+		{TokenHash: "cc33", Staff: "nurse-3", Expires: now.Add(-time.Minute)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Commit(ctx, &vakt.Batch{Logouts: []string{"bb22"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	snap, err := db.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sessions) != 1 || snap.Sessions[0].TokenHash != "aa11" || snap.Sessions[0].Staff != "nurse-1" {
+		t.Fatalf("sessions after reopen: %+v", snap.Sessions)
 	}
 }

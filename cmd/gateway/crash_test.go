@@ -129,14 +129,16 @@ func TestKilledAfterPubackKeepsAlarm(t *testing.T) {
 	cfg := demoConfig(t, apiPort, brokerPort, false)
 	gw := startChild(t, cfg, apiPort)
 	waitLog(t, logs, "Sending SUBACK to vakt-")
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	token := c.login("nurse-1", "demo") // nurse-1's phone was logged in before the crash
 
 	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
 	waitLog(t, logs, "Received PUBACK from vakt-")
 	gw.kill()
 
 	startChild(t, cfg, apiPort)
-	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
-	offer := c.phone("nurse-1", c.login("nurse-1", "demo")).expect("offer")
+	// The phone reconnects with the token it already had: no new login needed.
+	offer := c.phone("nurse-1", token).expect("offer")
 	if offer.Alarm.Transmitter.ID != "room-101-sos" || offer.Alarm.Count != 1 {
 		t.Fatalf("offer after restart = %+v", *offer.Alarm)
 	}
