@@ -11,6 +11,7 @@ const (
 	DefaultAPIListen     = "127.0.0.1:8080"
 	DefaultSessionTTL    = 12 * time.Hour
 	DefaultStoragePath   = "data/vakt.db"
+	DefaultCheckInLinger = 10 * time.Second
 	DefaultOfferConfirm  = 10 * time.Second
 	DefaultFloorPenaltyM = 30.0
 	DefaultPositionTTL   = 15 * time.Minute
@@ -61,6 +62,7 @@ func applyDefaults(c *Config, given func(path string) bool) {
 	setString("api.listen", &c.API.Listen, DefaultAPIListen)
 	setDuration("api.session_ttl", &c.API.SessionTTL, DefaultSessionTTL)
 	setString("storage.path", &c.Storage.Path, DefaultStoragePath)
+	setDuration("storage.checkin_linger", &c.Storage.CheckInLinger, DefaultCheckInLinger)
 
 	b := &c.Drivers.Broker
 	setString("drivers.broker.listen", &b.Listen, DefaultBrokerListen)

@@ -203,6 +203,9 @@ type API struct {
 // Storage is where the database lives.
 type Storage struct {
 	Path string `yaml:"path"`
+	// CheckInLinger lets check-ins that change nothing but health wait this long for
+	// company before they commit (SD-card wear); 0 commits each at once.
+	CheckInLinger Duration `yaml:"checkin_linger"`
 }
 
 // Privacy holds the switches the privacy policy depends on.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	vakt "github.com/vakt/vakt"
 )
@@ -117,6 +118,9 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 	v.broker()
 	v.serialPorts()
 	v.api()
+	if l := c.Storage.CheckInLinger.D(); l < 0 || l > time.Minute {
+		v.errorf("storage.checkin_linger", "must be between 0 and 1m: check-ins are acknowledged only after their commit")
+	}
 	if c.Storage.Path == "" {
 		v.errorf("storage.path", "required: where the database file lives, e.g. %q", DefaultStoragePath)
 	}

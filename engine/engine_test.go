@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -73,6 +74,7 @@ type rig struct {
 	t            testing.TB
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
+	linger       time.Duration
 	disk         *failingStore
 	path         string
 	clock        *fakeclock.Clock
@@ -121,8 +123,9 @@ func (r *rig) start(walkTest bool) {
 	}
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Transmitters: r.transmitters, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CheckInLinger: r.linger,
+		Transmitters:  r.transmitters, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
 		},
@@ -440,4 +443,53 @@ func onDisk(t *testing.T, path string, b []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestCheckInsShareCommitsAlarmsDoNot (P6): check-ins wait for company up to the
+// linger time and then share one commit; a press arriving meanwhile is committed at
+// once, taking the waiting check-ins along. Nothing is acknowledged before its commit.
+func TestCheckInsShareCommitsAlarmsDoNot(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones(), linger: 2 * time.Second}
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+	r.idle()
+
+	submit := func(kind vakt.EventKind) chan error {
+		done := make(chan error, 1)
+		if err := r.eng.Ingest(vakt.Event{Transmitter: "room-101", Kind: kind, Source: "mqtt"}, func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		return done
+	}
+	before, timers := r.eng.Stats().Batches, r.clock.Pending()
+	checkins := []chan error{submit(vakt.EventCheckIn), submit(vakt.EventCheckIn), submit(vakt.EventCheckIn)}
+	// Move the clock only once the engine is lingering (its timer armed): a timer is
+	// armed as now+delay, so moving the clock first would arm it late.
+	deadline := time.Now().Add(5 * time.Second)
+	for r.clock.Pending() == timers {
+		if time.Now().After(deadline) {
+			t.Fatal("the engine never started to linger")
+		}
+		runtime.Gosched()
+	}
+	r.clock.Advance(2 * time.Second) // the linger ends
+	for _, c := range checkins {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.eng.Stats().Batches - before; n != 1 {
+		t.Fatalf("3 check-ins took %d commits, want 1", n)
+	}
+
+	// A press never waits: it ends the linger (the clock does not move here).
+	waiting := submit(vakt.EventCheckIn)
+	press := submit(vakt.EventEmergency)
+	if err := <-press; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; err != nil {
+		t.Fatal(err)
+	}
+	r.phones.wait(t, "offer", func() bool { return r.phones.count("near", vakt.NoticeOffer) == 1 })
 }
