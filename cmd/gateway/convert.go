@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/broker"
@@ -144,6 +145,17 @@ func brokerTLS(m config.MQTT) (*tls.Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkInLinger is storage.checkin_linger, except with the embedded broker: it hands
+// each publish over synchronously, and a lingering check-in would hold back the
+// publisher's next message — the Zigbee2MQTT bridge carries every device's messages
+// on one connection, so that could be a press.
+func checkInLinger(cfg *config.Config) time.Duration {
+	if direct(cfg) {
+		return 0
+	}
+	return cfg.Storage.CheckInLinger.D()
 }
 
 func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.Options, error) {

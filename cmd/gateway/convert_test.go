@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vakt/vakt/config"
 )
@@ -24,5 +25,23 @@ func TestBrokerTLS(t *testing.T) {
 	_ = os.WriteFile(bad, []byte("not a certificate"), 0o600)
 	if _, err := brokerTLS(config.MQTT{URL: "ssl://broker.local:8883", CAFile: bad}); err == nil || !strings.Contains(err.Error(), "drivers.mqtt.ca_file") {
 		t.Fatalf("bad CA file: %v", err)
+	}
+}
+
+// TestNoCheckInLingerWithEmbeddedBroker: the embedded broker hands each publish over
+// synchronously, so a lingering check-in would hold back the Zigbee2MQTT bridge's
+// next message (maybe a press): linger applies only with an external broker.
+func TestNoCheckInLingerWithEmbeddedBroker(t *testing.T) {
+	for _, tc := range []struct {
+		embedded bool
+		want     time.Duration
+	}{{true, 0}, {false, 10 * time.Second}} {
+		cfg, err := config.Load(demoConfig(t, freePort(t), freePort(t), tc.embedded))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := checkInLinger(cfg); got != tc.want {
+			t.Errorf("embedded=%v: linger %v, want %v", tc.embedded, got, tc.want)
+		}
 	}
 }

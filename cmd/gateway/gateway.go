@@ -102,7 +102,7 @@ func (m *Main) Open(ctx context.Context) error {
 		NearestRouting:  cfg.Privacy.NearestRouting,
 		PositionTTL:     cfg.Privacy.PositionTTL.D(),
 		WalkTest:        cfg.Site.WalkTest,
-		CheckInLinger:   cfg.Storage.CheckInLinger.D(),
+		CheckInLinger:   checkInLinger(cfg),
 	})
 	if err != nil {
 		return err
