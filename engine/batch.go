@@ -23,29 +23,20 @@ func (r *rows) reset() {
 	clear(r.health)
 }
 
-func (r *rows) alarm(b *vakt.Batch, a vakt.Alarm) {
-	if i, ok := r.alarms[a.ID]; ok {
-		b.Alarms[i] = a
-		return
-	}
-	r.alarms[a.ID] = len(b.Alarms)
-	b.Alarms = append(b.Alarms, a)
-}
+func (r *rows) alarm(b *vakt.Batch, a vakt.Alarm) { upsert(r.alarms, &b.Alarms, a.ID, a) }
 
-func (r *rows) staffState(b *vakt.Batch, st vakt.StaffState) {
-	if i, ok := r.staff[st.Staff]; ok {
-		b.Staff[i] = st
-		return
-	}
-	r.staff[st.Staff] = len(b.Staff)
-	b.Staff = append(b.Staff, st)
-}
+func (r *rows) staffState(b *vakt.Batch, st vakt.StaffState) { upsert(r.staff, &b.Staff, st.Staff, st) }
 
 func (r *rows) healthOf(b *vakt.Batch, h vakt.TransmitterHealth) {
-	if i, ok := r.health[h.Transmitter]; ok {
-		b.Health[i] = h
+	upsert(r.health, &b.Health, h.Transmitter, h)
+}
+
+// upsert replaces the row for k in list, or appends it and remembers where.
+func upsert[K comparable, V any](index map[K]int, list *[]V, k K, v V) {
+	if i, ok := index[k]; ok {
+		(*list)[i] = v
 		return
 	}
-	r.health[h.Transmitter] = len(b.Health)
-	b.Health = append(b.Health, h)
+	index[k] = len(*list)
+	*list = append(*list, v)
 }
