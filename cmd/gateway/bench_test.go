@@ -167,7 +167,7 @@ func BenchmarkNurseCallToOffer(b *testing.B) {
 	floor := commitFloor(b)
 	cs := newCallSystem(b)
 	apiPort, brokerPort := freePort(b), freePort(b)
-	cfg := serialConfigTB(b, cs.path, apiPort, brokerPort)
+	cfg := serialConfig(b, cs.path, apiPort, brokerPort)
 	_, c := startGateway(b, cfg, nil)
 	nurse := c.phone("nurse-4", c.login("nurse-4", "demo"))
 
@@ -209,18 +209,8 @@ func drainStatus(cs *callSystem) {
 			return
 		}
 		cs.send(espa.ACK) // accept the selection; it may send several blocks
-		for cs.expect2(espa.TokenBlock, espa.TokenEOT).Type == espa.TokenBlock {
+		for cs.ExpectType(espa.TokenBlock, espa.TokenEOT).Type == espa.TokenBlock {
 			cs.send(espa.ACK)
 		}
 	}
-}
-
-// expect2 is the next token, which must be of one of two types.
-func (cs *callSystem) expect2(a, b espa.TokenType) espa.Token {
-	cs.t.Helper()
-	tok := cs.next()
-	if tok.Type != a && tok.Type != b {
-		cs.t.Fatalf("gateway sent %v, want %v or %v", tok, a, b)
-	}
-	return tok
 }

@@ -6,119 +6,37 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/internal/espatest"
 	"github.com/vakt/vakt/internal/fakeclock"
-	"golang.org/x/sys/unix"
 )
 
-// makeRaw puts a terminal in raw mode, as cfmakeraw(3) does.
-func makeRaw(f *os.File) error {
-	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8
-	return unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, tio)
-}
-
-// callSystem is a nurse call system on the master side of a pseudo-terminal; the
-// gateway opens the slave side through tarm/serial, the real serial code path.
+// callSystem is a nurse call system on the master side of a pseudo-terminal
+// (internal/espatest); the gateway opens the slave side through tarm/serial, the
+// real serial code path, by a symlink as /dev/serial/by-id/... would be.
 type callSystem struct {
-	t      testing.TB
-	master *os.File
-	path   string // a symlink to the slave, as /dev/serial/by-id/... would be
-	mu     sync.Mutex
-	toks   []espa.Token
-	more   chan struct{}
+	*espatest.CallSystem
+	t    testing.TB
+	path string
 }
 
 func newCallSystem(t testing.TB) *callSystem {
 	t.Helper()
-	m, s, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A real UART never echoes; a fresh pty does until someone sets it raw. The
-	// gateway does so when it opens the port, but a child process may not have
-	// opened it yet when the test starts talking.
-	if err := makeRaw(s); err != nil {
-		t.Fatal(err)
-	}
+	cs := espatest.New(t)
 	link := filepath.Join(t.TempDir(), "usb-nurse-call")
-	if err := os.Symlink(s.Name(), link); err != nil {
+	if err := os.Symlink(cs.SlavePath, link); err != nil {
 		t.Fatal(err)
 	}
-	cs := &callSystem{t: t, master: m, path: link, more: make(chan struct{}, 1)}
-	// The pty master ignores deadlines: read it from a goroutine.
-	go func() {
-		var f espa.Framer
-		buf := make([]byte, 256)
-		for {
-			n, err := m.Read(buf)
-			f.Feed(buf[:n], func(tok espa.Token) {
-				cs.mu.Lock()
-				cs.toks = append(cs.toks, tok)
-				cs.mu.Unlock()
-				select {
-				case cs.more <- struct{}{}:
-				default:
-				}
-			})
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return cs
+	return &callSystem{CallSystem: cs, t: t, path: link}
 }
 
-func (cs *callSystem) send(b ...byte) {
-	cs.t.Helper()
-	if _, err := cs.master.Write(b); err != nil {
-		cs.t.Fatal(err)
-	}
-}
-
-// next is the next thing the gateway said on the line.
-func (cs *callSystem) next() espa.Token {
-	cs.t.Helper()
-	timeout := time.After(waitLimit)
-	for {
-		cs.mu.Lock()
-		if len(cs.toks) > 0 {
-			tok := cs.toks[0]
-			cs.toks = cs.toks[1:]
-			cs.mu.Unlock()
-			return tok
-		}
-		cs.mu.Unlock()
-		select {
-		case <-cs.more:
-		case <-timeout:
-			cs.t.Fatal("call system: the gateway said nothing")
-		}
-	}
-}
-
-func (cs *callSystem) expect(typ espa.TokenType) espa.Token {
-	cs.t.Helper()
-	tok := cs.next()
-	if tok.Type != typ {
-		cs.t.Fatalf("gateway sent %v, want %v", tok, typ)
-	}
-	return tok
-}
+func (cs *callSystem) send(b ...byte)                       { cs.Send(b...) }
+func (cs *callSystem) next() espa.Token                     { return cs.Next() }
+func (cs *callSystem) expect(typ espa.TokenType) espa.Token { return cs.ExpectType(typ) }
 
 // pollUntilSelected polls the gateway, as a Control Station does, until it has
 // something to send and selects the call system ('1' ENQ).
@@ -142,11 +60,7 @@ func (cs *callSystem) pollUntilSelected() {
 
 // serialConfig is the demo site with one ESPA port in the common role: the call
 // system (address 1) is Control Station and selects the gateway (address 2).
-func serialConfig(t *testing.T, device string, apiPort, brokerPort int) string {
-	return serialConfigTB(t, device, apiPort, brokerPort)
-}
-
-func serialConfigTB(t testing.TB, device string, apiPort, brokerPort int) string {
+func serialConfig(t testing.TB, device string, apiPort, brokerPort int) string {
 	t.Helper()
 	path := demoConfig(t, apiPort, brokerPort, true)
 	b, _ := os.ReadFile(path)

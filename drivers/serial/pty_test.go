@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/internal/espatest"
 )
 
 // wait bounds every positive wait: the machines running these tests are shared and
@@ -25,98 +25,25 @@ const wait = 10 * time.Second
 // window is enough to catch it.
 const quietWindow = 50 * time.Millisecond
 
-// callSystem is a scripted nurse call system on the master side of a pty. The gateway
-// opens the slave side through the real serial code path.
+// callSystem is a scripted nurse call system on the master side of a pty
+// (internal/espatest), with the shorthands these tests use.
 type callSystem struct {
+	*espatest.CallSystem
 	t     *testing.T
-	m, s  *os.File
 	slave string
-
-	mu     sync.Mutex
-	toks   []espa.Token // what the gateway wrote, framed
-	notify chan struct{}
-	closed bool
 }
 
 func newCallSystem(t *testing.T) *callSystem {
 	t.Helper()
-	m, s, err := pty.Open()
-	if err != nil {
-		t.Fatalf("pty: %v", err)
-	}
-	// The test keeps its own slave descriptor open, as a plugged-in device is always
-	// there: without any open slave, reads on the master fail with EIO.
-	cs := &callSystem{t: t, m: m, s: s, slave: s.Name(), notify: make(chan struct{}, 1)}
-	// The master ignores read deadlines: read it from a goroutine, never blocking on
-	// the test, so the gateway's writes never stall.
-	go func() {
-		var f espa.Framer
-		buf := make([]byte, 256)
-		for {
-			n, err := m.Read(buf)
-			f.Feed(buf[:n], func(tok espa.Token) {
-				cs.mu.Lock()
-				cs.toks = append(cs.toks, tok)
-				cs.mu.Unlock()
-				poke(cs.notify)
-			})
-			if err != nil {
-				cs.mu.Lock()
-				cs.closed = true
-				cs.mu.Unlock()
-				poke(cs.notify)
-				return
-			}
-		}
-	}()
-	t.Cleanup(cs.close)
-	return cs
+	cs := espatest.New(t)
+	return &callSystem{CallSystem: cs, t: t, slave: cs.SlavePath}
 }
 
-func (cs *callSystem) send(b ...byte) {
-	cs.t.Helper()
-	if _, err := cs.m.Write(b); err != nil {
-		cs.t.Fatalf("call system write: %v", err)
-	}
-}
-
-// next returns the next token the gateway wrote.
-func (cs *callSystem) next() espa.Token {
-	cs.t.Helper()
-	deadline := time.After(wait)
-	for {
-		cs.mu.Lock()
-		if len(cs.toks) > 0 {
-			tok := cs.toks[0]
-			cs.toks = cs.toks[1:]
-			cs.mu.Unlock()
-			return tok
-		}
-		closed := cs.closed
-		cs.mu.Unlock()
-		if closed {
-			cs.t.Fatal("call system: line closed")
-		}
-		select {
-		case <-cs.notify:
-		case <-deadline:
-			cs.t.Fatal("call system: nothing from the gateway")
-		}
-	}
-}
-
-func (cs *callSystem) expect(want espa.Token) espa.Token {
-	cs.t.Helper()
-	got := cs.next()
-	if got.Type != want.Type || got.Addr != want.Addr || got.Digit != want.Digit ||
-		(want.Raw != nil && string(got.Raw) != string(want.Raw)) {
-		cs.t.Fatalf("gateway sent %v, want %v", got, want)
-	}
-	return got
-}
-
-func (cs *callSystem) expectACK() { cs.t.Helper(); cs.expect(espa.Token{Type: espa.TokenACK}) }
-func (cs *callSystem) expectEOT() { cs.t.Helper(); cs.expect(espa.Token{Type: espa.TokenEOT}) }
+func (cs *callSystem) send(b ...byte)                 { cs.t.Helper(); cs.Send(b...) }
+func (cs *callSystem) next() espa.Token               { cs.t.Helper(); return cs.Next() }
+func (cs *callSystem) expect(w espa.Token) espa.Token { cs.t.Helper(); return cs.Expect(w) }
+func (cs *callSystem) expectACK()                     { cs.t.Helper(); cs.expect(espa.Token{Type: espa.TokenACK}) }
+func (cs *callSystem) expectEOT()                     { cs.t.Helper(); cs.expect(espa.Token{Type: espa.TokenEOT}) }
 func (cs *callSystem) expectNAK(d byte) {
 	cs.t.Helper()
 	cs.expect(espa.Token{Type: espa.TokenNAK, Digit: d})
@@ -131,18 +58,7 @@ func (cs *callSystem) expectBlock(raw []byte) {
 }
 
 // quiet asserts that the gateway writes nothing within quietWindow.
-func (cs *callSystem) quiet() {
-	cs.t.Helper()
-	select {
-	case <-cs.notify:
-	case <-time.After(quietWindow):
-	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if len(cs.toks) > 0 {
-		cs.t.Fatalf("gateway sent %v, want nothing", cs.toks)
-	}
-}
+func (cs *callSystem) quiet() { cs.t.Helper(); cs.Quiet(quietWindow) }
 
 // selectGateway runs the opening of the notes' exchange: idle EOT, the call system
 // polls itself ('1' ENQ, no answer expected), then selects the gateway.
@@ -153,10 +69,7 @@ func (cs *callSystem) selectGateway() {
 }
 
 // close unplugs the device.
-func (cs *callSystem) close() {
-	cs.m.Close()
-	cs.s.Close()
-}
+func (cs *callSystem) close() { cs.Close() }
 
 // recorder is the test's Ingester: it records events and commits them from another
 // goroutine, as the engine does.
