@@ -31,6 +31,13 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 	}
 	snap := *a
 	snap.Offers = slices.Clone(a.Offers)
+	if !a.State.Open() {
+		// A distance is derived from where a staff member was: once the alarm is
+		// closed it has served its purpose and does not go into the history (G1).
+		for i := range snap.Offers {
+			snap.Offers[i].DistanceM = -1
+		}
+	}
 	e.rows.alarm(b, snap)
 	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "alarm:" + string(a.ID)})
 	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "alarm", At: now, Body: mustJSON(alarmRecord{

@@ -493,3 +493,29 @@ func TestCheckInsShareCommitsAlarmsDoNot(t *testing.T) {
 	}
 	r.phones.wait(t, "offer", func() bool { return r.phones.count("near", vakt.NoticeOffer) == 1 })
 }
+
+// TestClosedAlarmKeepsNoDistances (G1): distances are derived from staff positions;
+// the stored history of a completed alarm has none.
+func TestClosedAlarmKeepsNoDistances(t *testing.T) {
+	r := newRig(t)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "mqtt"})
+	ctx := context.Background()
+	if a, err := r.db.Alarm(ctx, "a-1"); err != nil || len(a.Offers) == 0 || a.Offers[0].DistanceM < 0 {
+		t.Fatalf("open alarm should carry the offer distance: %+v %v", a, err)
+	}
+	if _, err := r.eng.Accept(ctx, "near", "a-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.eng.Complete(ctx, "near", "a-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.db.Alarm(ctx, "a-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range a.Offers {
+		if o.DistanceM >= 0 {
+			t.Fatalf("completed alarm still stores a distance: %+v", a.Offers)
+		}
+	}
+}
