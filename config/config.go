@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -26,19 +28,63 @@ import (
 // MaxSize bounds a configuration file; a large site's file is a few hundred KiB.
 const MaxSize = 4 << 20
 
-// Load reads and parses the configuration file at path. Relative file: secrets are
-// read relative to the file's directory. Problems in the file are returned as Errors.
+// Load reads and parses the configuration file at path. Relative file: secrets and a
+// relative storage.path are taken relative to the file's directory. Problems in the
+// file are returned as Errors.
+//
+// Only a regular file is read: a FIFO, a device or a directory is refused without
+// blocking (a FIFO nobody writes to would hang check-config for ever).
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// readConfigFile reads at most MaxSize+1 bytes of a regular file. It stats before
+// opening, opens with O_NONBLOCK (so that a file swapped for a FIFO in between still
+// cannot block the open) and checks the opened file again.
+func readConfigFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
+	if st, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
-	return Parse(data, path)
+	return data, nil
+}
+
+func regularFile(path string, st fs.FileInfo) error {
+	m := st.Mode()
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		return fmt.Errorf("config: %s is a directory; give the configuration file inside it, e.g. %s", path, filepath.Join(path, "vakt.yaml"))
+	case m&fs.ModeNamedPipe != 0:
+		return fmt.Errorf("config: %s is a named pipe (FIFO), not a file; give a regular configuration file", path)
+	case m&fs.ModeDevice != 0:
+		return fmt.Errorf("config: %s is a device, not a file; give a regular configuration file", path)
+	default:
+		return fmt.Errorf("config: %s is not a regular file (mode %s); give a regular configuration file", path, m.Type())
+	}
 }
 
 // Parse parses, completes with defaults (ApplyDefaults) and validates a configuration.
@@ -55,6 +101,11 @@ func parse(data []byte, name string, secrets secretResolver) (*Config, error) {
 	}
 	if len(data) > MaxSize {
 		return fail(0, "the file is larger than %d MiB", MaxSize>>20)
+	}
+	// Bound nesting before the parser sees the file: goccy/go-yaml needs memory
+	// that grows much faster than the depth (a 4 MiB file of "[" exhausts 6 GB).
+	if line, ok := tooDeep(data, maxNesting); !ok {
+		return fail(line, "nesting deeper than %d levels; a configuration needs fewer than 10: is this the right file?", maxNesting)
 	}
 	file, err := parseYAML(data)
 	if err != nil {

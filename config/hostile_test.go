@@ -1,0 +1,120 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDeepNestingRefused: a file inside the size limit that nests collections
+// millions of levels deep is refused before the YAML parser runs (which would need
+// gigabytes for it), with an error naming the line; real files still load.
+func TestDeepNestingRefused(t *testing.T) {
+	const depth = 1_900_000
+	cases := map[string]struct {
+		data []byte
+		line int
+	}{
+		"flow sequences": {bytes.Repeat([]byte("["), depth), 1},
+		"flow mappings":  {append([]byte("site:\n  id: s\nx: "), bytes.Repeat([]byte("{a: "), depth/4)...), 3},
+		"under a key":    {append([]byte("site:\n  id: s\nzones: "), bytes.Repeat([]byte("[ "), depth)...), 3},
+		"tagged":         {append([]byte("x: "), bytes.Repeat([]byte("!t [&a "), depth/8)...), 1},
+		"compact block":  {append([]byte("x:\n  "), bytes.Repeat([]byte("- "), depth)...), 2},
+		"complex keys":   {bytes.Repeat([]byte("? "), depth), 1},
+		"indentation":    {indented(200), 65},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if len(tc.data) > MaxSize {
+				t.Fatalf("test file is %d bytes, over MaxSize", len(tc.data))
+			}
+			_, err := parse(tc.data, "deep.yaml", fuzzSecrets)
+			want := "nesting deeper than 64 levels"
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Msg, want) || errs[0].Line != tc.line {
+				t.Fatalf("err = %v, want one error %q on line %d", err, want, tc.line)
+			}
+		})
+	}
+}
+
+// indented builds a block mapping nested n levels by indentation.
+func indented(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		b.WriteString(strings.Repeat(" ", i) + "k:\n")
+	}
+	return b.Bytes()
+}
+
+// TestNestingNotMisread: brackets inside quoted or plain scalars, comments and block
+// scalars are text, not nesting; 60 real levels pass the pre-scan.
+func TestNestingNotMisread(t *testing.T) {
+	many := strings.Repeat("[", 100)
+	for name, text := range map[string]string{
+		"double quoted": "x: \"" + many + "\\\"" + many + "\"\n",
+		"single quoted": "x: '" + many + "''" + many + "'\n",
+		"plain":         "x: a" + many + "\n",
+		"comment":       "x: 1 # " + many + "\n",
+		"block scalar":  "x: |\n  " + many + "\n" + "\n  a\n     b\ny: 2\n",
+		"in flow":       "x: [\"" + many + "\", '" + many + "']\n",
+		"60 deep":       strings.Repeat("[", 60) + strings.Repeat("]", 60) + "\n",
+		"multi-line":    "x: \"a\n  " + many + "\n  b\"\ny: [1,\n  2]\n",
+	} {
+		if line, ok := tooDeep([]byte(text), maxNesting); !ok {
+			t.Errorf("%s: refused at line %d:\n%s", name, line, text)
+		}
+	}
+	if line, ok := tooDeep(indented(64), maxNesting); !ok {
+		t.Errorf("64 levels of indentation refused at line %d", line)
+	}
+	if _, ok := tooDeep(indented(65), maxNesting); ok {
+		t.Error("65 levels of indentation accepted")
+	}
+}
+
+// TestLoadRefusesNonRegularFiles: a FIFO, a directory or a device given as the
+// configuration file is refused at once, with an error saying what it is; nothing
+// blocks (a FIFO nobody writes to would hang a plain open for ever).
+func TestLoadRefusesNonRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "vakt.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{fifo, "is a named pipe (FIFO)"},
+		{dir, "is a directory"},
+		{os.DevNull, "is a device"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(tc.path)
+			done <- err
+		}()
+		ctx := t.Context()
+		if dl, ok := t.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-5*time.Second))
+			defer cancel()
+		}
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load(%s) = %v, want %q", tc.path, err, tc.want)
+			}
+		case <-ctx.Done():
+			// Unblock the goroutine so the test binary can end.
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+			t.Fatalf("Load(%s) is still blocked at the test deadline", tc.path)
+		}
+	}
+}
