@@ -88,7 +88,9 @@ func regularFile(path string, st fs.FileInfo) error {
 }
 
 // Parse parses, completes with defaults (ApplyDefaults) and validates a configuration.
-// name is the file's name, used in errors and as the base for relative file: secrets.
+// name is the file's name, used in errors and as the base for relative file: secrets
+// and a relative storage.path (which Parse returns absolute); with name "" a relative
+// storage.path is left as written.
 // On any problem it returns a nil Config and Errors listing every problem found.
 func Parse(data []byte, name string) (*Config, error) {
 	return parse(data, name, secretResolver{lookupEnv: os.LookupEnv, readFile: readSecretFile})
@@ -151,7 +153,22 @@ func parse(data []byte, name string, secrets secretResolver) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	if name != "" {
+		if cfg.Storage.Path, err = resolvePath(filepath.Dir(name), cfg.Storage.Path); err != nil {
+			return fail(d.lineOf("storage.path"), "storage.path: %v", err)
+		}
+	}
 	return cfg, nil
+}
+
+// resolvePath makes a relative path relative to dir (the configuration file's
+// directory) and absolute, so that the database is the same file whatever directory
+// the gateway is started from, and every consumer of Config gets the same path.
+func resolvePath(dir, path string) (string, error) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	return filepath.Abs(path)
 }
 
 // parseYAML runs goccy's parser. Duplicate keys are allowed there so that the decoder

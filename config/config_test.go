@@ -217,7 +217,7 @@ func TestDemoExample(t *testing.T) {
 		d.MQTT.URL != "tcp://127.0.0.1:1883" || d.MQTT.ClientID != "vakt-solbakken-demo" || len(d.Serial) != 0 {
 		t.Errorf("drivers = %+v", d)
 	}
-	if cfg.API.Listen != "127.0.0.1:8080" || cfg.Storage.Path != "data/vakt.db" ||
+	if cfg.API.Listen != "127.0.0.1:8080" || filepath.Base(cfg.Storage.Path) != "vakt.db" ||
 		!cfg.Privacy.NearestRouting || cfg.Privacy.PositionTTL.D() != 15*time.Minute {
 		t.Errorf("api/storage/privacy = %+v %+v %+v", cfg.API, cfg.Storage, cfg.Privacy)
 	}

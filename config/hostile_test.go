@@ -118,3 +118,59 @@ func TestLoadRefusesNonRegularFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestStoragePathRelativeToConfigFile: a relative storage.path is taken relative to
+// the configuration file's directory, not to the directory the gateway is started
+// from, and Load returns it absolute; an absolute path is kept.
+func TestStoragePathRelativeToConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(t.TempDir()) // somewhere else entirely
+	for _, tc := range []struct{ storage, want string }{
+		{"storage: {path: db/site.db}\n", filepath.Join(dir, "db", "site.db")},
+		{"storage: {path: ../elsewhere/site.db}\n", filepath.Join(filepath.Dir(dir), "elsewhere", "site.db")},
+		{"", filepath.Join(dir, "data", "vakt.db")}, // the default, data/vakt.db
+		{"storage: {path: /var/lib/vakt/vakt.db}\n", "/var/lib/vakt/vakt.db"},
+	} {
+		path := filepath.Join(dir, "vakt.yaml")
+		if err := os.WriteFile(path, []byte(minimalConfig+tc.storage), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(path)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.storage, err)
+		}
+		if cfg.Storage.Path != tc.want {
+			t.Errorf("%q: storage.path = %s, want %s", tc.storage, cfg.Storage.Path, tc.want)
+		}
+	}
+}
+
+// TestDemoDatabaseInRepositoryData: the demo's database lands in the repository's
+// data/ folder, as the README says, whatever the working directory.
+func TestDemoDatabaseInRepositoryData(t *testing.T) {
+	demo, err := filepath.Abs(filepath.Join("examples", "demo.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Dir(filepath.Dir(filepath.Dir(demo)))
+	t.Chdir(t.TempDir())
+	cfg, err := Load(demo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(repo, "data", "vakt.db"); cfg.Storage.Path != want {
+		t.Errorf("demo storage.path = %s, want %s", cfg.Storage.Path, want)
+	}
+}
+
+// testHash is a bcrypt hash (cost 10) of a secret printed nowhere; printedHashes
+// are refused outside demo mode.
+const testHash = "$2a$10$ig/AlgzFuFG4z8HPiOcJyO/mnFZ0tg8ZH7lFL4cTGHLsGDqwhrNqu"
+
+const minimalConfig = `site: {id: test-site}
+zones: [{id: east}]
+transmitters: [{id: room-101, kind: button, driver: zigbee2mqtt, address: room101/button, zone: east}]
+staff: [{id: nurse-1, secret_hash: "` + testHash + `"}]
+policies: [{name: all, tiers: [{target: site, wait: 60s}]}]
+drivers: {mqtt: {enabled: true, url: "tcp://127.0.0.1:1883"}}
+`
