@@ -96,8 +96,25 @@ func Parse(data []byte, name string) (*Config, error) {
 	return parse(data, name, secretResolver{lookupEnv: os.LookupEnv, readFile: readSecretFile})
 }
 
+// Check is Load plus the checks too slow for every start: each staff secret_hash is
+// compared against the sample secrets (see hashes.go for why Load does not). It is
+// what `gateway check-config` runs; it takes about a second per hashed staff member
+// spread over the cores.
+func Check(path string) (*Config, error) {
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseWith(data, path, secretResolver{lookupEnv: os.LookupEnv, readFile: readSecretFile}, true)
+}
+
 // parse is Parse with the environment and secret files supplied by the caller.
 func parse(data []byte, name string, secrets secretResolver) (*Config, error) {
+	return parseWith(data, name, secrets, false)
+}
+
+// parseWith is parse; thorough adds Check's slow checks.
+func parseWith(data []byte, name string, secrets secretResolver, thorough bool) (*Config, error) {
 	fail := func(line int, format string, args ...any) (*Config, error) {
 		return nil, Errors{{File: name, Line: line, Msg: fmt.Sprintf(format, args...)}}
 	}
@@ -146,6 +163,9 @@ func parse(data []byte, name string, secrets secretResolver) (*Config, error) {
 
 	applyDefaults(cfg, d.isGiven)
 	errs := append(d.errs, validate(cfg, d.lineOf, d.reported)...)
+	if thorough {
+		errs = append(errs, sampleHashes(cfg, d.lineOf)...)
+	}
 	for _, e := range errs {
 		e.File = name
 	}

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestDeepNestingRefused: a file inside the size limit that nests collections
@@ -174,3 +179,90 @@ staff: [{id: nurse-1, secret_hash: "` + testHash + `"}]
 policies: [{name: all, tiers: [{target: site, wait: 60s}]}]
 drivers: {mqtt: {enabled: true, url: "tcp://127.0.0.1:1883"}}
 `
+
+// TestSampleHashesCompareEverySample: Check compares each distinct acceptable hash
+// with every sample secret and reports only the matches, on every key that has the
+// hash; hashes refused anyway (printed, too cheap, too slow, malformed) and demo
+// sites cost no comparison. bcrypt itself is replaced by a counting fake, since 15
+// real comparisons at cost 10 take many seconds under -race.
+func TestSampleHashesCompareEverySample(t *testing.T) {
+	const sampleHash = "$2a$10$Scz8mJExcbhG54DQB.I0V.is3jO6ZDwIsMPlmPzMzEycvePr5Vy/m" // "changeme"
+	var mu sync.Mutex
+	calls := map[string]int{}
+	orig := compareHash
+	compareHash = func(hash, secret []byte) error {
+		mu.Lock()
+		calls[string(hash)]++
+		mu.Unlock()
+		if string(hash) == sampleHash && string(secret) == "changeme" {
+			return nil
+		}
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	t.Cleanup(func() { compareHash = orig })
+
+	cfg := &Config{Staff: []Staff{
+		{ID: "a", SecretHash: testHash},
+		{ID: "b", SecretHash: sampleHash},
+		{ID: "c", SecretHash: testHash},
+		{ID: "d", SecretHash: "$2a$12$aGbG21dLF87ds.Vuxcqiku73h/Je.EbPwGrzOjutOiAZqgw5a8fLi"},
+		{ID: "e", SecretHash: "$2a$04$S2R4TMZ9PnicCCORc5lyoeGhu8FL9H7BOjIZoDC0fgt.Gfrjg1ljW"},
+		{ID: "f", SecretHash: "$2b$31$ig/AlgzFuFG4z8HPiOcJyO/mnFZ0tg8ZH7lFL4cTGHLsGDqwhrNqu"},
+		{ID: "g", SecretHash: "not a hash"},
+	}}
+	errs := sampleHashes(cfg, nil)
+	if len(errs) != 1 || errs[0].Path != "staff[1].secret_hash" || !strings.Contains(errs[0].Msg, "sample secret") {
+		t.Errorf("errors = %v, want staff[1].secret_hash only", errs)
+	}
+	if calls[testHash] != len(sampleSecrets) {
+		t.Errorf("the real hash (used twice) was compared %d times, want once per sample (%d)", calls[testHash], len(sampleSecrets))
+	}
+	if n := calls[sampleHash]; n < 1 || n > len(sampleSecrets) {
+		t.Errorf("the sample hash was compared %d times", n)
+	}
+	if len(calls) != 2 {
+		t.Errorf("compared hashes %v; printed, cheap, too slow and malformed ones need no comparison", calls)
+	}
+
+	clear(calls)
+	cfg.Site.Demo = true
+	if errs := sampleHashes(cfg, nil); len(errs) != 0 || len(calls) != 0 {
+		t.Errorf("demo site: errors %v after %d comparisons, want none", errs, len(calls))
+	}
+}
+
+var printedHash = regexp.MustCompile(`\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}`)
+
+// TestPrintedHashesListed: every bcrypt hash printed in the documentation, the
+// README or the examples is in printedHashes, so none of them is accepted outside
+// demo mode.
+func TestPrintedHashesListed(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("examples", "*"))
+	docs, _ := filepath.Glob(filepath.Join("..", "*.md"))
+	files = append(files, docs...)
+	err := filepath.WalkDir(filepath.Join("..", "docs"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range printedHash.FindAllString(string(data), -1) {
+			found++
+			if !printedHashes[h] {
+				t.Errorf("%s prints the hash %s; add it to printedHashes in config/hashes.go", f, h)
+			}
+		}
+	}
+	if found < 3 {
+		t.Errorf("found %d printed hashes in %d files; is the search looking in the right place?", found, len(files))
+	}
+}
