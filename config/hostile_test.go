@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +40,14 @@ func TestDeepNestingRefused(t *testing.T) {
 			if len(tc.data) > MaxSize {
 				t.Fatalf("test file is %d bytes, over MaxSize", len(tc.data))
 			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			_, err := parse(tc.data, "deep.yaml", fuzzSecrets)
+			runtime.ReadMemStats(&after)
+			// Bounded memory: the parser, which would need gigabytes, never ran.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("refusing the file allocated %d KiB", alloc>>10)
+			}
 			want := "nesting deeper than 64 levels"
 			var errs Errors
 			if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Msg, want) || errs[0].Line != tc.line {
@@ -264,5 +272,21 @@ func TestPrintedHashesListed(t *testing.T) {
 	}
 	if found < 3 {
 		t.Errorf("found %d printed hashes in %d files; is the search looking in the right place?", found, len(files))
+	}
+}
+
+// BenchmarkTooDeep: the nesting pre-scan of a large (4 MiB) but ordinary file, which
+// every start pays.
+func BenchmarkTooDeep(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("examples", "demo.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data = bytes.Repeat(data, MaxSize/len(data))
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if line, ok := tooDeep(data, maxNesting); !ok {
+			b.Fatalf("refused at line %d", line)
+		}
 	}
 }

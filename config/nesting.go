@@ -61,6 +61,9 @@ func tooDeep(data []byte, limit int) (line int, ok bool) {
 				if i < len(l) && l[i] != '#' {
 					indents = append(indents, i)
 				}
+				if len(indents) > limit {
+					return lineNo, false
+				}
 			}
 			if len(indents) > limit {
 				return lineNo, false
