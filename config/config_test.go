@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite testdata/cases/*/want.txt with 
 
 // TestCases runs the golden cases: each directory under testdata/cases holds a
 // config.yaml, the exact expected output in want.txt ("ok" or the error text), and
-// optionally env.txt with NAME=value lines to set in the environment.
+// optionally env.txt with NAME=value lines to set in the environment. Cases named
+// check-* run through Check (what check-config runs), the others through Load.
 func TestCases(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "cases", "*"))
 	if err != nil {
@@ -33,7 +34,11 @@ func TestCases(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			setEnvFile(t, filepath.Join(dir, "env.txt"))
 			path := filepath.Join(dir, "config.yaml")
-			cfg, err := Load(path)
+			load := Load
+			if strings.HasPrefix(filepath.Base(dir), "check-") {
+				load = Check
+			}
+			cfg, err := load(path)
 			got := "ok"
 			if err != nil {
 				got = err.Error()
@@ -217,7 +222,7 @@ func TestDemoExample(t *testing.T) {
 		d.MQTT.URL != "tcp://127.0.0.1:1883" || d.MQTT.ClientID != "vakt-solbakken-demo" || len(d.Serial) != 0 {
 		t.Errorf("drivers = %+v", d)
 	}
-	if cfg.API.Listen != "127.0.0.1:8080" || cfg.Storage.Path != "data/vakt.db" ||
+	if cfg.API.Listen != "127.0.0.1:8080" || filepath.Base(cfg.Storage.Path) != "vakt.db" ||
 		!cfg.Privacy.NearestRouting || cfg.Privacy.PositionTTL.D() != 15*time.Minute {
 		t.Errorf("api/storage/privacy = %+v %+v %+v", cfg.API, cfg.Storage, cfg.Privacy)
 	}
@@ -273,7 +278,26 @@ func TestSiteExample(t *testing.T) {
 	t.Setenv("CREDENTIALS_DIRECTORY", creds)
 	t.Setenv("VAKT_TECH_SECRET", "tech-Qv83-LIVE")
 
-	cfg, err := Load(filepath.Join("examples", "site.yaml"))
+	// As shipped, the example's hashes are refused: they are printed for all to see.
+	_, err := Load(filepath.Join("examples", "site.yaml"))
+	want := "staff[0].secret_hash: this hash is printed in Vakt's documentation or examples"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "\n") != 1 ||
+		!strings.Contains(err.Error(), "staff[1].secret_hash: this hash is printed") {
+		t.Fatalf("site.yaml as shipped: %v\nwant exactly its two printed hashes refused", err)
+	}
+	// With the site's own hashes, it loads.
+	data, err := os.ReadFile(filepath.Join("examples", "site.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := range printedHashes {
+		data = bytes.ReplaceAll(data, []byte(h), []byte(testHash))
+	}
+	site := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(site, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(site)
 	if err != nil {
 		t.Fatalf("site.yaml: %v", err)
 	}
@@ -300,7 +324,7 @@ func TestSiteExample(t *testing.T) {
 	// Without the environment, every missing variable is named.
 	os.Unsetenv("VAKT_TECH_SECRET")
 	os.Unsetenv("CREDENTIALS_DIRECTORY")
-	_, err = Load(filepath.Join("examples", "site.yaml"))
+	_, err = Load(site)
 	if err == nil || !strings.Contains(err.Error(), "VAKT_TECH_SECRET") || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
 		t.Errorf("without env: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	vakt "github.com/vakt/vakt"
 )
@@ -263,16 +264,20 @@ func (v *validator) notNegative(path string, d Duration) {
 	}
 }
 
-// secret applies S1 to one secret: required (unless optional), and no sample value
-// outside demo mode. The message names the key, never the value.
+// secret applies S1 to one secret: required (unless optional), and outside demo
+// mode neither a sample value nor shorter than minSecretLen characters. The message
+// names the key, never the value.
 func (v *validator) secret(path string, s Secret, required bool) {
 	switch {
 	case !s.IsSet():
 		if required {
 			v.errorf(path, "required: write it inline, as ${ENV_NAME} or as file:/path")
 		}
-	case !v.demo() && isSample(s.Value):
+	case v.demo():
+	case isSample(s.Value):
 		v.errorf(path, "a sample secret (read from the %s) is refused outside demo mode; set a real one", s.From)
+	case utf8.RuneCountInString(s.Value) < minSecretLen:
+		v.errorf(path, "the secret (read from the %s) is shorter than %d characters, which is refused outside demo mode; set a longer one", s.From, minSecretLen)
 	}
 }
 
@@ -464,9 +469,7 @@ func (v *validator) staffList() {
 		case s.Secret.IsSet() && s.SecretHash != "":
 			v.errorf(p+".secret", "give secret or secret_hash, not both")
 		case s.SecretHash != "":
-			if !isBcrypt(s.SecretHash) {
-				v.errorf(p+".secret_hash", "not a bcrypt hash (want 60 characters starting with $2a$, $2b$ or $2y$)")
-			}
+			v.secretHash(p+".secret_hash", s.SecretHash)
 		case !s.Secret.IsSet():
 			v.errorf(p+".secret", "required: the staff member's login secret (or secret_hash, a bcrypt hash of it)")
 		default:
@@ -489,10 +492,6 @@ func (v *validator) staffList() {
 			v.latLon(p+".position", s.Position.Lat, s.Position.Lon)
 		}
 	}
-}
-
-func isBcrypt(h string) bool {
-	return len(h) == 60 && (strings.HasPrefix(h, "$2a$") || strings.HasPrefix(h, "$2b$") || strings.HasPrefix(h, "$2y$"))
 }
 
 func (v *validator) policyList() {

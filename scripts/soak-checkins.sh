@@ -20,7 +20,7 @@ max_inflight_messages 0
 set_tcp_nodelay true
 CONF
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & mq=$!
-sed -e "s|path: data/vakt.db|path: $work/vakt.db\n  checkin_linger: $linger|" \
+sed -e "s|path: ../../data/vakt.db|path: $work/vakt.db\n  checkin_linger: $linger|" \
     -e "s|127.0.0.1:8080|127.0.0.1:18080|" -e "s|127.0.0.1:1883|127.0.0.1:11883|g" \
     "$root/config/examples/demo.yaml" |
   awk '/^  broker:/ {b=1} b && /enabled: true/ {sub(/true/, "false"); b=0} {print}' > "$work/site.yaml"

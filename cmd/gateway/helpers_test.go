@@ -50,7 +50,7 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 		}
 		s = strings.ReplaceAll(s, old, new)
 	}
-	replace("path: data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
+	replace("path: ../../data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
 	replace("url: tcp://127.0.0.1:1883", fmt.Sprintf("url: tcp://127.0.0.1:%d", brokerPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
