@@ -85,37 +85,21 @@ func Monitor(ctx context.Context, o Options, w io.Writer) error {
 // monitorLine prints tokens until the line fails or ctx ends. A half frame is shown
 // once the line has been quiet for a second, not only when the next frame starts.
 func monitorLine(ctx context.Context, ln line, show func(espa.Token)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	toks := make(chan espa.Token, 64)
+	var f espa.Framer
 	quiet := 0
-	r := &reader{ln: ln, toks: toks, idle: func(f *espa.Framer, emit func(espa.Token)) {
-		if !f.Busy() {
-			quiet = 0
-			return
-		}
-		if quiet++; time.Duration(quiet)*readTimeout >= time.Second {
-			quiet = 0
-			f.Flush(emit)
-		}
-	}}
-	errc := make(chan error, 1)
-	go func() { errc <- r.run(ctx) }()
-	for {
-		select {
-		case t := <-toks:
-			show(t)
-		case err := <-errc:
-			for {
-				select {
-				case t := <-toks:
-					show(t)
-				default:
-					return err
-				}
+	r := &reader{ln: ln,
+		data: func(p []byte) error { f.Feed(p, show); return nil },
+		idle: func() {
+			if !f.Busy() {
+				quiet = 0
+				return
 			}
-		}
-	}
+			if quiet++; time.Duration(quiet)*readTimeout >= time.Second {
+				quiet = 0
+				f.Flush(show)
+			}
+		}}
+	return r.run(ctx)
 }
 
 func highBits(p []byte) bool {

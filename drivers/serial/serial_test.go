@@ -459,8 +459,7 @@ func TestControlStationRecovery(t *testing.T) {
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("recovered after %v, before the recovery time", d)
 	}
-	cs.expectEOT()
-	cs.expectENQ('1')
+	cs.expectENQ('1') // the recovery EOT, the guard time, the poll
 }
 
 func TestControlStationSilentLine(t *testing.T) {
