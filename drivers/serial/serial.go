@@ -1,13 +1,14 @@
 // Package serial connects Vakt to a nurse call or paging system over an ESPA 4.4.4
 // serial line. It is the only package that imports github.com/tarm/serial.
 //
-// A Port runs the link layer in either role: as the slave (paging-system side: the
-// call system is Control Station, polls and selects us) or as the Control Station (we
-// poll the call system). Calls become events through the vakt.Ingester, and a block is
-// acknowledged only after the transaction holding its event has committed. Alarm
-// changes go back to the call system as status-information blocks, and alarms can be
-// forwarded to a paging system as call-to-pager blocks. The port is supervised: an
-// adapter that is unplugged raises a technical alarm and is reopened when it returns.
+// A Port owns the device: it opens it, reads it, reopens it after an unplug, and
+// raises a technical alarm while it is gone or the line is silent. The protocol
+// itself, in either role (slave: the call system is Control Station and selects us;
+// or Control Station: we poll it), is espa.Link, which the port feeds with what it
+// reads and wakes on the clock. Calls become events through the vakt.Ingester, and a
+// block is acknowledged only after the transaction holding its event has committed.
+// Alarm changes go back to the call system as status-information blocks, and alarms
+// can be forwarded to a paging system as call-to-pager blocks.
 //
 // Monitor decodes a live line for commissioning without ever writing to it.
 package serial
