@@ -497,3 +497,25 @@ func TestLinkQueueBound(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// BenchmarkLinkBlock measures the link's own cost for one received call block: Feed,
+// the OnCall hand-off, Commit and the ACK written (no line, no commit latency).
+func BenchmarkLinkBlock(b *testing.B) {
+	var out bytes.Buffer
+	var in Inbound
+	l := NewLink(LinkConfig{Clock: fakeclock.New(time.Now()), OnCall: func(i Inbound) { in = i }})
+	l.Attach(&out)
+	l.Feed([]byte{EOT, '1', ENQ, '2', ENQ})
+	frames := [][]byte{call("1", "ROOM 1"), call("1", "ROOM 2")}
+	n := 0
+	for b.Loop() {
+		out.Reset()
+		l.Feed(frames[n%2])
+		in.Commit(nil)
+		if out.Len() != 1 || out.Bytes()[0] != ACK {
+			b.Fatalf("wrote %q", out.Bytes())
+		}
+		n++
+	}
+	b.ReportMetric(float64(len(frames[0])), "bytes/block")
+}
