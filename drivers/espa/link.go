@@ -191,6 +191,7 @@ type LinkStats struct {
 
 	Polls       uint64 // Control Station: polls sent
 	MissedPolls uint64
+	Failing     bool // the last FailAfter transactions or more delivered nothing
 }
 
 // linkState is where the line is, as far as this station can tell.
@@ -323,11 +324,13 @@ func (l *Link) Attach(w io.Writer) error {
 }
 
 // Detach stops the link when its line is gone. The block being sent goes back to
-// the head of the queue; a commit still outstanding is not answered.
+// the head of the queue; a commit still outstanding is not answered (the sender
+// sends the block again on the new line).
 func (l *Link) Detach() {
 	l.do(func() {
 		l.w = nil
 		l.giveBack()
+		l.inflight = nil
 		l.newTxn()
 		l.state = stIdle
 		l.disarm()
@@ -402,6 +405,7 @@ func (l *Link) Stats() LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.st
+	s.Failing = l.failing
 	s.Queued = len(l.queue)
 	if l.out != nil {
 		s.Queued++

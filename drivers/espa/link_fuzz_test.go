@@ -53,7 +53,7 @@ func FuzzLink(f *testing.F) {
 			return
 		}
 		clock := fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
-		var calls []Inbound
+		var calls, stale []Inbound
 		uncommitted := 0
 		busy := false
 		outcomes := map[int]int{}
@@ -82,7 +82,10 @@ func FuzzLink(f *testing.F) {
 				clock.Advance(7 * time.Millisecond)
 				l.Wake()
 			case opCommit, opFail:
-				if len(calls) > 0 {
+				if len(stale) > 0 { // a late commit from before the line was lost
+					stale[0].Commit(nil)
+					stale = stale[1:]
+				} else if len(calls) > 0 {
 					in := calls[0]
 					calls = calls[1:]
 					uncommitted--
@@ -99,7 +102,11 @@ func FuzzLink(f *testing.F) {
 				l.Enqueue(Outbound{Block: CallBlock(Call{CallAddress: "1234", Message: "ROOM 1"}), Kind: "page",
 					Done: func(error) { outcomes[n]++ }})
 			case opReattach:
+				// The line is lost: outstanding calls will not be answered on the
+				// new line (their senders send them again).
 				l.Detach()
+				stale = append(stale, calls...)
+				calls, uncommitted = nil, 0
 				l.Attach(w)
 			case opBusy:
 				busy = !busy

@@ -519,3 +519,24 @@ func BenchmarkLinkBlock(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(frames[0])), "bytes/block")
 }
+
+// The line is lost while a call waits for its commit: on the new line the sender's
+// repeat is taken as a new call, and the old commit writes nothing.
+func TestLinkReattachForgetsUncommitted(t *testing.T) {
+	p := newPeer(t, LinkConfig{})
+	p.selectUs()
+	p.send(call("1", "ROOM 3")...)
+	p.l.Detach()
+	if err := p.l.Attach(p); err != nil {
+		t.Fatal(err)
+	}
+	p.selectUs() // not busy
+	p.send(call("1", "ROOM 3")...)
+	if len(p.calls) != 2 {
+		t.Fatalf("%d calls", len(p.calls))
+	}
+	p.calls[0].Commit(nil) // late, from the lost line
+	p.quiet()
+	p.calls[1].Commit(nil)
+	p.expectACK()
+}

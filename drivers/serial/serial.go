@@ -469,6 +469,7 @@ type Stats struct {
 
 	Polls       uint64 // Control Station: polls sent
 	MissedPolls uint64
+	Failing     bool // several transactions in a row delivered none of our blocks
 }
 
 type counters struct {
@@ -486,7 +487,7 @@ func (p *Port) Stats() Stats {
 		StatusIn: l.StatusIn, Repeats: l.Repeats,
 		BadBCC: l.BadBCC, Invalid: l.Invalid, Busy: l.Busy, NoiseBytes: l.NoiseBytes,
 		Sent: l.Sent, Failed: l.Failed, Dropped: l.Dropped, Queued: l.Queued,
-		Polls: l.Polls, MissedPolls: l.MissedPolls,
+		Polls: l.Polls, MissedPolls: l.MissedPolls, Failing: l.Failing,
 	}
 }
 
