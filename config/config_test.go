@@ -557,6 +557,7 @@ drivers:
 		"serial.role":             s.Role,
 		"serial.address":          s.Address,
 		"serial.peer":             s.Peer,
+		"serial.guard_time":       s.GuardTime.D(),
 		"tier.count nearest":      cfg.Policies[0].Tiers[0].Count,
 		"tier.count site":         cfg.Policies[0].Tiers[1].Count,
 	}
@@ -580,6 +581,7 @@ drivers:
 		"serial.role":             "slave",
 		"serial.address":          "2",
 		"serial.peer":             "1",
+		"serial.guard_time":       50 * time.Millisecond,
 		"tier.count nearest":      1,
 		"tier.count site":         0,
 	}

@@ -25,7 +25,10 @@ const (
 	DefaultSerialRole    = "slave"
 	DefaultSerialAddress = "2"
 	DefaultSerialPeer    = "1"
-	DefaultNearestCount  = 1
+	// DefaultSerialGuardTime: more than one character time at 300 baud (37 ms) and
+	// than a USB adapter's latency timer (16 ms), small against the 2 s reply time.
+	DefaultSerialGuardTime = 50 * time.Millisecond
+	DefaultNearestCount    = 1
 )
 
 // ApplyDefaults fills every field left at its zero value that has a default. Parse
@@ -88,6 +91,7 @@ func applyDefaults(c *Config, given func(path string) bool) {
 		setString(p+".role", &s.Role, DefaultSerialRole)
 		setString(p+".address", &s.Address, DefaultSerialAddress)
 		setString(p+".peer", &s.Peer, DefaultSerialPeer)
+		setDuration(p+".guard_time", &s.GuardTime, DefaultSerialGuardTime)
 	}
 
 	for i := range c.Policies {

@@ -176,8 +176,12 @@ type Serial struct {
 	Address string `yaml:"address"` // our station address '0'..'9'
 	Peer    string `yaml:"peer"`    // the call system's address
 	// StatusBlocks: send status-information blocks back as alarms progress.
-	StatusBlocks bool         `yaml:"status_blocks"`
-	Rules        []SerialRule `yaml:"rules"`
+	StatusBlocks bool `yaml:"status_blocks"`
+	// GuardTime: the pause between our EOT and the poll or selection after it
+	// (control-station role); some paging systems ignore a selection that arrives
+	// in the same burst as the EOT. 0 sends them together.
+	GuardTime Duration     `yaml:"guard_time"`
+	Rules     []SerialRule `yaml:"rules"`
 	// Fallback transmitter for calls no rule maps; calls are never dropped.
 	Fallback string `yaml:"fallback"`
 }

@@ -737,6 +737,9 @@ func (v *validator) serialPorts() {
 		if addrOK && peerOK && s.Address == s.Peer {
 			v.errorf(p+".peer", "the call system's address must differ from ours (address %q)", s.Address)
 		}
+		if g := s.GuardTime.D(); g < 0 || g > time.Second {
+			v.errorf(p+".guard_time", "%s: use 0s to 1s (default 50ms)", g)
+		}
 
 		for j := range s.Rules {
 			v.serialRule(indexPath(p+".rules", j), &s.Rules[j])

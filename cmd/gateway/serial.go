@@ -28,7 +28,11 @@ func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger
 	o := serial.Options{
 		Name: p.Name, Device: p.Device, Baud: p.Baud, DataBits: p.DataBits, Parity: p.Parity, StopBits: p.StopBits,
 		Role: p.Role, StatusBlocks: p.StatusBlocks, Ingest: in, Logger: log, Clock: clock,
-		Mapper: espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback), Known: known},
+		Mapper:    espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback), Known: known},
+		GuardTime: p.GuardTime.D(),
+	}
+	if o.GuardTime == 0 {
+		o.GuardTime = -1 // configured 0s: no pause (serial's zero means its default)
 	}
 	var err error
 	if o.Address, err = serial.ParseAddress(p.Address); err != nil {

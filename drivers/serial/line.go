@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tarm/serial"
-	"github.com/vakt/vakt/drivers/espa"
 )
 
 // line is the serial device as the link layer sees it; tests can fake it.
@@ -93,34 +92,17 @@ func (t *tty) Check() error {
 	return nil
 }
 
-// reader reads the line into a framer and hands tokens on until ctx ends or the line
+// reader reads the line and hands what arrives to data until ctx ends or the line
 // fails. An idle read returns (0, io.EOF) after readTimeout: that is "nothing yet".
 type reader struct {
 	ln   line
-	toks chan<- espa.Token
-	// idle, when set, is called after a read that returned nothing (the monitor
-	// flushes half frames with it).
-	idle  func(f *espa.Framer, emit func(espa.Token))
-	noise func(n int)
+	data func([]byte) error
+	// idle, when set, is called after a read that returned nothing.
+	idle func()
 }
 
 func (r *reader) run(ctx context.Context) error {
 	buf := make([]byte, 256)
-	var f espa.Framer
-	stopped := false
-	emit := func(t espa.Token) {
-		if stopped {
-			return
-		}
-		if t.Type == espa.TokenNoise && r.noise != nil {
-			r.noise(t.N)
-		}
-		select {
-		case r.toks <- t:
-		case <-ctx.Done():
-			stopped = true
-		}
-	}
 	fast := 0
 	checked := time.Now()
 	for ctx.Err() == nil {
@@ -128,7 +110,9 @@ func (r *reader) run(ctx context.Context) error {
 		n, err := r.ln.Read(buf)
 		if n > 0 {
 			fast = 0
-			f.Feed(buf[:n], emit)
+			if err := r.data(buf[:n]); err != nil {
+				return err
+			}
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read: %w", err)
@@ -142,7 +126,7 @@ func (r *reader) run(ctx context.Context) error {
 				fast = 0
 			}
 			if r.idle != nil {
-				r.idle(&f, emit)
+				r.idle()
 			}
 		}
 		if time.Since(checked) >= devicePoll {

@@ -28,34 +28,10 @@ func Monitor(ctx context.Context, o Options, w io.Writer) error {
 	if err := o.lineSettings(); err != nil {
 		return fmt.Errorf("serial monitor: %w", err)
 	}
-	mapping := o.Mapper.Fallback != "" || len(o.Mapper.Rules) > 0
 	stamp := func() string { return o.Clock.Now().Format("15:04:05.000") }
 	fmt.Fprintf(w, "%s monitoring %s at %s, read-only: nothing is answered\n", stamp(), o.Device, lineString(&o))
-
-	hinted := false
-	show := func(t espa.Token) {
-		s := t.String()
-		if t.Type == espa.TokenBlock && mapping {
-			if c, err := espa.ParseCall(t.Block); err == nil && (c.Header == espa.HeaderCall || c.Header == espa.HeaderSubscriberCall) {
-				id, fb := o.Mapper.Map(c)
-				ev := espa.EventFor(c, id, nil)
-				if fb {
-					s += fmt.Sprintf(" → %s (fallback) %s", id, ev.Kind)
-				} else {
-					s += fmt.Sprintf(" → %s %s", id, ev.Kind)
-				}
-			}
-		}
-		fmt.Fprintf(w, "%s ← %s\n", stamp(), s)
-		if !hinted && t.Type == espa.TokenNoise && o.DataBits == 8 && highBits(t.Raw) {
-			hinted = true
-			fmt.Fprintf(w, "%s hint: bytes with the top bit set: the line may use 7 data bits with parity (try -data-bits 7 -parity even)\n", stamp())
-		}
-		if !hinted && t.Type == espa.TokenBadBCC {
-			hinted = true
-			fmt.Fprintf(w, "%s hint: repeated BCC errors usually mean wrong data bits or parity; ask the call system's vendor for its line settings\n", stamp())
-		}
-	}
+	watch := &espa.Watch{Mapper: o.Mapper, EightBit: o.DataBits == 8,
+		Emit: func(line string) { fmt.Fprintf(w, "%s %s\n", stamp(), line) }}
 
 	waiting := false
 	for ctx.Err() == nil {
@@ -72,7 +48,7 @@ func Monitor(ctx context.Context, o Options, w io.Writer) error {
 		}
 		waiting = false
 		fmt.Fprintf(w, "%s open %s\n", stamp(), o.Device)
-		err = monitorLine(ctx, readOnly{ln}, show)
+		err = monitorLine(ctx, readOnly{ln}, watch)
 		ln.Close()
 		if ctx.Err() != nil {
 			break
@@ -82,48 +58,21 @@ func Monitor(ctx context.Context, o Options, w io.Writer) error {
 	return nil
 }
 
-// monitorLine prints tokens until the line fails or ctx ends. A half frame is shown
+// monitorLine decodes the line until it fails or ctx ends. A half frame is shown
 // once the line has been quiet for a second, not only when the next frame starts.
-func monitorLine(ctx context.Context, ln line, show func(espa.Token)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	toks := make(chan espa.Token, 64)
+func monitorLine(ctx context.Context, ln line, watch *espa.Watch) error {
 	quiet := 0
-	r := &reader{ln: ln, toks: toks, idle: func(f *espa.Framer, emit func(espa.Token)) {
-		if !f.Busy() {
-			quiet = 0
-			return
-		}
-		if quiet++; time.Duration(quiet)*readTimeout >= time.Second {
-			quiet = 0
-			f.Flush(emit)
-		}
-	}}
-	errc := make(chan error, 1)
-	go func() { errc <- r.run(ctx) }()
-	for {
-		select {
-		case t := <-toks:
-			show(t)
-		case err := <-errc:
-			for {
-				select {
-				case t := <-toks:
-					show(t)
-				default:
-					return err
-				}
+	r := &reader{ln: ln,
+		data: func(p []byte) error { watch.Feed(p); return nil },
+		idle: func() {
+			if !watch.Pending() {
+				quiet = 0
+				return
 			}
-		}
-	}
-}
-
-func highBits(p []byte) bool {
-	n := 0
-	for _, c := range p {
-		if c >= 0x80 {
-			n++
-		}
-	}
-	return n > 0 && 2*n >= len(p)
+			if quiet++; time.Duration(quiet)*readTimeout >= time.Second {
+				quiet = 0
+				watch.Quiet()
+			}
+		}}
+	return r.run(ctx)
 }

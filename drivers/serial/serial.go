@@ -1,13 +1,14 @@
 // Package serial connects Vakt to a nurse call or paging system over an ESPA 4.4.4
 // serial line. It is the only package that imports github.com/tarm/serial.
 //
-// A Port runs the link layer in either role: as the slave (paging-system side: the
-// call system is Control Station, polls and selects us) or as the Control Station (we
-// poll the call system). Calls become events through the vakt.Ingester, and a block is
-// acknowledged only after the transaction holding its event has committed. Alarm
-// changes go back to the call system as status-information blocks, and alarms can be
-// forwarded to a paging system as call-to-pager blocks. The port is supervised: an
-// adapter that is unplugged raises a technical alarm and is reopened when it returns.
+// A Port owns the device: it opens it, reads it, reopens it after an unplug, and
+// raises a technical alarm while it is gone or the line is silent. The protocol
+// itself, in either role (slave: the call system is Control Station and selects us;
+// or Control Station: we poll it), is espa.Link, which the port feeds with what it
+// reads and wakes on the clock. Calls become events through the vakt.Ingester, and a
+// block is acknowledged only after the transaction holding its event has committed.
+// Alarm changes go back to the call system as status-information blocks, and alarms
+// can be forwarded to a paging system as call-to-pager blocks.
 //
 // Monitor decodes a live line for commissioning without ever writing to it.
 package serial
@@ -42,10 +43,11 @@ const (
 	DefaultStopBits     = 2
 	DefaultAddress      = '2' // paging system
 	DefaultPeer         = '1' // nurse call system
-	DefaultReplyTimeout = 2 * time.Second
-	DefaultRecovery     = 10 * time.Second // the specification's "no valid transaction" time
-	DefaultPollInterval = 250 * time.Millisecond
-	DefaultMissedPolls  = 3
+	DefaultReplyTimeout = espa.DefaultReplyTimeout
+	DefaultRecovery     = espa.DefaultRecovery
+	DefaultPollInterval = espa.DefaultPollInterval
+	DefaultGuardTime    = espa.DefaultGuardTime
+	DefaultMissedPolls  = espa.DefaultMissedPolls
 	DefaultReopen       = 250 * time.Millisecond
 )
 
@@ -55,16 +57,6 @@ const (
 	readTimeout = 100 * time.Millisecond
 	// devicePoll is how often the device path is checked while the port is open.
 	devicePoll = 250 * time.Millisecond
-	// maxQueue bounds blocks waiting to be sent to the peer.
-	maxQueue = 64
-	// maxBlocksPerTransaction: after this many blocks we give the line back.
-	maxBlocksPerTransaction = 8
-	// attemptsPerBlock: the specification gives up after two failed attempts.
-	attemptsPerBlock = 2
-	// maxTries: transactions in which a block failed before it is dropped.
-	maxTries = 5
-	// maxRemembered bounds the transmitter → call address and alarm → status maps.
-	maxRemembered = 4096
 )
 
 var baudRates = map[int]bool{300: true, 600: true, 1200: true, 2400: true, 4800: true,
@@ -109,8 +101,17 @@ type Options struct {
 	PollInterval time.Duration
 	MissedPolls  int
 	Silence      time.Duration
+	// GuardTime is the pause between our EOT and the poll or selection after it, in
+	// the Control Station role (some paging systems ignore a selection that comes in
+	// the same burst as the EOT). Zero takes DefaultGuardTime; negative: no pause.
+	GuardTime time.Duration
 	// Reopen is the pause between attempts to open a missing device.
 	Reopen time.Duration
+
+	// OnFailing, when set, is told when the peer has not taken our blocks (pages,
+	// status) in several transactions in a row (failing true, with a reason), and
+	// when it takes one again (false). It must not block.
+	OnFailing func(failing bool, detail string)
 }
 
 // ParseAddress converts a configured station address ("1") to its byte.
@@ -220,19 +221,18 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// Port is one supervised ESPA 4.4.4 port. It implements vakt.Observer.
+// Port is one supervised ESPA 4.4.4 port. It implements vakt.Observer and
+// vakt.Pager. The link layer itself is espa.Link; the port owns the device.
 type Port struct {
 	o      Options
 	log    *slog.Logger
 	source string
 	open   func(*Options) (line, error)
 
-	mu     sync.Mutex
-	queue  []*outItem
-	calls  map[vakt.TransmitterID]string // transmitter → the call address that last raised it
-	status map[vakt.AlarmID]int          // alarm → last status block queued
-	queued chan struct{}                 // poked when the queue grows
+	link     *espa.Link
+	feedback espa.Feedback
 
+	h       health
 	reports *reporter
 	stats   counters
 
@@ -252,11 +252,28 @@ func New(o Options) (*Port, error) {
 		log:    o.Logger.With("port", o.Name),
 		source: "espa:" + o.Name,
 		open:   openTTY,
-		calls:  map[vakt.TransmitterID]string{},
-		status: map[vakt.AlarmID]int{},
-		queued: make(chan struct{}, 1),
 	}
+	p.h.p = p
 	p.reports = &reporter{p: p, wake: make(chan struct{}, 1)}
+	role := espa.RoleSlave
+	if o.Role == RoleControlStation {
+		role = espa.RoleControlStation
+	}
+	lc := espa.LinkConfig{
+		Role: role, Address: o.Address, Peer: o.Peer,
+		ReplyTimeout: o.ReplyTimeout, Recovery: o.Recovery, PollInterval: o.PollInterval,
+		GuardTime: o.GuardTime, Silence: o.Silence, MissedPolls: o.MissedPolls,
+		Clock: o.Clock, Logger: p.log,
+		OnCall: p.onCall,
+		OnLine: func(up bool, detail string) {
+			p.h.set(true, !up, fmt.Sprintf("serial line %s: %s", o.Name, detail))
+		},
+		OnFailing: o.OnFailing,
+	}
+	if b, ok := o.Ingest.(interface{ Busy() bool }); ok {
+		lc.Busy = b.Busy
+	}
+	p.link = espa.NewLink(lc)
 	return p, nil
 }
 
@@ -296,7 +313,7 @@ func (p *Port) Stop() error {
 
 // run opens the device, serves it until it fails, and reopens it.
 func (p *Port) run(ctx context.Context) {
-	h := health{p: p}
+	h := &p.h
 	opened := false
 	for ctx.Err() == nil {
 		ln, err := p.open(&p.o)
@@ -318,7 +335,7 @@ func (p *Port) run(ctx context.Context) {
 		p.log.Info("serial port open", "device", p.o.Device, "role", p.o.Role,
 			"line", lineString(&p.o))
 		h.set(true, false, "")
-		err = p.serve(ctx, ln, &h)
+		err = p.serve(ctx, ln)
 		ln.Close()
 		p.stats.open.Store(false)
 		if ctx.Err() != nil {
@@ -333,15 +350,19 @@ func (p *Port) run(ctx context.Context) {
 }
 
 // health raises a technical alarm on the line transmitter when the device or the line
-// fails, and checks in when both are well again. Only run's goroutine uses it.
+// fails, and checks in when both are well again. The run goroutine sets the device
+// state, the link the line state.
 type health struct {
 	p              *Port
+	mu             sync.Mutex
 	known          bool
 	device, silent bool
 	up             bool
 }
 
 func (h *health) set(device, silent bool, detail string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.device, h.silent = device, silent
 	up := device && !silent
 	if h.known && up == h.up {
@@ -448,28 +469,25 @@ type Stats struct {
 
 	Polls       uint64 // Control Station: polls sent
 	MissedPolls uint64
+	Failing     bool // several transactions in a row delivered none of our blocks
 }
 
 type counters struct {
-	open, online                                        atomic.Bool
-	reopens, calls, cancels, unmapped, statusIn, repeat atomic.Uint64
-	badBCC, invalid, busy, noise                        atomic.Uint64
-	sent, failed, dropped, polls, missed                atomic.Uint64
+	open, online               atomic.Bool
+	reopens, cancels, unmapped atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
 func (p *Port) Stats() Stats {
 	c := &p.stats
-	p.mu.Lock()
-	q := len(p.queue)
-	p.mu.Unlock()
+	l := p.link.Stats()
 	return Stats{
 		Open: c.open.Load(), Online: c.online.Load(), Reopens: c.reopens.Load(),
-		Calls: c.calls.Load(), Cancels: c.cancels.Load(), Unmapped: c.unmapped.Load(),
-		StatusIn: c.statusIn.Load(), Repeats: c.repeat.Load(),
-		BadBCC: c.badBCC.Load(), Invalid: c.invalid.Load(), Busy: c.busy.Load(), NoiseBytes: c.noise.Load(),
-		Sent: c.sent.Load(), Failed: c.failed.Load(), Dropped: c.dropped.Load(), Queued: q,
-		Polls: c.polls.Load(), MissedPolls: c.missed.Load(),
+		Calls: l.Calls, Cancels: c.cancels.Load(), Unmapped: c.unmapped.Load(),
+		StatusIn: l.StatusIn, Repeats: l.Repeats,
+		BadBCC: l.BadBCC, Invalid: l.Invalid, Busy: l.Busy, NoiseBytes: l.NoiseBytes,
+		Sent: l.Sent, Failed: l.Failed, Dropped: l.Dropped, Queued: l.Queued,
+		Polls: l.Polls, MissedPolls: l.MissedPolls, Failing: l.Failing,
 	}
 }
 
