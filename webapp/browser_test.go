@@ -447,9 +447,9 @@ func TestWebAppInBrowser(t *testing.T) {
 
 	// nurse-1: "I'm going". nurse-2's page stops ringing and shows who took it.
 	n1.do(chromedp.Click(chromedp.CSS(offerSel(id) + ` [data-action=accept]`)))
-	n1.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-state=accepted] [data-action=presence]`)),
+	n1.do(chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=accepted] [data-action=presence]`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-view=offer]`)))
-	n2.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-state=accepted][data-gone=taken]`)),
+	n2.do(chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=accepted][data-gone=taken]`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-view=offer]`)))
 	if got := n2.text(listSel(id)); !strings.Contains(got, "Tatt av nurse-1") {
 		t.Errorf("nurse-2 does not see who took it: %q", got)
@@ -465,8 +465,8 @@ func TestWebAppInBrowser(t *testing.T) {
 	}
 
 	// Presence, then complete with a short visit record.
-	n1.do(chromedp.Click(chromedp.CSS(listSel(id) + ` [data-action=presence]`)),
-		chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-state=present] [data-action=complete]`)),
+	n1.do(chromedp.Click(chromedp.CSS(listSel(id)+` [data-action=presence]`)),
+		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=present] [data-action=complete]`)),
 		chromedp.SendKeys(chromedp.CSS(listSel(id)+` input[name=visit_note]`), "assisted"),
 		chromedp.Click(chromedp.CSS(listSel(id)+` [data-action=complete]`)),
 		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=completed][data-gone=closed]`)))
