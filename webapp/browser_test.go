@@ -2,7 +2,6 @@ package webapp_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -178,8 +179,8 @@ func press(t *testing.T, port int, topic, payload string) {
 	}
 }
 
-// page is one phone: a tab in its own browser context (own storage, own session).
-type page struct {
+// phone is one phone: a tab in its own browser context (own storage, own session).
+type phone struct {
 	t    *testing.T
 	name string
 	ctx  context.Context
@@ -187,11 +188,11 @@ type page struct {
 	errs []string
 }
 
-func newPage(t *testing.T, browser context.Context, name, acceptLanguage string) *page {
+func newPage(t *testing.T, bctx context.Context, name, acceptLanguage string) *phone {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	p := &page{t: t, name: name, ctx: ctx}
+	p := &phone{t: t, name: name, ctx: ctx}
 	// Subscribe before anything runs: a script error or a CSP violation fails the test.
 	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
 	console := chromedp.Events(ctx, runtime.ConsoleAPICalled)
@@ -217,6 +218,16 @@ func newPage(t *testing.T, browser context.Context, name, acceptLanguage string)
 			}
 		}
 	}()
+	// Record Content-Security-Policy violations in the page itself, from its first
+	// script on, so checkErrors can report any; and every WebSocket message the
+	// page sends, so the test sees its delivery confirmations.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+window.__sent = []; const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (d) { window.__sent.push(String(d)); return send.call(this, d); };`,
+	}); err != nil {
+		t.Fatal(err)
+	}
 	ua, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
 	if err != nil {
 		t.Fatalf("%s: start browser: %v", name, err)
@@ -239,13 +250,22 @@ func describeException(ev *runtime.EventExceptionThrown) string {
 	return s
 }
 
-func (p *page) fail(msg string) {
+func (p *phone) fail(msg string) {
 	p.mu.Lock()
 	p.errs = append(p.errs, msg)
 	p.mu.Unlock()
 }
 
-func (p *page) checkErrors() {
+func (p *phone) checkErrors() {
+	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	defer cancel()
+	csp, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__csp || []`))
+	if err != nil {
+		p.t.Errorf("%s: read CSP violations: %v", p.name, err)
+	}
+	for _, v := range csp {
+		p.t.Errorf("%s: CSP violation: %s", p.name, v)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range p.errs {
@@ -254,12 +274,12 @@ func (p *page) checkErrors() {
 	p.errs = nil
 }
 
-func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
+func (p *phone) do(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	p.doWithin(waitLimit, actions...)
 }
 
-func (p *page) doWithin(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+func (p *phone) doWithin(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
@@ -269,7 +289,7 @@ func (p *page) doWithin(d time.Duration, actions ...chromedp.Action[chromedp.Voi
 	}
 }
 
-func (p *page) text(sel string) string {
+func (p *phone) text(sel string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
 	defer cancel()
@@ -280,7 +300,7 @@ func (p *page) text(sel string) string {
 	return s
 }
 
-func (p *page) attr(sel, name string) string {
+func (p *phone) attr(sel, name string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
 	defer cancel()
@@ -292,7 +312,7 @@ func (p *page) attr(sel, name string) string {
 }
 
 // until waits for a JavaScript condition to hold.
-func (p *page) until(what, expr string, d time.Duration) {
+func (p *phone) until(what, expr string, d time.Duration) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, d)
 	defer cancel()
@@ -302,7 +322,35 @@ func (p *page) until(what, expr string, d time.Duration) {
 	}
 }
 
-func (p *page) login(base, staff, secret string) {
+func (p *phone) eval(expr string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](expr)); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+type meState struct {
+	OnDuty       bool   `json:"on_duty"`
+	Availability string `json:"availability"`
+	HasPosition  bool   `json:"has_position"`
+}
+
+// me asks the gateway, with the page's own session, what it holds for the page's
+// staff member.
+func (p *phone) me() meState {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
+	defer cancel()
+	m, err := chromedp.Run(ctx, chromedp.Evaluate[meState](`fetch('/api/v1/me', {headers: {Authorization: 'Bearer ' + JSON.parse(localStorage.getItem('vakt.session')).token}}).then(r => r.json())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("%s: GET /api/v1/me: %v", p.name, err)
+	}
+	return m
+}
+
+func (p *phone) login(base, staff, secret string) {
 	p.t.Helper()
 	p.do(
 		chromedp.Navigate(base+"/app/"),
@@ -311,6 +359,15 @@ func (p *page) login(base, staff, secret string) {
 		chromedp.SendKeys(chromedp.CSS(`input[name=secret]`), secret),
 		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
 	)
+}
+
+// delivered waits until the page has confirmed the offer of id at least n times
+// over the WebSocket, as docs/api.md requires.
+func (p *phone) delivered(id string, n int) {
+	p.t.Helper()
+	msg := fmt.Sprintf(`{"type":"delivered","alarm_id":%q}`, id)
+	p.until(fmt.Sprintf("%d delivery confirmations of %s", n, id),
+		fmt.Sprintf(`window.__sent.filter((m) => m === %q).length >= %d`, msg, n), waitLimit)
 }
 
 // offerSel is the offer screen's element for an alarm; listSel the list's.
@@ -362,15 +419,15 @@ func TestWebAppInBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
+	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 
 	// Two phones: nurse-1's browser speaks English, nurse-2's Norwegian.
-	n1 := newPage(t, browser, "nurse-1", "en-GB,en")
-	n2 := newPage(t, browser, "nurse-2", "nb-NO,nb,no")
+	n1 := newPage(t, bctx, "nurse-1", "en-GB,en")
+	n2 := newPage(t, bctx, "nurse-2", "nb-NO,nb,no")
 	defer n1.checkErrors()
 	defer n2.checkErrors()
 
@@ -402,7 +459,7 @@ func TestWebAppInBrowser(t *testing.T) {
 	n2.do(chromedp.SendKeys(chromedp.CSS(`input[name=secret]`), "demo"),
 		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
 	n1.login(base, "nurse-1", "demo")
-	for _, p := range []*page{n1, n2} {
+	for _, p := range []*phone{n1, n2} {
 		p.do(chromedp.WaitVisible(chromedp.CSS(`[data-connection=online]`)))
 	}
 	if got := n2.text(`[data-i18n="alarms.title"]`); got != "Åpne alarmer" {
@@ -414,6 +471,8 @@ func TestWebAppInBrowser(t *testing.T) {
 	n1.do(chromedp.WaitVisible(chromedp.CSS(`[data-view=offer] [data-alarm-id][data-state=offered]`)))
 	id := n1.attr(`[data-view=offer] [data-alarm-id]`, "data-alarm-id")
 	n2.do(chromedp.WaitVisible(chromedp.CSS(offerSel(id))))
+	n1.delivered(id, 1)
+	n2.delivered(id, 1)
 	card := n1.text(offerSel(id))
 	for _, want := range []string{"Emergency", "Room 101", "Zone east", "Floor 1", "m away", "ago", "I'm going", "Reject"} {
 		if !strings.Contains(card, want) {
@@ -497,12 +556,56 @@ func TestWebAppInBrowser(t *testing.T) {
 	n1.until("the offer sent again after the reconnect",
 		fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && Number(e.dataset.offers) > %d })()`, offerSel(id2), before),
 		waitLimit)
+	n1.delivered(id2, 2)
 	n2.doWithin(restartLimit, chromedp.WaitVisible(chromedp.CSS(`[data-connection=online]`)))
 
 	// A reloaded page (the phone restarted) keeps its login and shows the offer again.
 	n1.do(chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`[data-connection=online]`)),
 		chromedp.WaitVisible(chromedp.CSS(offerSel(id2)+`[data-state=offered]`)))
+	n1.delivered(id2, 1)
+
+	// nurse-2 (English since the switch): position sharing, duty, availability.
+	grant := browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: "geolocation"}, Setting: browser.PermissionSettingGranted,
+		Origin: base, BrowserContextID: chromedp.FromContext(n2.ctx).BrowserContextID,
+	}
+	if _, err := chromedp.CallBrowser(n2.ctx, browser.SetPermission, grant); err != nil {
+		t.Fatal(err)
+	}
+	lat, lon, acc := 59.9139, 10.75245, 6.0
+	if _, err := chromedp.Call(n2.ctx, emulation.SetGeolocationOverride, emulation.SetGeolocationOverrideParams{Latitude: &lat, Longitude: &lon, Accuracy: &acc}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n2.text(`.why`); !strings.Contains(got, "nearest") {
+		t.Errorf("the position switch does not say why: %q", got)
+	}
+	n2.do(chromedp.Click(chromedp.CSS(`#share`)))
+	n2.until("position shared", `document.querySelector('#share-status').textContent === 'Position shared.'`, waitLimit)
+	n2.do(chromedp.Click(chromedp.CSS(`#duty`)))
+	n2.until("off duty", `document.querySelector('#share').disabled && document.querySelector('#share-status').textContent === 'Go on duty to share your position.'`, waitLimit)
+	if me := n2.me(); me.OnDuty || me.HasPosition {
+		t.Errorf("after going off duty the gateway has on_duty=%v has_position=%v", me.OnDuty, me.HasPosition)
+	}
+	n2.do(chromedp.Click(chromedp.CSS(`#duty`)))
+	n2.until("on duty again", `!document.querySelector('#share').disabled`, waitLimit)
+	n2.eval(`(() => { const s = document.querySelector('#availability'); s.value = 'busy'; s.dispatchEvent(new Event('change')); })()`)
+	n2.until("busy", `document.querySelector('#availability').value === 'busy'`, waitLimit)
+	if me := n2.me(); !me.OnDuty || me.Availability != "busy" {
+		t.Errorf("the gateway has on_duty=%v availability=%q, want on duty and busy", me.OnDuty, me.Availability)
+	}
+
+	// A home-care visit: start, "EPR note sent", end.
+	n2.do(chromedp.SendKeys(chromedp.CSS(`#visit-form input[name=room]`), "204"),
+		chromedp.SendKeys(chromedp.CSS(`#visit-form input[name=resident]`), "r-7f3a"),
+		chromedp.Click(chromedp.CSS(`#visit-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-visit-id]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-visit-id] input[name=epr_system]`), "CosDoc"),
+		chromedp.Click(chromedp.CSS(`[data-visit-id] [data-visit-action=epr]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-visit-id][data-epr=sent]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-visit-id] input[name=end_note]`), "medication round"),
+		chromedp.Click(chromedp.CSS(`[data-visit-id] [data-visit-action=end]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-visit-id]`)))
 
 	// Accept and complete without a note; then log out.
 	n1.do(chromedp.Click(chromedp.CSS(offerSel(id2)+` [data-action=accept]`)),
@@ -529,5 +632,3 @@ func distance(t *testing.T, card string) float64 {
 	t.Fatalf("no distance in %q", card)
 	return 0
 }
-
-var _ = errors.New
