@@ -403,6 +403,7 @@ func TestWebAppInBrowser(t *testing.T) {
 		}
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	artefacts := artefactDir(t)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chrome),
@@ -493,7 +494,7 @@ func TestWebAppInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shotPath := filepath.Join(artefactDir(t), "webapp-offer.png")
+	shotPath := filepath.Join(artefacts, "webapp-offer.png")
 	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -510,6 +511,9 @@ func TestWebAppInBrowser(t *testing.T) {
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-view=offer]`)))
 	n2.do(chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=accepted][data-gone=taken]`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-view=offer]`)))
+	if shot, err := chromedp.Run(n1.ctx, chromedp.CaptureScreenshot()); err == nil {
+		_ = os.WriteFile(filepath.Join(artefacts, "webapp-accepted.png"), shot, 0o644)
+	}
 	if got := n2.text(listSel(id)); !strings.Contains(got, "Tatt av nurse-1") {
 		t.Errorf("nurse-2 does not see who took it: %q", got)
 	}

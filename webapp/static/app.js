@@ -400,6 +400,14 @@ function stopSharing() {
   watchId = null;
 }
 
+// A phone standing still gets no new watch callback; ask again now and then so
+// the gateway's short-lived copy does not run out while the nurse is on duty.
+setInterval(() => {
+  if (watchId !== null && online && Date.now() - lastSent >= 60_000) {
+    navigator.geolocation.getCurrentPosition(sendPosition, () => {}, { maximumAge: 30_000, timeout: 30_000 });
+  }
+}, 60_000);
+
 async function sendPosition(p) {
   const now = Date.now();
   if (now - lastSent < POSITION_EVERY_MS || !me || !me.on_duty) return;
