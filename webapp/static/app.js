@@ -93,9 +93,9 @@ function toast(msg) {
   toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
 }
 
-function failed(e) {
+function failed(e, action) {
   if (e.status === 0 || e.status === 401) toast(e.message);
-  else if (e.status === 409 && e.code === 'conflict') toast(e.message || t('err.conflict'));
+  else if (e.status === 409 && action === 'accept') toast(t('err.conflict'));
   else toast(t('err.generic', { m: e.message }));
 }
 
@@ -614,7 +614,7 @@ document.addEventListener('click', async (ev) => {
     const a = await api('POST', `/alarms/${encodeURIComponent(id)}/${action}`, body);
     store.answered(action, a && a.id ? a : { ...store.entry(id).alarm }, Date.now());
   } catch (e) {
-    failed(e);
+    failed(e, action);
     if (e.status === 409 || e.status === 403 || e.status === 404) refresh();
   }
   render();
