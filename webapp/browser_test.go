@@ -322,11 +322,12 @@ func (p *phone) until(what, expr string, d time.Duration) {
 	}
 }
 
+// eval runs expr in the page and waits for it (and for its promise, if any).
 func (p *phone) eval(expr string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitLimit)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](expr)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](expr, chromedp.EvalAwaitPromise)); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
 	}
 }
@@ -597,6 +598,23 @@ func TestWebAppInBrowser(t *testing.T) {
 	n2.until("busy", `document.querySelector('#availability').value === 'busy'`, waitLimit)
 	if me := n2.me(); !me.OnDuty || me.Availability != "busy" {
 		t.Errorf("the gateway has on_duty=%v availability=%q, want on duty and busy", me.OnDuty, me.Availability)
+	}
+
+	// The gateway refuses a position (409) from someone off duty: the page stops
+	// sharing and says why. The page is told of the duty change only by the 409.
+	n2.eval(`fetch('/api/v1/me/duty', {method: 'PUT', headers: {'Content-Type': 'application/json',
+		Authorization: 'Bearer ' + JSON.parse(localStorage.getItem('vakt.session')).token}, body: '{"on_duty":false}'})`)
+	if me := n2.me(); me.OnDuty {
+		t.Fatal("nurse-2 still on duty at the gateway")
+	}
+	n2.do(chromedp.Click(chromedp.CSS(`#share`)), chromedp.Click(chromedp.CSS(`#share`)))
+	n2.until("position refused", `document.querySelector('#share-status').textContent.startsWith('The gateway does not keep positions now') && !document.querySelector('#share').checked`, waitLimit)
+	n2.do(chromedp.Click(chromedp.CSS(`#duty`))) // the page still showed on duty: this sends off
+	n2.until("off duty in the page", `!document.querySelector('#duty').checked && document.querySelector('#share').disabled`, waitLimit)
+	n2.do(chromedp.Click(chromedp.CSS(`#duty`)))
+	n2.until("on duty again", `document.querySelector('#duty').checked && !document.querySelector('#share').disabled`, waitLimit)
+	if me := n2.me(); !me.OnDuty {
+		t.Error("nurse-2 not on duty again")
 	}
 
 	// A home-care visit: start, "EPR note sent", end.
