@@ -556,6 +556,9 @@ func TestWebAppInBrowser(t *testing.T) {
 	if txt := n1.text(`#conn`); !strings.Contains(txt, "No connection") {
 		t.Errorf("offline indicator says %q", txt)
 	}
+	if shot, err := chromedp.Run(n1.ctx, chromedp.CaptureScreenshot()); err == nil {
+		_ = os.WriteFile(filepath.Join(artefacts, "webapp-offline.png"), shot, 0o644)
+	}
 	g.start()
 	n1.doWithin(restartLimit, chromedp.WaitVisible(chromedp.CSS(`[data-connection=online]`)))
 	n1.until("the offer sent again after the reconnect",
