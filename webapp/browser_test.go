@@ -430,8 +430,10 @@ func TestWebAppInBrowser(t *testing.T) {
 	// Two phones: nurse-1's browser speaks English, nurse-2's Norwegian.
 	n1 := newPage(t, bctx, "nurse-1", "en-GB,en")
 	n2 := newPage(t, bctx, "nurse-2", "nb-NO,nb,no")
+	lead := newPage(t, bctx, "lead-1", "en-US")
 	defer n1.checkErrors()
 	defer n2.checkErrors()
+	defer lead.checkErrors()
 
 	// The page's own logic (offer state machine, reconnect delay, i18n), run in the
 	// browser on the served modules.
@@ -461,7 +463,8 @@ func TestWebAppInBrowser(t *testing.T) {
 	n2.do(chromedp.SendKeys(chromedp.CSS(`input[name=secret]`), "demo"),
 		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
 	n1.login(base, "nurse-1", "demo")
-	for _, p := range []*phone{n1, n2} {
+	lead.login(base, "lead-1", "demo")
+	for _, p := range []*phone{n1, n2, lead} {
 		p.do(chromedp.WaitVisible(chromedp.CSS(`[data-connection=online]`)))
 	}
 	if got := n2.text(`[data-i18n="alarms.title"]`); got != "Åpne alarmer" {
@@ -475,6 +478,11 @@ func TestWebAppInBrowser(t *testing.T) {
 	n2.do(chromedp.WaitVisible(chromedp.CSS(offerSel(id))))
 	n1.delivered(id, 1)
 	n2.delivered(id, 1)
+	// The nurse lead is not offered it but sees it in the list of every open alarm.
+	lead.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-state=offered]`)))
+	if lead.attr(`body`, "data-ringing") == "true" {
+		t.Error("the lead's page rings for an alarm not offered to the lead")
+	}
 	card := n1.text(offerSel(id))
 	for _, want := range []string{"Emergency", "Room 101", "Zone east", "Floor 1", "m away", "ago", "I'm going", "Reject"} {
 		if !strings.Contains(card, want) {
@@ -521,6 +529,10 @@ func TestWebAppInBrowser(t *testing.T) {
 	if n2.attr(`body`, "data-ringing") != "false" {
 		t.Error("nurse-2's page still rings after nurse-1 took the alarm")
 	}
+	lead.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-state=accepted][data-assignee=nurse-1]`)))
+	if got := lead.text(listSel(id)); !strings.Contains(got, "Handled by nurse-1") {
+		t.Errorf("the lead's list does not say who handles it: %q", got)
+	}
 	// The language switch: nurse-2 changes to English.
 	n2.do(chromedp.Click(chromedp.CSS(`#lang`)))
 	n2.until("English after the switch", `document.querySelector('[data-i18n="alarms.title"]').textContent === 'Open alarms'`, waitLimit)
@@ -534,6 +546,7 @@ func TestWebAppInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(listSel(id)+` input[name=visit_note]`), "assisted"),
 		chromedp.Click(chromedp.CSS(listSel(id)+` [data-action=complete]`)),
 		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=completed][data-gone=closed]`)))
+	lead.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-gone=closed]`)))
 
 	// A second press: nurse-2 rejects it, nurse-1 keeps ringing.
 	press(t, brokerPort, "zigbee2mqtt/room102/sos", `{"action":"emergency","battery":90}`)

@@ -6,7 +6,8 @@ import { AlarmStore, backoff, ago, retryAfter } from './logic.js';
 
 const $ = (s) => document.querySelector(s);
 const SESSION_KEY = 'vakt.session';
-const POLL_MS = 15_000;
+const POLL_MS = 5_000;
+const POLL_HIDDEN_MS = 30_000;
 const POSITION_EVERY_MS = 15_000;
 
 let lang = pickLang(navigator.languages, localStorage.getItem('vakt.lang'));
@@ -247,9 +248,14 @@ async function refresh() {
   }
 }
 
-setInterval(() => {
+// The list is polled: often while the screen is on (a nurse lead's list of every
+// open alarm has no push of its own), seldom while hidden, to spare the battery.
+// Offers never wait for this: they come over the WebSocket.
+function poll() {
   if (online) refresh();
-}, POLL_MS);
+  setTimeout(poll, document.visibilityState === 'visible' ? POLL_MS : POLL_HIDDEN_MS);
+}
+setTimeout(poll, POLL_MS);
 setInterval(() => {
   renderConn();
   if (store && store.prune(Date.now())) render();

@@ -68,7 +68,8 @@ export class AlarmStore {
   }
 
   // update: any other change. A closed alarm, or one now handled by someone else,
-  // stops ringing.
+  // stops ringing. "Taken" is news only for someone it was offered to; a nurse
+  // lead who sees every alarm keeps following it until it closes.
   update(alarm, now) {
     let e = this.entries.get(alarm.id);
     if (!e) {
@@ -81,7 +82,7 @@ export class AlarmStore {
       e.ringing = false;
       e.gone = 'closed';
       e.goneAt = now;
-    } else if (alarm.assignee && alarm.assignee !== this.me) {
+    } else if (alarm.assignee && alarm.assignee !== this.me && e.offered) {
       e.ringing = false;
       e.gone = 'taken';
       e.by = alarm.assignee;
@@ -124,7 +125,7 @@ export class AlarmStore {
         this.entries.set(a.id, { alarm: a, offered: false, ringing: false, offers: 0, gone: null, by: null, goneAt: 0 });
       } else if (!e.gone) {
         e.alarm = a;
-        if (a.assignee && a.assignee !== this.me) {
+        if (a.assignee && a.assignee !== this.me && e.offered) {
           e.ringing = false;
           e.gone = 'taken';
           e.by = a.assignee;

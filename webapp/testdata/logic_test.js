@@ -87,6 +87,11 @@
   s.list([alarm('b-3', { priority: 3 }), alarm('b-1', { raised_at: '2026-11-28T14:05:00Z' }), alarm('b-2')], 1000, 1000);
   eq('sorted', s.sorted().map((e) => e.alarm.id), ['b-2', 'b-1', 'b-3']);
   eq('seen, not offered: no buttons', s.actions(s.entry('b-1')), []);
+  // The lead follows an alarm handled by someone else until it closes.
+  s.list([alarm('b-1', { state: 'accepted', assignee: 'nurse-1' }), alarm('b-2'), alarm('b-3', { priority: 3 })], 2000, 2000);
+  eq('lead sees accepted', [s.entry('b-1').gone, s.entry('b-1').alarm.state], [null, 'accepted']);
+  s.list([alarm('b-2'), alarm('b-3', { priority: 3 })], 3000, 3000);
+  eq('lead sees it close', s.entry('b-1').gone, 'closed');
 
   // Time words.
   const te = I.translator('en');
