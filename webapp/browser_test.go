@@ -418,6 +418,7 @@ func TestWebAppInBrowser(t *testing.T) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("disable-dev-shm-usage", true), // small /dev/shm in containers
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	defer cancelAlloc()
