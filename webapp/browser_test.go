@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,13 @@ func demoConfig(t *testing.T, apiPort, brokerPort int) string {
 		}
 		s = strings.Replace(s, old, new, 1)
 	}
-	replace("path: data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
+	// The storage path is relative in the demo (data/vakt.db, or ../../data/vakt.db
+	// relative to the file): any one line naming vakt.db becomes the temp database.
+	storage := regexp.MustCompile(`(?m)^  path: \S*vakt\.db$`)
+	if n := len(storage.FindAllString(s, -1)); n != 1 {
+		t.Fatalf("demo.yaml has %d storage path lines naming vakt.db, want 1", n)
+	}
+	s = storage.ReplaceAllLiteralString(s, "  path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
 	replace("url: tcp://127.0.0.1:1883", fmt.Sprintf("url: tcp://127.0.0.1:%d", brokerPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
