@@ -507,6 +507,8 @@ func TestWebAppInBrowser(t *testing.T) {
 	if n1.attr(`body`, "data-ringing") != "true" {
 		t.Error("nurse-1's page does not ring during the offer")
 	}
+	// The login tap unlocked Web Audio, so the offer screen does not ask for a tap.
+	n1.until("sound on", `!document.querySelector('[data-view=offer] [data-sound]')`, waitLimit)
 	shot, err := chromedp.Run(n1.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
