@@ -20,6 +20,7 @@ import (
 	"github.com/vakt/vakt/engine"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
+	"github.com/vakt/vakt/webapp"
 )
 
 // Main is one running gateway: Open builds everything from the configuration, Run
@@ -150,6 +151,7 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.API)
+	mux.Handle("/app/", webapp.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", m.readyz)
 	m.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn)}
