@@ -56,7 +56,7 @@ func DecodeBatch(r io.Reader, gzipped bool) ([]Envelope, error) {
 	if gzipped {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: gzip: %w", ErrMalformed, err)
 		}
 		defer zr.Close()
 		r = zr
@@ -74,10 +74,13 @@ func DecodeBatch(r io.Reader, gzipped bool) ([]Envelope, error) {
 		}
 		var e Envelope
 		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("%w: line %d: %v", ErrMalformed, line, err)
+			if rerr := sc.Err(); rerr != nil { // a cut-off body, not a bad line
+				return nil, fmt.Errorf("%w: %w", ErrMalformed, rerr)
+			}
+			return nil, fmt.Errorf("%w: line %d: %w", ErrMalformed, line, err)
 		}
 		if err := e.Validate(); err != nil {
-			return nil, fmt.Errorf("%w: line %d: %v", ErrMalformed, line, err)
+			return nil, fmt.Errorf("%w: line %d: %w", ErrMalformed, line, err)
 		}
 		if n := len(out); n > 0 && e.Seq <= out[n-1].Seq {
 			return nil, fmt.Errorf("%w: line %d: seq %d does not follow %d", ErrMalformed, line, e.Seq, out[n-1].Seq)
@@ -85,7 +88,7 @@ func DecodeBatch(r io.Reader, gzipped bool) ([]Envelope, error) {
 		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return out, nil
 }
