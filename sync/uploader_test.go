@@ -153,7 +153,11 @@ func TestFaults(t *testing.T) {
 			ob := newOutbox()
 			clk := fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 			w := newWaits(clk, true)
-			c, err := cloudsync.NewClient(cloudsync.Config{URL: s.url, Gateway: gateway, Token: token, AllowHTTP: true, Timeout: 300 * time.Millisecond})
+			timeout := 10 * time.Second
+			if tc.fault.Mode == cloudsim.FaultStall {
+				timeout = 300 * time.Millisecond // the client gives up on a stalled cloud
+			}
+			c, err := cloudsync.NewClient(cloudsync.Config{URL: s.url, Gateway: gateway, Token: token, AllowHTTP: true, Timeout: timeout})
 			if err != nil {
 				t.Fatal(err)
 			}
