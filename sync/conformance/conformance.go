@@ -14,9 +14,9 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
