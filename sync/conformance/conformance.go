@@ -4,7 +4,7 @@
 // another implementation:
 //
 //	func TestOurCloud(t *testing.T) {
-//		conformance.Run(t, conformance.Target{URL: "https://staging.example/vakt",
+//		conformance.RunConformance(t, conformance.Target{URL: "https://staging.example/vakt",
 //			Gateway: "conformance-" + strconv.FormatInt(time.Now().Unix(), 10), Token: os.Getenv("TOKEN")})
 //	}
 //
