@@ -109,11 +109,24 @@ func (c *Client) url(path string) string {
 
 // Upload posts one batch that directly follows seq after, and returns the cloud's ack.
 func (c *Client) Upload(ctx context.Context, after int64, entries []wire.Envelope) (wire.Ack, error) {
+	body, e := encode(entries)
+	if e != nil {
+		return wire.Ack{}, e
+	}
+	return c.post(ctx, after, body)
+}
+
+func encode(entries []wire.Envelope) ([]byte, *Error) {
 	var buf bytes.Buffer
 	if err := wire.AppendBatch(&buf, entries); err != nil {
-		return wire.Ack{}, &Error{Op: "upload", Fatal: true, Reason: ReasonProtocol, Err: err}
+		return nil, &Error{Op: "upload", Fatal: true, Reason: ReasonProtocol, Err: err}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(wire.PathEntries), &buf)
+	return buf.Bytes(), nil
+}
+
+// post sends an encoded batch.
+func (c *Client) post(ctx context.Context, after int64, body []byte) (wire.Ack, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(wire.PathEntries), bytes.NewReader(body))
 	if err != nil {
 		return wire.Ack{}, &Error{Op: "upload", Fatal: true, Reason: ReasonProtocol, Err: err}
 	}

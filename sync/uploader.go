@@ -171,7 +171,50 @@ func (u *Uploader) envelope(e *Entry) wire.Envelope {
 		Boot: e.Boot, SinceBootMS: e.SinceBoot.Milliseconds(), Body: e.Body}
 }
 
+// batch is the next upload, read and encoded.
+type batch struct {
+	envs []wire.Envelope
+	body []byte
+	last int64
+	err  *Error
+}
+
+// prepare reads up to limit entries after seq and encodes them.
+func (u *Uploader) prepare(ctx context.Context, after int64, limit int) batch {
+	pending, err := u.ob.Pending(ctx, after, limit)
+	if err != nil {
+		return batch{err: localError("read pending entries", err)}
+	}
+	if len(pending) == 0 {
+		return batch{}
+	}
+	envs := make([]wire.Envelope, 0, len(pending))
+	size := 0
+	for i := range pending {
+		size += len(pending[i].Body) + 160
+		if len(envs) > 0 && size > u.opt.MaxBatchBytes {
+			break
+		}
+		envs = append(envs, u.envelope(&pending[i]))
+	}
+	body, e := encode(envs)
+	if e != nil {
+		return batch{err: e}
+	}
+	return batch{envs: envs, body: body, last: envs[len(envs)-1].Seq}
+}
+
+type uploadResult struct {
+	ack wire.Ack
+	err error
+}
+
 // Run uploads until ctx ends, then returns ctx's error. Failures never end it.
+//
+// While one batch is on its way, the next is read and encoded on the assumption that
+// the cloud takes the whole batch (it nearly always does); after a partial ack or a
+// failure the speculative batch is thrown away and read again from what was acked.
+// Only one batch is ever in flight: the contract orders batches by Vakt-After-Seq.
 func (u *Uploader) Run(ctx context.Context) error {
 	acked, err := u.ob.Acked(ctx)
 	for err != nil {
@@ -185,35 +228,34 @@ func (u *Uploader) Run(ctx context.Context) error {
 	u.mu.Unlock()
 	limit := u.opt.BatchSize
 	attempt := 0
+	cur := u.prepare(ctx, acked, limit)
 	for ctx.Err() == nil {
-		pending, err := u.ob.Pending(ctx, acked, limit)
-		if err != nil {
+		if cur.err != nil {
 			attempt++
-			if !u.failed(ctx, localError("read pending entries", err), attempt) {
+			if !u.failed(ctx, cur.err, attempt) {
 				break
 			}
+			cur = u.prepare(ctx, acked, limit)
 			continue
 		}
-		if len(pending) == 0 {
+		if len(cur.envs) == 0 {
 			if !sleep(ctx, u.opt.Clock, u.opt.Idle, u.kick, u.retry, nil) {
-				return ctx.Err()
-			}
-			continue
-		}
-		envs := make([]wire.Envelope, 0, len(pending))
-		size := 0
-		for i := range pending {
-			size += len(pending[i].Body) + 160
-			if len(envs) > 0 && size > u.opt.MaxBatchBytes {
 				break
 			}
-			envs = append(envs, u.envelope(&pending[i]))
+			cur = u.prepare(ctx, acked, limit)
+			continue
 		}
-		last := envs[len(envs)-1].Seq
-		ack, err := u.c.Upload(ctx, acked, envs)
-		if err == nil && (ack.Acked < acked || ack.Acked > last) {
+		res := make(chan uploadResult, 1)
+		go func(after int64, body []byte) {
+			ack, err := u.c.post(ctx, after, body)
+			res <- uploadResult{ack, err}
+		}(acked, cur.body)
+		next := u.prepare(ctx, cur.last, limit)
+		r := <-res
+		ack, err := r.ack, r.err
+		if err == nil && (ack.Acked < acked || ack.Acked > cur.last) {
 			err = &Error{Op: "upload", Status: 200, Reason: ReasonProtocol, Fatal: true,
-				Err: fmt.Errorf("cloud acknowledged seq %d for a batch after %d up to %d", ack.Acked, acked, last)}
+				Err: fmt.Errorf("cloud acknowledged seq %d for a batch after %d up to %d", ack.Acked, acked, cur.last)}
 		}
 		if err == nil && ack.Acked == acked {
 			// Accepted but nothing taken: treat like a busy cloud so we do not spin.
@@ -227,15 +269,16 @@ func (u *Uploader) Run(ctx context.Context) error {
 			if !ok {
 				e = &Error{Op: "upload", Reason: ReasonUnreachable, Err: err}
 			}
-			if e.Reason == ReasonTooLarge && len(envs) > 1 {
-				limit = max(len(envs)/2, 1) // find a size the cloud takes before calling it fatal
+			if e.Reason == ReasonTooLarge && len(cur.envs) > 1 {
+				limit = max(len(cur.envs)/2, 1) // find a size the cloud takes before calling it fatal
 				u.log.Info("cloud batch too large, halving", "entries", limit)
-				continue
+			} else {
+				attempt++
+				if !u.failed(ctx, e, attempt) {
+					break
+				}
 			}
-			attempt++
-			if !u.failed(ctx, e, attempt) {
-				break
-			}
+			cur = u.prepare(ctx, acked, limit)
 			continue
 		}
 		if err := u.ob.Acknowledge(ctx, ack.Acked); err != nil {
@@ -244,14 +287,21 @@ func (u *Uploader) Run(ctx context.Context) error {
 			if !u.failed(ctx, localError("acknowledge", err), attempt) {
 				break
 			}
+			cur = u.prepare(ctx, acked, limit)
 			continue
 		}
 		acked = ack.Acked
 		attempt = 0
-		if limit < u.opt.BatchSize {
-			limit = min(limit*2, u.opt.BatchSize)
-		}
 		u.succeeded(acked, ack.Stored+ack.Repeated)
+		switch {
+		case limit < u.opt.BatchSize:
+			limit = min(limit*2, u.opt.BatchSize)
+			cur = u.prepare(ctx, acked, limit)
+		case ack.Acked == cur.last && next.err == nil && len(next.envs) > 0:
+			cur = next
+		default:
+			cur = u.prepare(ctx, acked, limit)
+		}
 	}
 	return ctx.Err()
 }

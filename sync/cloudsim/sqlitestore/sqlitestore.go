@@ -6,6 +6,7 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -54,13 +55,33 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
+// digest identifies an envelope's content: every field, the body compacted so that
+// white space does not count. Written out by hand: reflection-based re-encoding was
+// a third of the cloud's time per entry.
 func digest(e *wire.Envelope) (string, error) {
-	b, err := json.Marshal(e) // RawMessage is compacted: the digest ignores white space
-	if err != nil {
+	h := sha256.New()
+	buf := make([]byte, 0, 128+len(e.Body))
+	buf = strconv.AppendInt(buf, e.Seq, 10)
+	buf = append(buf, 0)
+	buf = append(buf, e.Kind...)
+	buf = append(buf, 0)
+	buf = strconv.AppendInt(buf, int64(e.V), 10)
+	buf = append(buf, 0)
+	buf = e.At.UTC().AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, 0)
+	buf = strconv.AppendBool(buf, e.ClockSynced)
+	buf = append(buf, 0)
+	buf = append(buf, e.Boot...)
+	buf = append(buf, 0)
+	buf = strconv.AppendInt(buf, e.SinceBootMS, 10)
+	buf = append(buf, 0)
+	var body bytes.Buffer
+	if err := json.Compact(&body, e.Body); err != nil {
 		return "", err
 	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:]), nil
+	h.Write(buf)
+	h.Write(body.Bytes())
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 const entryCols = 9
