@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	stdsync "sync"
@@ -428,5 +429,37 @@ func TestStats(t *testing.T) {
 	st, _ = cloudsync.Stats(context.Background(), u, nil)
 	if st.Backlog != 0 || st.Upload.LastSuccess.IsZero() || st.Upload.Acked != 7 || st.Upload.Sent != 7 {
 		t.Fatalf("status after drain %+v", st)
+	}
+}
+
+// TestDirectoryRefusesUnknownOp: a page the gateway does not understand is not
+// applied in part (skipping could skip an erasure); it is a fatal protocol error.
+func TestDirectoryRefusesUnknownOp(t *testing.T) {
+	for name, page := range map[string]string{
+		"unknown op":         `{"cursor":"9","changes":[{"op":"merge","staff_id":"n1"}]}`,
+		"upsert without row": `{"cursor":"9","changes":[{"op":"upsert","staff_id":"n1"}]}`,
+		"plain secret":       `{"cursor":"9","changes":[{"op":"upsert","staff_id":"n1","staff":{"id":"n1","name":"A","roles":[],"secret_hash":"hunter2"}}]}`,
+		"erase without id":   `{"cursor":"9","changes":[{"op":"erase","staff_id":"n1"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, page)
+			}))
+			defer ts.Close()
+			applied := 0
+			d := cloudsync.NewDirectory(client(t, ts.URL, token), func(context.Context, cloudsync.DirectoryChange) error {
+				applied++
+				return nil
+			}, cloudsync.DirectoryOptions{})
+			cur, err := d.Sync(context.Background(), "4")
+			e, ok := err.(*cloudsync.Error)
+			if !ok || !e.Fatal || e.Reason != cloudsync.ReasonProtocol || cur != "4" || applied != 0 {
+				t.Fatalf("cursor %q applied %d err %v; want a fatal protocol error and nothing applied", cur, applied, err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatal("the error shows the secret")
+			}
+		})
 	}
 }

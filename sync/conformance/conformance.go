@@ -312,6 +312,9 @@ func (s *suite) malformed(t *testing.T) {
 	notObj := batch(acked, 1, wire.KindAlarm, "x")
 	notObj[0].Body = json.RawMessage(`[1,2]`)
 	s.expectError(t, s.post(t, acked, gz(t, notObj), "gzip"), http.StatusBadRequest, wire.CodeMalformed)
+	future := s.do(t, http.MethodPost, s.path(wire.PathEntries), s.Token,
+		map[string]string{"Content-Encoding": "gzip", wire.HeaderAfter: strconv.FormatInt(acked, 10), wire.HeaderProtocol: "99"}, good)
+	s.expectError(t, future, http.StatusBadRequest, wire.CodeMalformed)
 	noAfter := s.do(t, http.MethodPost, s.path(wire.PathEntries), s.Token, map[string]string{"Content-Encoding": "gzip"}, good)
 	s.expectError(t, noAfter, http.StatusBadRequest, wire.CodeMalformed)
 	if st := s.getState(t); st.Acked != acked {
