@@ -116,11 +116,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if n, err := strconv.Atoi(v); err == nil {
-		d := time.Duration(n) * time.Second
-		if n < 0 || d > maxRetryAfter {
+		if n < 0 || n > int(maxRetryAfter/time.Second) { // checked before multiplying: no overflow
 			return 0
 		}
-		return d
+		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 && d <= maxRetryAfter {
