@@ -84,17 +84,25 @@ func Known(id string) bool {
 func CRC(b []byte) uint16 {
 	var crc uint16
 	for _, c := range b {
-		crc ^= uint16(c)
-		for range 8 {
-			if crc&1 != 0 {
-				crc = crc>>1 ^ 0xA001
-			} else {
-				crc >>= 1
-			}
-		}
+		crc = crc>>8 ^ crcTable[byte(crc)^c]
 	}
 	return crc
 }
+
+var crcTable = func() (t [256]uint16) {
+	for i := range t {
+		c := uint16(i)
+		for range 8 {
+			if c&1 != 0 {
+				c = c>>1 ^ 0xA001
+			} else {
+				c >>= 1
+			}
+		}
+		t[i] = c
+	}
+	return t
+}()
 
 // Encode returns the frame's bytes, LF to CR. key is required when f.Encrypted
 // (16, 24 or 32 bytes: AES-128/192/256) and ignored otherwise.

@@ -20,28 +20,19 @@ import (
 // package: its own CRC, length check, frame splitting and AES, so a shared bug in
 // the package's encoder and parser cannot hide itself.
 
-// crc16arc is CRC-16/ARC computed the table way (the package loops bit by bit).
-var crcTable = func() (t [256]uint16) {
-	for i := range t {
-		c := uint16(i)
-		for range 8 {
-			if c&1 == 1 {
-				c = c>>1 ^ 0xA001
-			} else {
-				c >>= 1
+// crc16arc is CRC-16/ARC bit by bit (the package uses a table).
+func crc16arc(b []byte) uint16 {
+	var crc uint16
+	for _, x := range b {
+		for i := range 8 {
+			bit := (uint16(x)>>i ^ crc) & 1
+			crc >>= 1
+			if bit != 0 {
+				crc ^= 0xA001
 			}
 		}
-		t[i] = c
 	}
-	return
-}()
-
-func crc16arc(b []byte) uint16 {
-	var c uint16
-	for _, x := range b {
-		c = c>>8 ^ crcTable[byte(c)^x]
-	}
-	return c
+	return crc
 }
 
 func crcHeader(body []byte) string { return fmt.Sprintf("%04X%04X", crc16arc(body), len(body)) }
