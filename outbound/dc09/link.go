@@ -82,7 +82,7 @@ type Link struct {
 	test   vakt.Timer
 	done   chan struct{}
 
-	hook func(event string) // tests: called after a timer is armed ("timeout", "backoff", "linktest")
+	hook func(event string, d time.Duration) // tests: a timer was armed for d ("timeout", "backoff", "linktest"), or a reply "ignored"
 }
 
 type conn struct {
@@ -260,7 +260,7 @@ func (l *Link) attempt(ctx context.Context, f Frame) (Frame, error) {
 	timedOut := make(chan struct{})
 	t := l.cfg.Clock.AfterFunc(l.cfg.Timeout, func() { close(timedOut) })
 	defer t.Stop()
-	l.signal("timeout")
+	l.signal("timeout", l.cfg.Timeout)
 	cn, err := l.connect(ctx, timedOut)
 	if err != nil {
 		return Frame{}, err
@@ -290,6 +290,7 @@ func (l *Link) attempt(ctx context.Context, f Frame) (Frame, error) {
 			r, err := Parse(b, l.cfg.Key)
 			if err != nil {
 				l.log.Warn("arc reply unreadable", "seq", f.Seq, "err", err)
+				l.signal("ignored", 0)
 				continue
 			}
 			switch {
@@ -299,6 +300,7 @@ func (l *Link) attempt(ctx context.Context, f Frame) (Frame, error) {
 				return r, nil
 			default:
 				l.log.Warn("arc reply ignored", "seq", f.Seq, "id", r.ID, "reply_seq", r.Seq)
+				l.signal("ignored", 0)
 			}
 		}
 	}
@@ -368,7 +370,7 @@ func (l *Link) wait(ctx context.Context, d time.Duration) error {
 	ch := make(chan struct{})
 	t := l.cfg.Clock.AfterFunc(d, func() { close(ch) })
 	defer t.Stop()
-	l.signal("backoff")
+	l.signal("backoff", d)
 	select {
 	case <-ch:
 		return nil
@@ -411,7 +413,7 @@ func (l *Link) armTest() {
 	}
 	l.test = l.cfg.Clock.AfterFunc(l.cfg.LinkTest, l.linkTest)
 	l.state.Unlock()
-	l.signal("linktest")
+	l.signal("linktest", l.cfg.LinkTest)
 }
 
 // linkTest sends one NULL message; a Send in progress tests the link itself.
@@ -441,8 +443,8 @@ func (l *Link) linkTest() {
 	}
 }
 
-func (l *Link) signal(event string) {
+func (l *Link) signal(event string, d time.Duration) {
 	if l.hook != nil {
-		l.hook(event)
+		l.hook(event, d)
 	}
 }

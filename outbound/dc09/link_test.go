@@ -23,14 +23,14 @@ type harness struct {
 	t      *testing.T
 	clk    *fakeclock.Clock
 	link   *dc09.Link
-	events chan string
+	events chan event
 	mu     sync.Mutex
 	states []bool
 	stateC chan bool
 }
 
 func newHarness(t *testing.T, s *stub, mod func(*dc09.LinkConfig)) *harness {
-	h := &harness{t: t, clk: fakeclock.New(t0), events: make(chan string, 256), stateC: make(chan bool, 16)}
+	h := &harness{t: t, clk: fakeclock.New(t0), events: make(chan event, 256), stateC: make(chan bool, 16)}
 	cfg := dc09.LinkConfig{
 		Addr: s.addr(), Account: "1234", Receiver: "0", Line: "0",
 		Timeout: timeout, MinBackoff: backoff, MaxBackoff: 8 * backoff,
@@ -49,23 +49,29 @@ func newHarness(t *testing.T, s *stub, mod func(*dc09.LinkConfig)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc09.SetHook(l, func(e string) { h.events <- e })
+	dc09.SetHook(l, func(e string, d time.Duration) { h.events <- event{e, d} })
 	h.link = l
 	t.Cleanup(func() { l.Close() })
 	return h
 }
 
-// await waits until the link armed the named timer.
-func (h *harness) await(event string) {
+type event struct {
+	name string
+	d    time.Duration
+}
+
+// await waits until the link armed the named timer and returns its duration.
+func (h *harness) await(name string) time.Duration {
 	h.t.Helper()
 	for {
 		select {
 		case e := <-h.events:
-			if e == event {
-				return
+			if e.name == name {
+				return e.d
 			}
 		case <-time.After(10 * time.Second):
-			h.t.Fatalf("link never armed its %s timer", event)
+			h.t.Fatalf("link never reported %s", name)
+			return 0
 		}
 	}
 }
@@ -165,7 +171,8 @@ func TestLinkACKMustMatchAndRetryKeepsSeq(t *testing.T) {
 	h := newHarness(t, s, nil)
 	res := h.send(emergency)
 	first := s.next()
-	h.drain()
+	h.await("ignored") // wrong sequence
+	h.await("ignored") // wrong account
 	h.clk.Advance(timeout)
 	if up := h.state(); up {
 		t.Fatal("a timeout reported the link up")
@@ -195,18 +202,13 @@ func TestLinkSilenceBackoff(t *testing.T) {
 	for i, w := range waits {
 		h.drain()
 		h.clk.Advance(timeout)
-		h.await("backoff")
+		if d := h.await("backoff"); d != w {
+			t.Errorf("retry %d waits %v, want %v", i+1, d, w)
+		}
 		if i == len(waits)-1 {
 			s.setPolicy(ack)
 		}
-		// One tick short of the backoff sends nothing yet.
-		h.clk.Advance(w - time.Millisecond)
-		select {
-		case r := <-s.got:
-			t.Fatalf("retry %d went out before its %v backoff: %q", i+1, w, r.body)
-		default:
-		}
-		h.clk.Advance(time.Millisecond)
+		h.clk.Advance(w)
 		seqs = append(seqs, s.next().seq)
 	}
 	if got := h.result(res); got.err != nil {
