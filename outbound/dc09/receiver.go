@@ -21,9 +21,9 @@ type Received struct {
 }
 
 // Receiver is a small DC-09 receiver for demos and tests: it validates CRC and
-// length, answers ACK, NAK (bad CRC or length, unreadable frame, timestamp outside
-// the window) or DUH (unknown id, undecryptable, unknown account), and reports each
-// frame. Set the fields before Listen.
+// length, answers ACK, NAK (bad CRC or length, unreadable header, timestamp outside
+// the window) or DUH (unknown id, malformed content, undecryptable, unknown
+// account), and reports each frame. Set the fields before Listen.
 type Receiver struct {
 	Key      []byte   // AES key for '*' frames; nil answers them DUH
 	Accounts []string // accepted accounts; empty accepts any
@@ -148,8 +148,11 @@ func (r *Receiver) judge(b []byte) Received {
 	switch {
 	case errors.Is(err, ErrUnknownID), errors.Is(err, ErrNoKey), errors.Is(err, ErrDecrypt):
 		got.Reply = Duh
+	case errors.Is(err, ErrFormat) && f.ID != "":
+		// CRC and length were right, so resending the same bytes cannot help.
+		got.Reply = Duh
 	case err != nil:
-		got.Reply = Nak
+		got.Reply = Nak // damaged on the way: a resend may get through
 	case f.ID == Ack || f.ID == Nak || f.ID == Duh:
 		got.Reply, got.Err = Duh, fmt.Errorf("%w: %s is an answer, not a message", ErrUnknownID, f.ID)
 	case len(r.Accounts) > 0 && !slices.Contains(r.Accounts, f.Account):

@@ -91,6 +91,9 @@ func TestReceiverAnswers(t *testing.T) {
 	if got := exchange(t, addr, wire(`"XYZ-ABC"0007R0L0#1234[#1234|1]`)); got != `"DUH"0007R0L0#1234[]` {
 		t.Errorf("unknown id answered %q", got)
 	}
+	if got := exchange(t, addr, wire(`"ADM-CID"0008R0L0#1234[#1234|1101 01 015`)); got != `"DUH"0008R0L0#1234[]` {
+		t.Errorf("a frame with a right CRC but no ']' answered %q; resending cannot help, want DUH", got)
+	}
 	if got := exchange(t, addr, wire(`"NULL"0005R0L0#1234[]_09:59:00,12-01-2026`)); !strings.HasPrefix(got, `"NAK"`) {
 		t.Errorf("a timestamp 60 s old answered %q", got)
 	}
@@ -99,7 +102,7 @@ func TestReceiverAnswers(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.got) != 6 || rec.got[0].Frame.Data != "#1234|1101 01 015" || rec.got[0].Reply != dc09.Ack || rec.got[1].Reply != dc09.Nak {
+	if len(rec.got) != 7 || rec.got[0].Frame.Data != "#1234|1101 01 015" || rec.got[0].Reply != dc09.Ack || rec.got[1].Reply != dc09.Nak {
 		t.Errorf("recorded %+v", rec.got)
 	}
 }
