@@ -181,12 +181,21 @@ func (l *Link) Send(ctx context.Context, m Message) (int, error) {
 	if m.Seq < 0 || m.Seq > MaxSeq {
 		return 0, fmt.Errorf("dc09: send: sequence %d outside 1..%d", m.Seq, MaxSeq)
 	}
+	// The link test is re-armed after the lock is released, so a test falling due
+	// at once finds the link free.
+	defer l.armTest()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	defer l.armTest()
+	select {
+	case <-l.done:
+		return 0, fmt.Errorf("dc09: send: %w", ErrClosed)
+	default:
+	}
 	seq := m.Seq
 	if seq == 0 {
 		seq = l.nextSeq()
+	} else {
+		l.seq = seq // new messages continue after a resent one
 	}
 	f := l.frame(m.ID, seq)
 	f.Data, f.Extended = "#"+l.cfg.Account+"|"+m.Data, m.Extended
@@ -383,7 +392,7 @@ func (l *Link) wait(ctx context.Context, d time.Duration) error {
 
 func (l *Link) setUp(up bool) {
 	l.state.Lock()
-	changed := l.up != up
+	changed := l.up != up && !l.closed
 	l.up = up
 	l.state.Unlock()
 	if changed {
@@ -419,10 +428,18 @@ func (l *Link) armTest() {
 // linkTest sends one NULL message; a Send in progress tests the link itself.
 func (l *Link) linkTest() {
 	if !l.mu.TryLock() {
-		return // the Send re-arms the test when it ends
+		// An exchange is under way and tests the link itself; it re-arms the test
+		// when it ends, and so does this, in case it already had.
+		l.armTest()
+		return
 	}
-	defer l.mu.Unlock()
-	defer l.armTest()
+	l.nullExchange()
+	l.mu.Unlock()
+	l.armTest()
+}
+
+// nullExchange runs with l.mu held.
+func (l *Link) nullExchange() {
 	select {
 	case <-l.done:
 		return

@@ -155,7 +155,7 @@ func TestLinkSequenceWraps(t *testing.T) {
 	h.result(res)
 	res = h.send(emergency)
 	if r := s.next(); r.seq != "0001" {
-		t.Errorf("after 9999 and a fresh counter the link sent %s", r.seq)
+		t.Errorf("after 9999 the link sent %s, want 0001", r.seq)
 	}
 	h.result(res)
 }
