@@ -65,9 +65,12 @@ func encrypt(key, content []byte) ([]byte, error) {
 	copy(plain[n+1:], content)
 	var iv [aes.BlockSize]byte
 	cipher.NewCBCEncrypter(block, iv[:]).CryptBlocks(plain, plain)
-	out := make([]byte, hex.EncodedLen(len(plain)))
-	hex.Encode(out, plain)
-	return []byte(strings.ToUpper(string(out))), nil
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 2*len(plain))
+	for i, c := range plain {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&0x0F]
+	}
+	return out, nil
 }
 
 // decrypt returns the content of s (hex after '['), pad removed.
