@@ -120,11 +120,11 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	if cfg.Drivers.Broker.Enabled {
-		bo := brokerOptions(cfg, m.Logger)
-		if m.MQTT != nil && direct(cfg) {
-			// The driver reads the embedded broker in-process: a publish is
-			// committed before the broker acknowledges it.
-			bo.OnPublish = m.MQTT.Deliver
+		// The driver reads the embedded broker in-process: a publish is committed
+		// before the broker acknowledges it, whatever address the broker listens on.
+		bo, err := brokerOptions(cfg, m.MQTT, m.Logger)
+		if err != nil {
+			return err
 		}
 		m.Broker, err = broker.New(bo)
 		if err != nil {

@@ -53,10 +53,11 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 	}
 	replace("path: data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
-	replace("url: tcp://127.0.0.1:1883", fmt.Sprintf("url: tcp://127.0.0.1:%d", brokerPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
 	if !embedded {
+		// An external broker (Mosquitto) on brokerPort: the driver connects to it.
 		s = disableEmbeddedBroker(t, s)
+		replace("  mqtt:\n    enabled: true\n", fmt.Sprintf("  mqtt:\n    enabled: true\n    url: tcp://127.0.0.1:%d\n", brokerPort))
 	}
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
