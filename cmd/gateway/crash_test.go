@@ -299,7 +299,7 @@ type campaignResult struct {
 	firstLost                      []int
 }
 
-func runCampaign(t *testing.T, cycles int, sig syscall.Signal) campaignResult {
+func runCampaign(t *testing.T, cycles, maxAcks int, sig syscall.Signal) campaignResult {
 	t.Helper()
 	const publishers, window = 4, 16
 	brokerPort, apiPort := freePort(t), freePort(t)
@@ -316,7 +316,7 @@ func runCampaign(t *testing.T, cycles int, sig syscall.Signal) campaignResult {
 	for cycle := range cycles {
 		gw := startChild(t, cfg, apiPort)
 		// Stop after a random number of PUBACKs in this cycle, with presses in flight.
-		target := 50 + rng.IntN(1500)
+		target := 50 + rng.IntN(maxAcks)
 		var cycleAcks atomic.Int64
 		stopAt := make(chan struct{})
 		var once sync.Once
@@ -418,17 +418,10 @@ func runCampaign(t *testing.T, cycles int, sig syscall.Signal) campaignResult {
 
 // TestEmbeddedBrokerCrashCampaign: a few SIGKILL cycles under continuous publishing;
 // no PUBACKed press may be missing from the database. VAKT_CAMPAIGN_CYCLES=50 runs a
-// long campaign (scripts/crash-campaign.sh).
+// long campaign, VAKT_CAMPAIGN_MAX_ACKS=20000 longer cycles (scripts/crash-campaign.sh).
 func TestEmbeddedBrokerCrashCampaign(t *testing.T) {
-	cycles := 3
-	if s := os.Getenv("VAKT_CAMPAIGN_CYCLES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("VAKT_CAMPAIGN_CYCLES=%q: want a positive number", s)
-		}
-		cycles = n
-	}
-	if res := runCampaign(t, cycles, syscall.SIGKILL); res.lost > 0 {
+	cycles, maxAcks := envInt(t, "VAKT_CAMPAIGN_CYCLES", 3), envInt(t, "VAKT_CAMPAIGN_MAX_ACKS", 1500)
+	if res := runCampaign(t, cycles, maxAcks, syscall.SIGKILL); res.lost > 0 {
 		t.Fatalf("%d of %d PUBACKed presses lost after %d SIGKILLs (e.g. seq %v)", res.lost, res.acked, cycles, res.firstLost)
 	}
 }
@@ -436,7 +429,21 @@ func TestEmbeddedBrokerCrashCampaign(t *testing.T) {
 // TestEmbeddedBrokerCleanRestartUnderLoad: a SIGTERM restart while presses keep
 // arriving loses no PUBACKed press.
 func TestEmbeddedBrokerCleanRestartUnderLoad(t *testing.T) {
-	if res := runCampaign(t, 2, syscall.SIGTERM); res.lost > 0 {
+	if res := runCampaign(t, envInt(t, "VAKT_CAMPAIGN_TERM_CYCLES", 2), envInt(t, "VAKT_CAMPAIGN_MAX_ACKS", 1500), syscall.SIGTERM); res.lost > 0 {
 		t.Fatalf("%d of %d PUBACKed presses lost over clean restarts (e.g. seq %v)", res.lost, res.acked, res.firstLost)
 	}
+}
+
+// envInt is a positive number from the environment, or def when unset.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
 }

@@ -406,3 +406,9 @@ func (b *bridge) publish(topic, payload string) error {
 	}
 	return tok.Error()
 }
+
+// containsAlarm reports whether an alarm list (GET /api/v1/alarms) holds an alarm of
+// the transmitter.
+func containsAlarm(list, transmitter string) bool {
+	return strings.Contains(list, `"id":"a-`) && strings.Contains(list, `"id":"`+transmitter+`"`)
+}
