@@ -188,7 +188,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.Broker.Start(); err != nil {
 			return fmt.Errorf("embedded broker: %w", err)
 		}
-		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr())
+		// Every publish is committed by the MQTT driver before the broker's PUBACK.
+		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr(), "handover", "in-process")
 	}
 	if m.MQTT != nil && !direct(m.Config) {
 		// Wait a moment for the subscription so "ready" means presses are heard; a
