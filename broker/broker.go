@@ -1,7 +1,8 @@
 // Package broker is the embedded MQTT broker (mochi-mqtt) for sites that run no
 // Mosquitto of their own. Every client authenticates with its own credentials and may
-// publish only to its own topics (S5: a button can publish only to its own topic); the
-// gateway's client is the one allowed to subscribe to everything.
+// publish and subscribe only to its own topic filters (S5: a button can publish only to
+// its own topic; Zigbee2MQTT reads and writes its base topic). The gateway is no client:
+// every publish is handed to it in-process (Options.OnPublish) before the PUBACK.
 //
 // This is the only package that imports mochi-mqtt.
 //
@@ -81,10 +82,13 @@ type Options struct {
 	// anywhere. Demo mode only.
 	AllowAnonymous bool
 	Logger         *slog.Logger
-	// OnPublish, when set, is handed every authorised publish before the broker
-	// answers the publisher (PUBACK). It blocks that publisher only; a non-nil error
-	// withholds the PUBACK, so the publisher sends the message again. The gateway uses
-	// it to commit a press before acknowledging it (durable before acknowledged).
+	// OnPublish is handed every authorised publish before the broker answers the
+	// publisher (PUBACK). It blocks that publisher only; a non-nil error withholds the
+	// PUBACK, so the publisher sends the message again. Required: the broker keeps
+	// sessions in memory only, so a PUBACK it sent on its own would promise nothing.
+	// The gateway passes the MQTT driver's Deliver, which returns after the commit
+	// (durable before acknowledged), so no listen address or URL spelling can make
+	// the broker acknowledge a press that is not on disk.
 	OnPublish func(topic string, payload []byte) error
 }
 
@@ -102,6 +106,9 @@ type Broker struct {
 
 // New validates the options and opens nothing.
 func New(o Options) (*Broker, error) {
+	if o.OnPublish == nil {
+		return nil, errors.New("broker: OnPublish is required: the broker keeps sessions in memory only, so it may acknowledge a publish only after the gateway committed it")
+	}
 	if o.Listen == "" {
 		o.Listen = DefaultListen
 	}
@@ -222,7 +229,7 @@ type authHook struct {
 	users  map[string]*Client // read-only after New
 	pinned map[string]string  // client id → the only username allowed to use it
 	anon   bool
-	// publish is Options.OnPublish (nil: none).
+	// publish is Options.OnPublish (never nil).
 	publish func(topic string, payload []byte) error
 	log     *slog.Logger
 }
@@ -230,7 +237,7 @@ type authHook struct {
 func (h *authHook) ID() string { return "vakt-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || (b == mqtt.OnPublish && h.publish != nil)
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
 // OnPublish runs in the publisher's read loop after the ACL check and before mochi

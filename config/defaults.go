@@ -1,8 +1,6 @@
 package config
 
 import (
-	"net"
-	"net/netip"
 	"time"
 )
 
@@ -76,9 +74,6 @@ func applyDefaults(c *Config, given func(path string) bool) {
 	}
 	setString("drivers.mqtt.base_topic", &m.BaseTopic, DefaultBaseTopic)
 	setInt("drivers.mqtt.max_payload", &m.MaxPayload, DefaultMaxPayload)
-	if b.Enabled {
-		setString("drivers.mqtt.url", &m.URL, brokerURL(b.Listen))
-	}
 
 	for i := range c.Drivers.Serial {
 		s := &c.Drivers.Serial[i]
@@ -102,16 +97,4 @@ func applyDefaults(c *Config, given func(path string) bool) {
 			}
 		}
 	}
-}
-
-// brokerURL is how the gateway reaches its own embedded broker listening on listen.
-func brokerURL(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return ""
-	}
-	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "tcp://" + net.JoinHostPort(host, port)
 }

@@ -135,7 +135,9 @@ type Drivers struct {
 	Serial []Serial `yaml:"serial"`
 }
 
-// MQTT is the broker connection (paho).
+// MQTT is the MQTT driver: a connection to an external broker (paho), or, when the
+// embedded broker is enabled, the in-process reader of that broker (URL, CAFile,
+// Username and Password must then be empty).
 type MQTT struct {
 	Enabled   bool   `yaml:"enabled"`
 	URL       string `yaml:"url"` // tcp://host:1883, ssl://host:8883
@@ -152,15 +154,17 @@ type MQTT struct {
 type Broker struct {
 	Enabled bool   `yaml:"enabled"`
 	Listen  string `yaml:"listen"`
-	// Clients: per-client credentials and the topics each may publish.
+	// Clients: per-client credentials and the topics each may publish and subscribe to.
+	// The gateway itself is no client: it reads the broker in-process.
 	Clients []BrokerClient `yaml:"clients"`
 }
 
 // BrokerClient is one MQTT client the embedded broker accepts.
 type BrokerClient struct {
-	Username string   `yaml:"username"`
-	Password Secret   `yaml:"password"`
-	Publish  []string `yaml:"publish"` // topic filters it may publish to
+	Username  string   `yaml:"username"`
+	Password  Secret   `yaml:"password"`
+	Publish   []string `yaml:"publish"`   // topic filters it may publish to
+	Subscribe []string `yaml:"subscribe"` // topic filters it may subscribe to (Zigbee2MQTT: its own base topic)
 }
 
 // Serial is one ESPA 4.4.4 port.

@@ -647,7 +647,20 @@ func (v *validator) mqtt() {
 		return
 	}
 	const p = "drivers.mqtt"
-	if m.URL == "" {
+	if v.c.Drivers.Broker.Enabled {
+		// With the embedded broker the driver reads it in-process (the broker acknowledges
+		// a publish only after its commit); it connects and logs in nowhere, so a key that
+		// names another broker or a login would be silently ignored, and a site that meant
+		// to read its Mosquitto would not.
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"url", m.URL != ""}, {"ca_file", m.CAFile != ""}, {"username", m.Username != ""}, {"password", m.Password.IsSet()}} {
+			if k.set {
+				v.errorf(p+"."+k.key, "not used: the embedded broker is on (%s), and the gateway reads it in-process and logs in to no broker; remove %s, or set drivers.broker.enabled: false to read the broker at drivers.mqtt.url", v.where("drivers.broker.enabled"), k.key)
+			}
+		}
+	} else if m.URL == "" {
 		v.errorf(p+".url", "required: the broker, e.g. tcp://127.0.0.1:1883 or ssl://broker.example:8883")
 	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqttSchemes, u.Scheme) {
 		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqttSchemes, ", "))
@@ -677,6 +690,11 @@ func (v *validator) broker() {
 		return
 	}
 	const p = "drivers.broker"
+	if !v.c.Drivers.MQTT.Enabled {
+		// The broker keeps sessions in memory only: it may acknowledge a publish only once
+		// the MQTT driver committed it, so without the driver it could only lose presses.
+		v.errorf(p+".enabled", "the embedded broker hands every publish to the MQTT driver and acknowledges it only after the commit; set drivers.mqtt.enabled: true")
+	}
 	v.listen(p+".listen", b.Listen)
 	if !v.demo() && len(b.Clients) == 0 {
 		v.errorf(p+".clients", "outside demo mode the embedded broker needs clients: every device and the gateway must log in")
@@ -696,6 +714,11 @@ func (v *validator) broker() {
 		for j, f := range c.Publish {
 			if msg := topicProblem(f, true); msg != "" {
 				v.errorf(indexPath(cp+".publish", j), "%s", msg)
+			}
+		}
+		for j, f := range c.Subscribe {
+			if msg := topicProblem(f, true); msg != "" {
+				v.errorf(indexPath(cp+".subscribe", j), "%s", msg)
 			}
 		}
 	}

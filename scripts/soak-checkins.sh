@@ -23,7 +23,8 @@ mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & mq=$!
 sed -e "s|path: ../../data/vakt.db|path: $work/vakt.db\n  checkin_linger: $linger|" \
     -e "s|127.0.0.1:8080|127.0.0.1:18080|" -e "s|127.0.0.1:1883|127.0.0.1:11883|g" \
     "$root/config/examples/demo.yaml" |
-  awk '/^  broker:/ {b=1} b && /enabled: true/ {sub(/true/, "false"); b=0} {print}' > "$work/site.yaml"
+  awk '/^  broker:/ {b=1} b && /enabled: true/ {sub(/true/, "false"); b=0} /^  mqtt:/ {m=1} {print}
+       m && /enabled: true/ {print "    url: tcp://127.0.0.1:11883"; m=0}' > "$work/site.yaml"
 "$work/gateway" run -config "$work/site.yaml" > "$work/log" 2>&1 & gw=$!
 for _ in $(seq 100); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
 curl -sf 127.0.0.1:18080/readyz >/dev/null || { echo "gateway did not start:"; cat "$work/log"; exit 1; }

@@ -133,13 +133,13 @@ storage: {path: %s}
 api: {listen: "127.0.0.1:%d"}
 drivers:
   broker: {enabled: %t, listen: "127.0.0.1:%d"}
-  mqtt: {enabled: true, url: "tcp://127.0.0.1:%d", base_topic: zigbee2mqtt}
+  mqtt: {enabled: true, %sbase_topic: zigbee2mqtt}
 privacy: {nearest_routing: true, position_ttl: 15m}
 policies:
   - name: all
     tiers: [{target: nearest, count: 1, wait: 30s}]
 transmitters:
-`, filepath.Join(dir, "vakt.db"), apiPort, embedded, brokerPort, brokerPort)
+`, filepath.Join(dir, "vakt.db"), apiPort, embedded, brokerPort, mqttURL(embedded, brokerPort))
 	for i := range transmitters {
 		fmt.Fprintf(&sb, "  - {id: tx-r%d, kind: sos-pendant, driver: zigbee2mqtt, address: r%d/sos, room: \"%d\", zone: east, floor: 1, lat: %.6f, lon: %.6f, actions: {reset: cancel}}\n",
 			i, i, i, 59.9139+float64(i%50)*0.00005, 10.7522+float64(i/50)*0.0001)
@@ -213,4 +213,13 @@ func drainStatus(cs *callSystem) {
 			cs.send(espa.ACK)
 		}
 	}
+}
+
+// mqttURL is the drivers.mqtt url key: none with the embedded broker, which the
+// gateway reads in-process.
+func mqttURL(embedded bool, brokerPort int) string {
+	if embedded {
+		return ""
+	}
+	return fmt.Sprintf("url: \"tcp://127.0.0.1:%d\", ", brokerPort)
 }

@@ -98,27 +98,26 @@ func routingConfig(cfg *config.Config) routing.Config {
 	return rc
 }
 
-func brokerOptions(cfg *config.Config, log *slog.Logger) broker.Options {
-	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo}
-	// The gateway's own MQTT driver logs in with drivers.mqtt's credentials, bound to
-	// its client id so no button can take over its persistent session.
-	if m := cfg.Drivers.MQTT; m.Enabled && m.Username != "" {
-		o.Clients = append(o.Clients, broker.Client{Username: m.Username, Password: m.Password.Value, ClientID: m.ClientID, Subscribe: []string{"#"}})
+// brokerOptions builds the embedded broker. Its OnPublish is the MQTT driver's
+// Deliver, always: the broker keeps sessions in memory only, so it may answer a
+// publisher only after the press is committed (broker.New refuses to build without
+// it). The gateway reads the broker in-process and is no client of it.
+func brokerOptions(cfg *config.Config, mq *mqtt.Driver, log *slog.Logger) (broker.Options, error) {
+	if mq == nil {
+		return broker.Options{}, fmt.Errorf("embedded broker: drivers.broker.enabled needs drivers.mqtt.enabled: true (the broker acknowledges a publish only after the MQTT driver committed it)")
 	}
+	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo, OnPublish: mq.Deliver}
 	for _, c := range cfg.Drivers.Broker.Clients {
-		o.Clients = append(o.Clients, broker.Client{Username: c.Username, Password: c.Password.Value, Publish: c.Publish})
+		o.Clients = append(o.Clients, broker.Client{Username: c.Username, Password: c.Password.Value, Publish: c.Publish, Subscribe: c.Subscribe})
 	}
-	return o
+	return o, nil
 }
 
-// direct reports whether the MQTT driver reads the embedded broker in-process:
-// drivers.mqtt.url names the embedded broker's own listen address.
+// direct reports whether the MQTT driver reads the embedded broker in-process: it
+// does whenever the embedded broker is on, whatever its listen address (config
+// refuses a drivers.mqtt.url beside it).
 func direct(cfg *config.Config) bool {
-	if !cfg.Drivers.Broker.Enabled || !cfg.Drivers.MQTT.Enabled {
-		return false
-	}
-	u, err := url.Parse(cfg.Drivers.MQTT.URL)
-	return err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") && u.Host == cfg.Drivers.Broker.Listen
+	return cfg.Drivers.Broker.Enabled
 }
 
 // brokerTLS is the TLS setting for a TLS broker URL: the configured CA file, or

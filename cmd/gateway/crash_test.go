@@ -2,16 +2,23 @@ package main
 
 import (
 	"bufio"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vakt/vakt/drivers/espa"
 )
@@ -240,4 +247,203 @@ func TestEmbeddedBrokerKilledAfterPubackKeepsAlarm(t *testing.T) {
 	if offer := c.phone("nurse-1", c.login("nurse-1", "demo")).expect("offer"); offer.Alarm.Transmitter.ID != "room-101-sos" {
 		t.Fatalf("offer after restart = %+v", *offer.Alarm)
 	}
+}
+
+// siteAlarms lists every open alarm as the nurse lead of prodConfig sees them.
+func siteAlarms(t *testing.T, apiPort int) string {
+	t.Helper()
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+	code, body := c.do("GET", "/api/v1/alarms", c.login("lead-1", siteLeadSecret), nil)
+	if code != http.StatusOK {
+		t.Fatalf("alarms: %d %s", code, body)
+	}
+	return string(body)
+}
+
+// TestEmbeddedBrokerEveryListenFormKilledAfterPuback: whatever drivers.broker.listen
+// says — loopback, every interface (a site with Zigbee2MQTT on another box), an empty
+// host, IPv6, a name — the bridge's PUBACK means the press is committed: the gateway
+// is killed the moment the PUBACK arrives and the alarm is there after the restart.
+func TestEmbeddedBrokerEveryListenFormKilledAfterPuback(t *testing.T) {
+	for _, form := range []string{"127.0.0.1:%d", "0.0.0.0:%d", ":%d", "[::]:%d", "localhost:%d"} {
+		t.Run(strings.TrimSuffix(form, "%d"), func(t *testing.T) {
+			brokerPort, apiPort := freePort(t), freePort(t)
+			cfg := prodConfig(t, apiPort, fmt.Sprintf(form, brokerPort))
+			gw := startChild(t, cfg, apiPort)
+			br, err := connectBridge(t, brokerPort, "test-z2m-bridge")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := br.publish("zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`); err != nil {
+				t.Fatal(err)
+			}
+			gw.kill()
+
+			startChild(t, cfg, apiPort)
+			alarms := siteAlarms(t, apiPort)
+			if n := strings.Count(alarms, `"id":"a-`); n != 1 || !strings.Contains(alarms, "room-101-sos") {
+				t.Fatalf("after a PUBACKed press and SIGKILL: %d open alarms, want 1 on room-101-sos:\n%s", n, alarms)
+			}
+		})
+	}
+}
+
+// campaign is a crash campaign against the gateway child process with its embedded
+// broker listening on 0.0.0.0: publishers standing in for Zigbee2MQTT bridges send
+// presses without pause, each with a unique sequence number, and record every PUBACK;
+// the gateway is stopped (SIGKILL, or SIGTERM with term) at a random moment — after
+// a random number of PUBACKs, while presses are in flight — and started again.
+// Afterwards every PUBACKed press must be an event in the database.
+type campaignResult struct {
+	cycles, published, acked, lost int
+	firstLost                      []int
+}
+
+func runCampaign(t *testing.T, cycles, maxAcks int, sig syscall.Signal) campaignResult {
+	t.Helper()
+	const publishers, window = 4, 16
+	brokerPort, apiPort := freePort(t), freePort(t)
+	cfg := prodConfig(t, apiPort, fmt.Sprintf("0.0.0.0:%d", brokerPort))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+
+	var (
+		mu        sync.Mutex
+		acked     = map[int]bool{}
+		published int
+		next      int
+	)
+	res := campaignResult{cycles: cycles}
+	for cycle := range cycles {
+		gw := startChild(t, cfg, apiPort)
+		// Stop after a random number of PUBACKs in this cycle, with presses in flight.
+		target := 50 + rng.IntN(maxAcks)
+		var cycleAcks atomic.Int64
+		stopAt := make(chan struct{})
+		var once sync.Once
+		var wg sync.WaitGroup
+		for p := range publishers {
+			br, err := connectBridge(t, brokerPort, fmt.Sprintf("campaign-bridge-%d", p))
+			if err != nil {
+				t.Fatalf("cycle %d: %v", cycle, err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer br.close()
+				type inflight struct {
+					seq int
+					tok paho.Token
+				}
+				var q []inflight
+				settle := func(f inflight) bool {
+					ok := f.tok.WaitTimeout(waitLimit) && f.tok.Error() == nil
+					if ok {
+						mu.Lock()
+						acked[f.seq] = true
+						mu.Unlock()
+						if cycleAcks.Add(1) == int64(target) {
+							once.Do(func() { close(stopAt) })
+						}
+					}
+					return ok
+				}
+				for {
+					mu.Lock()
+					seq := next
+					next++
+					published++
+					mu.Unlock()
+					tok := br.c.Publish("zigbee2mqtt/room101/sos", 1, false, fmt.Sprintf(`{"action":"emergency","seq":%d}`, seq))
+					q = append(q, inflight{seq, tok})
+					if len(q) < window {
+						continue
+					}
+					ok := settle(q[0])
+					q = q[1:]
+					if !ok {
+						for _, f := range q {
+							settle(f)
+						}
+						return // the gateway is gone
+					}
+				}
+			}()
+		}
+		select {
+		case <-stopAt:
+		case <-time.After(time.Minute):
+			t.Fatalf("cycle %d: only %d PUBACKs in a minute", cycle, cycleAcks.Load())
+		}
+		_ = gw.cmd.Process.Signal(sig)
+		<-gw.exited
+		wg.Wait()
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(filepath.Dir(cfg), "vakt.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT raw FROM events WHERE transmitter = 'room-101-sos'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[int]bool{}
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Seq *int }
+		if json.Unmarshal(raw, &p) == nil && p.Seq != nil {
+			stored[*p.Seq] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	res.published, res.acked = published, len(acked)
+	for seq := range acked {
+		if !stored[seq] {
+			res.lost++
+			if len(res.firstLost) < 10 {
+				res.firstLost = append(res.firstLost, seq)
+			}
+		}
+	}
+	t.Logf("campaign (%v): %d cycles, %d presses published, %d PUBACKed, %d events stored, %d PUBACKed presses lost",
+		sig, res.cycles, res.published, res.acked, len(stored), res.lost)
+	return res
+}
+
+// TestEmbeddedBrokerCrashCampaign: a few SIGKILL cycles under continuous publishing;
+// no PUBACKed press may be missing from the database. VAKT_CAMPAIGN_CYCLES=50 runs a
+// long campaign, VAKT_CAMPAIGN_MAX_ACKS=20000 longer cycles (scripts/crash-campaign.sh).
+func TestEmbeddedBrokerCrashCampaign(t *testing.T) {
+	cycles, maxAcks := envInt(t, "VAKT_CAMPAIGN_CYCLES", 3), envInt(t, "VAKT_CAMPAIGN_MAX_ACKS", 1500)
+	if res := runCampaign(t, cycles, maxAcks, syscall.SIGKILL); res.lost > 0 {
+		t.Fatalf("%d of %d PUBACKed presses lost after %d SIGKILLs (e.g. seq %v)", res.lost, res.acked, cycles, res.firstLost)
+	}
+}
+
+// TestEmbeddedBrokerCleanRestartUnderLoad: a SIGTERM restart while presses keep
+// arriving loses no PUBACKed press.
+func TestEmbeddedBrokerCleanRestartUnderLoad(t *testing.T) {
+	if res := runCampaign(t, envInt(t, "VAKT_CAMPAIGN_TERM_CYCLES", 2), envInt(t, "VAKT_CAMPAIGN_MAX_ACKS", 1500), syscall.SIGTERM); res.lost > 0 {
+		t.Fatalf("%d of %d PUBACKed presses lost over clean restarts (e.g. seq %v)", res.lost, res.acked, res.firstLost)
+	}
+}
+
+// envInt is a positive number from the environment, or def when unset.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
 }

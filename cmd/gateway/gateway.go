@@ -121,11 +121,11 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	if cfg.Drivers.Broker.Enabled {
-		bo := brokerOptions(cfg, m.Logger)
-		if m.MQTT != nil && direct(cfg) {
-			// The driver reads the embedded broker in-process: a publish is
-			// committed before the broker acknowledges it.
-			bo.OnPublish = m.MQTT.Deliver
+		// The driver reads the embedded broker in-process: a publish is committed
+		// before the broker acknowledges it, whatever address the broker listens on.
+		bo, err := brokerOptions(cfg, m.MQTT, m.Logger)
+		if err != nil {
+			return err
 		}
 		m.Broker, err = broker.New(bo)
 		if err != nil {
@@ -190,7 +190,8 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.Broker.Start(); err != nil {
 			return fmt.Errorf("embedded broker: %w", err)
 		}
-		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr())
+		// Every publish is committed by the MQTT driver before the broker's PUBACK.
+		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr(), "handover", "in-process")
 	}
 	if m.MQTT != nil && !direct(m.Config) {
 		// Wait a moment for the subscription so "ready" means presses are heard; a

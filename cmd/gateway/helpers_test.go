@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 )
 
@@ -52,10 +53,11 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 	}
 	replace("path: ../../data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
-	replace("url: tcp://127.0.0.1:1883", fmt.Sprintf("url: tcp://127.0.0.1:%d", brokerPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
 	if !embedded {
+		// An external broker (Mosquitto) on brokerPort: the driver connects to it.
 		s = disableEmbeddedBroker(t, s)
+		replace("  mqtt:\n    enabled: true\n", fmt.Sprintf("  mqtt:\n    enabled: true\n    url: tcp://127.0.0.1:%d\n", brokerPort))
 	}
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -311,4 +313,102 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		case <-time.After(5 * time.Millisecond): // polling for a state change, not a timing assumption
 		}
 	}
+}
+
+// Credentials of prodConfig (not sample values: it is not a demo).
+const (
+	siteZ2MUser, siteZ2MPass = "zigbee2mqtt", "Zq8-crash-41x"
+	siteLeadSecret           = "Lk5-crash-93v"
+)
+
+// prodConfig writes a minimal production-mode (site.demo: false) configuration whose
+// embedded broker listens on brokerListen, the way a site with Zigbee2MQTT on another
+// box writes it (0.0.0.0:1883). Zigbee2MQTT logs in as siteZ2MUser; the nurse lead
+// (lead-1, secret siteLeadSecret) sees every open alarm.
+func prodConfig(t testing.TB, apiPort int, brokerListen string) string {
+	t.Helper()
+	dir := t.TempDir()
+	body := fmt.Sprintf(`site: {id: crash-site, name: Crash site}
+zones: [{id: east, name: East wing, floor: 1}]
+roles: [nurse, nurse-lead]
+transmitters:
+  - {id: room-101-sos, kind: sos-pendant, driver: zigbee2mqtt, address: room101/sos, room: "101", zone: east, floor: 1}
+staff:
+  - {id: lead-1, name: Lead, roles: [nurse-lead], zone: east, secret: %q}
+policies:
+  - name: everyone
+    tiers: [{target: site, wait: 1m}]
+drivers:
+  broker:
+    enabled: true
+    listen: %q
+    clients:
+      - username: %s
+        password: %q
+        publish: ["zigbee2mqtt/#"]
+        subscribe: ["zigbee2mqtt/#"]
+  mqtt:
+    enabled: true
+    base_topic: zigbee2mqtt
+api:
+  listen: 127.0.0.1:%d
+  see_all_roles: [nurse-lead]
+storage:
+  path: %s
+`, siteLeadSecret, brokerListen, siteZ2MUser, siteZ2MPass, apiPort, filepath.Join(dir, "vakt.db"))
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// bridge is a raw MQTT publisher standing in for the Zigbee2MQTT bridge: paho, QoS 1,
+// with the site's Zigbee2MQTT credentials. A publish returns once the broker's PUBACK
+// arrived (or the connection failed).
+type bridge struct {
+	t testing.TB
+	c paho.Client
+}
+
+func connectBridge(t testing.TB, brokerPort int, id string) (*bridge, error) {
+	t.Helper()
+	o := paho.NewClientOptions().
+		AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", brokerPort)).
+		SetClientID(id).
+		SetUsername(siteZ2MUser).
+		SetPassword(siteZ2MPass).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(waitLimit).
+		SetWriteTimeout(waitLimit)
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(waitLimit) {
+		return nil, fmt.Errorf("connect to 127.0.0.1:%d timed out", brokerPort)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	b := &bridge{t: t, c: c}
+	t.Cleanup(b.close)
+	return b, nil
+}
+
+func (b *bridge) close() { b.c.Disconnect(0) }
+
+// publish sends one QoS 1 message and reports whether the broker acknowledged it.
+func (b *bridge) publish(topic, payload string) error {
+	tok := b.c.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(waitLimit) {
+		return fmt.Errorf("publish %s: no PUBACK within %v", topic, waitLimit)
+	}
+	return tok.Error()
+}
+
+// containsAlarm reports whether an alarm list (GET /api/v1/alarms) holds an alarm of
+// the transmitter.
+func containsAlarm(list, transmitter string) bool {
+	return strings.Contains(list, `"id":"a-`) && strings.Contains(list, `"id":"`+transmitter+`"`)
 }
