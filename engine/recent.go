@@ -52,8 +52,14 @@ type recentSlot struct {
 	seq uint64
 }
 
-func newRecentSources(capacity int) *recentSources {
-	return &recentSources{byKey: map[string]recentEntry{}, cap: capacity}
+// newRecentSources remembers up to capacity ids; hint is how many are about to be
+// added (a restart's snapshot), so the map and ring are sized once.
+func newRecentSources(capacity, hint int) *recentSources {
+	r := &recentSources{byKey: make(map[string]recentEntry, min(hint, capacity)), cap: capacity}
+	if hint > 0 {
+		r.ring = make([]recentSlot, min(max(hint, 1024), capacity))
+	}
+	return r
 }
 
 // lookup returns what the id did when it was committed, if it was seen within the

@@ -15,7 +15,7 @@ var recentT0 = time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC)
 // window. The work to recognise a redelivery must stay constant per event: it once
 // scanned every remembered id for every event past 65,536 (280 presses/s).
 func TestRedeliveryCheckStaysConstantUnderBacklog(t *testing.T) {
-	r := newRecentSources(recentCapacity)
+	r := newRecentSources(recentCapacity, 0)
 	const n = 70_000 // past the old 65,536 threshold, all within ten minutes
 	at := func(i int) time.Time { return recentT0.Add(time.Duration(i) * time.Millisecond) }
 	for i := range n {
@@ -40,7 +40,7 @@ func TestRedeliveryCheckStaysConstantUnderBacklog(t *testing.T) {
 // MQTT packet ids come back for new presses); a new arrival of the same id renews
 // it; memory stays bounded by the capacity, oldest forgotten first.
 func TestRecentSourcesWindowAndCapacity(t *testing.T) {
-	r := newRecentSources(8)
+	r := newRecentSources(8, 0)
 	r.remember("a", "a-1", recentT0)
 	r.remember("b", "", recentT0.Add(time.Minute))
 	if _, ok := r.lookup("a", recentT0.Add(redeliveryWindow)); !ok {
@@ -75,7 +75,7 @@ func TestRecentSourcesWindowAndCapacity(t *testing.T) {
 
 // A drained storm gives its memory back.
 func TestRecentSourcesShrinkAfterStorm(t *testing.T) {
-	r := newRecentSources(recentCapacity)
+	r := newRecentSources(recentCapacity, 0)
 	for i := range 50_000 {
 		r.remember(strconv.Itoa(i), "", recentT0)
 	}

@@ -64,7 +64,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		alarms:       map[vakt.AlarmID]*vakt.Alarm{},
 		open:         map[openKey]vakt.AlarmID{},
 		visits:       map[vakt.VisitID]vakt.Visit{},
-		seen:         newRecentSources(recentCapacity),
+		seen:         newRecentSources(recentCapacity, len(snap.SeenSources)),
 		nextAlarm:    snap.NextAlarm,
 		peopleDirty:  true,
 	}
@@ -110,9 +110,11 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 			s.seen.remember(k, v, start)
 		}
 	}
-	for k, v := range snap.SeenSources {
-		if _, ok := s.seen.lookup(k, start); !ok {
-			s.seen.remember(k, v, start)
+	if len(snap.SeenOrder) != len(snap.SeenSources) {
+		for k, v := range snap.SeenSources {
+			if _, ok := s.seen.lookup(k, start); !ok {
+				s.seen.remember(k, v, start)
+			}
 		}
 	}
 	if s.nextAlarm < 1 {
