@@ -195,7 +195,7 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
 	}
 	fxs = append(fxs, e.supervise(b, now)...)
-	fxs = append(fxs, e.purgePositions(b, now))
+	e.purgePositions(b, now)
 	s.seen.expire(now)
 	return runAll(fxs)
 }

@@ -12,12 +12,13 @@ import (
 const redeliveryWindow = 10 * time.Minute
 
 // recentCapacity bounds how many source ids are remembered at once. What can come
-// back is what was committed but not yet acknowledged when the connection or the
-// process died: an MQTT session has at most 65,535 unacknowledged messages (the
-// packet-id space), and the serial drivers acknowledge one message at a time. 2^17
-// holds a full MQTT window of messages with two events each. Beyond it the oldest id
-// is forgotten first (a redelivery that old is the least likely). store.Load reads
-// at most as many of the newest events at start (store.seenMaxEvents).
+// back is what was not acknowledged when a connection or the process died: an MQTT
+// session has at most 65,535 unacknowledged messages (the packet-id space), and
+// the serial drivers acknowledge one message at a time. 2^17 holds a full MQTT
+// window twice over (messages with a second event, other sources' events in
+// between). Beyond it the oldest id is forgotten first (a redelivery that old is
+// the least likely). At start store.Load hands over at most the newest 65,536
+// events (store.seenMaxEvents, where the reasoning is).
 const recentCapacity = 1 << 17
 
 // recentSources recognises redeliveries by (Source, SourceID) in O(1) per event: a

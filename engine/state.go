@@ -29,8 +29,13 @@ type state struct {
 	heard map[vakt.TransmitterID]time.Time
 	// lastDiskPurge is when positions were last purged from the database file.
 	lastDiskPurge time.Time
-	nextAlarm     int64
-	nextVisit     int64
+	// scrub: a position was removed (or the periodic purge is due) and must be
+	// scrubbed from the files after the next commit (scrubPositions); a failed
+	// scrub waits until scrubRetryAt.
+	scrub        bool
+	scrubRetryAt time.Time
+	nextAlarm    int64
+	nextVisit    int64
 
 	// people is the routing view of staff, kept up to date in place: touch copies one
 	// member's new state in, handlingDirty recomputes who is busy with an emergency,
@@ -247,6 +252,10 @@ func (s *state) nextDeadline() time.Time {
 		if exp := at.Add(s.transmitters[id].Supervision); next.IsZero() || exp.Before(next) {
 			next = exp
 		}
+	}
+	// A failed disk scrub is retried.
+	if s.scrub && !s.scrubRetryAt.IsZero() && (next.IsZero() || s.scrubRetryAt.Before(next)) {
+		next = s.scrubRetryAt
 	}
 	// Positions expire after their TTL: wake up to purge them (G1).
 	if s.opt.PositionTTL > 0 {

@@ -27,16 +27,21 @@ const seenMinEvents = 10000
 // Why this many is enough: the keys exist to recognise a message the source sends
 // again because it never got its acknowledgement. Only an event that was committed
 // but not yet acknowledged when the gateway died can come back and be counted
-// twice (one not committed is simply new). An acknowledgement follows its commit
-// at once, so those are the newest events, and how many there can be is the
-// sources' window of unacknowledged messages: an MQTT session has at most 65,535
-// (the packet-id space; Mosquitto's default max_inflight_messages is 20), each
-// message yielding at most a couple of events, and the ESPA and serial drivers
-// acknowledge one message at a time. 2^17 rows cover a full MQTT window with two
-// events per message; the engine remembers as many (engine.recentCapacity). The
-// newest rows are found by rowid (commit order), so no index is needed and the
-// read is a bounded walk from the end of the table's B-tree.
-const seenMaxEvents = 1 << 17
+// twice; one not committed is simply new when it comes back (messages waiting in
+// the MQTT driver's 65,536 queue or the engine's queue are in that case). How many
+// committed-but-unacknowledged messages there can be is the source's window of
+// unacknowledged messages: an MQTT session has at most 65,535 (the packet-id
+// space; the broker counts every message it sent and got no PUBACK for, queued
+// here or not), the embedded broker hands messages over in-process without a
+// source id, and the ESPA and serial drivers acknowledge one message at a time.
+// An acknowledgement follows its commit at once, and while a session is down no
+// new message arrives on it, so those events are the newest of their source: the
+// newest 65,536 rows hold one full MQTT window of single-event messages (a press
+// is one event; the rare second event of a message, a low battery or a tamper
+// beside a press, is technical). The newest rows are found by rowid (commit
+// order): no index is needed and the read is a bounded walk from the end of the
+// table's B-tree.
+const seenMaxEvents = 1 << 16
 
 // Load reads the state the engine resumes from, in one read transaction:
 //   - OpenAlarms: alarms not completed or cancelled, oldest first;
@@ -45,7 +50,7 @@ const seenMaxEvents = 1 << 17
 //   - SeenSources: Source+"\x00"+SourceID → alarm id ("" for events that opened no
 //     alarm) of the events with a SourceID received within Options.SeenWindow,
 //     and of the last 10,000 events whatever their time (the newest wins), among
-//     the newest 131,072 events (seenMaxEvents); SeenOrder lists those keys oldest
+//     the newest 65,536 events (seenMaxEvents); SeenOrder lists those keys oldest
 //     first;
 //   - NextAlarm: one more than the highest n of any alarm id "<prefix>-<n>" ever
 //     committed (1 on an empty database). It comes from a counter in the meta table,

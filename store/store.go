@@ -55,7 +55,7 @@ type Options struct {
 	Readers int
 	// SeenWindow is how far back Load collects (Source, SourceID) keys for
 	// recognising redeliveries. Default 24 h. Load reads at most the newest
-	// 131,072 events however long the window (see seenMaxEvents).
+	// 65,536 events however long the window (see seenMaxEvents).
 	SeenWindow time.Duration
 }
 
