@@ -63,8 +63,11 @@ func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 	defer tx.Rollback()
 
 	s := &vakt.Snapshot{SeenSources: make(map[string]vakt.AlarmID)}
+	// INDEXED BY: left to itself the planner walks alarms_raised to spare the sort,
+	// reading every alarm ever raised (0.5–0.9 s of a 1 GB file's ready time); the
+	// partial index holds only the open ones.
 	if s.OpenAlarms, err = collect(scanAlarm)(tx.QueryContext(ctx, `SELECT `+alarmColumns+` FROM alarms
-		WHERE state NOT IN ('completed', 'cancelled') ORDER BY raised_at, id`)); err != nil {
+		INDEXED BY alarms_open WHERE state NOT IN ('completed', 'cancelled') ORDER BY raised_at, id`)); err != nil {
 		return nil, fmt.Errorf("store: load alarms: %w", err)
 	}
 	if s.Directory, err = collect(scanStaff)(tx.QueryContext(ctx, `SELECT `+staffColumns+` FROM staff ORDER BY id`)); err != nil {

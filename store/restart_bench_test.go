@@ -40,7 +40,7 @@ func benchHistoryMB() int64 {
 func historyDB(b *testing.B, mb int64, now time.Time) string {
 	b.Helper()
 	names, _ := filepathGlobMigrations()
-	cached := filepath.Join(os.TempDir(), fmt.Sprintf("vakt-bench-history-v%d-%dmb.db", names, mb))
+	cached := filepath.Join(os.TempDir(), fmt.Sprintf("vakt-bench-history-v%d-g2-%dmb.db", names, mb))
 	if _, err := os.Stat(cached); err != nil {
 		tmp := cached + ".building"
 		os.Remove(tmp)
@@ -87,7 +87,7 @@ func buildHistory(path string, size int64, now time.Time) error {
 		return err
 	}
 	defer db.Close()
-	const chunk = 200_000
+	const chunk = 50_000 // ≈ 16 MB: the file overshoots the size by less
 	const step = int64(400 * time.Millisecond)
 	// Rows are numbered from the newest backwards, so the table can grow until the
 	// file is large enough; they are inserted oldest first per chunk, and the
