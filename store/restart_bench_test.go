@@ -219,7 +219,7 @@ func BenchmarkRestart(b *testing.B) {
 		d := total / time.Duration(n)
 		b.ReportMetric(float64(d.Microseconds())/1000, "ms/ready")
 		// CPU time (user + system, all threads) says less about a busy shared box.
-		b.ReportMetric(float64((cpu / time.Duration(n)).Microseconds())/1000, "cpu-ms/ready")
+		b.ReportMetric(float64((cpu/time.Duration(n)).Microseconds())/1000, "cpu-ms/ready")
 		b.ReportMetric(float64(floor.Microseconds())/1000, "floor-ms/ready-empty")
 		b.ReportMetric(0, "ns/op")
 	})
