@@ -43,15 +43,12 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	// A redelivery we already committed (same source message id) changes nothing.
 	if ev.SourceID != "" {
 		key := ev.Source + "\x00" + ev.SourceID
-		if seen, ok := s.seen[key]; ok && now.Sub(seen.at) <= redeliveryWindow {
-			rec.Alarm, rec.Duplicate = seen.alarm, true
+		if alarm, ok := s.seen.lookup(key, now); ok {
+			rec.Alarm, rec.Duplicate = alarm, true
 			b.Events = append(b.Events, rec)
 			return nil
 		}
-		if len(s.seen) >= 1<<16 {
-			s.forgetSeen(now) // bounded memory in a storm
-		}
-		defer func() { s.seen[key] = seenSource{alarm: rec.Alarm, at: now} }()
+		defer func() { s.seen.remember(key, rec.Alarm, now) }()
 	}
 
 	// Every message is a check-in for supervision.
@@ -198,8 +195,8 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
 	}
 	fxs = append(fxs, e.supervise(b, now)...)
-	fxs = append(fxs, e.purgePositions(b, now))
-	s.forgetSeen(now)
+	e.purgePositions(b, now)
+	s.seen.expire(now)
 	return runAll(fxs)
 }
 
