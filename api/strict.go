@@ -40,8 +40,9 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	_ = rc.SetReadDeadline(time.Now().Add(s.opt.BodyTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
 	data, err := io.ReadAll(r.Body)
-	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
+		// The deadline stays: the server must not wait for the rest of a stalled
+		// body before closing the connection.
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -54,6 +55,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		}
 		return false
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	if err := checkJSON(data); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
 		return false
