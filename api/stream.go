@@ -99,9 +99,11 @@ func (h *hub) add(c *conn) {
 	h.mu.Unlock()
 	for _, o := range evict {
 		h.log.Info("phone connection replaced by a newer one", "staff", o.staff)
-		_ = o.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(closeSuperseded, "replaced by a newer connection"), time.Now().Add(time.Second))
-		o.close()
+		go func() { // the new phone never waits for the old socket
+			_ = o.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeSuperseded, "replaced by a newer connection"), time.Now().Add(time.Second))
+			o.close()
+		}()
 	}
 }
 

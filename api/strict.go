@@ -98,6 +98,7 @@ func checkJSON(data []byte) error {
 		keys    map[string]bool
 	}
 	var stack []*frame
+	seen := false // a first token was read
 	path := func(last string) string {
 		var parts []string
 		for _, f := range stack {
@@ -118,10 +119,10 @@ func checkJSON(data []byte) error {
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
-			if len(stack) != 0 {
-				return errors.New("malformed")
+			if !seen {
+				return errors.New("empty body")
 			}
-			break
+			return errors.New("malformed")
 		}
 		if err != nil {
 			var se *json.SyntaxError
@@ -130,6 +131,7 @@ func checkJSON(data []byte) error {
 			}
 			return errors.New("malformed")
 		}
+		seen = true
 		top := (*frame)(nil)
 		if n := len(stack); n > 0 {
 			top = stack[n-1]
