@@ -118,15 +118,16 @@ func validCoord(lat, lon float64) bool {
 }
 
 // eligible reports whether p may be offered an alarm of tier t. zone is the zone a
-// zone tier covers.
-func eligible(t *Tier, p *Person, zone string) bool {
+// zone tier covers; interrupt (with prio, the alarm's priority) lets busy staff in
+// whose only active alarm is less urgent.
+func eligible(t *Tier, p *Person, zone string, interrupt bool, prio vakt.Priority) bool {
 	if !p.OnDuty || p.HandlingEmergency {
 		return false
 	}
 	switch p.Availability {
 	case vakt.Available:
 	case vakt.Busy:
-		if !t.IncludeBusy {
+		if !t.IncludeBusy && !(interrupt && prio > 0 && p.Active == 1 && p.ActivePriority > prio) {
 			return false
 		}
 	default: // away, or a value we do not know: never alarm on a guess
@@ -179,6 +180,9 @@ type rankRequest struct {
 	skip    excluder
 	k       int
 	confirm int
+	// interrupt: busy staff whose only active alarm is less urgent than prio count.
+	interrupt bool
+	prio      vakt.Priority
 }
 
 // rank appends the request's candidates, in offer order, to dst.
@@ -254,6 +258,7 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	if zone == "" {
 		zone = env.Origin.Zone
 	}
+	primary := t.Target == TargetPrimary
 	useDistance := r.cfg.NearestEnabled && validCoord(env.Origin.Lat, env.Origin.Lon)
 	across := o.across()
 	fresh := newCutoff(env.Now.Add(-r.cfg.PositionTTL))
@@ -264,7 +269,10 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	known, unknown := s.known[:0], s.unknown[:0]
 	for i := range env.People {
 		p := &env.People[i]
-		if !eligible(t, p, zone) || req.skip.has(p.Staff) {
+		if !eligible(t, p, zone, req.interrupt, req.prio) || req.skip.has(p.Staff) {
+			continue
+		}
+		if primary && !slices.Contains(env.Primary, p.Staff) {
 			continue
 		}
 		if pos := p.Position; useDistance && pos != nil && validCoord(pos.Lat, pos.Lon) && fresh.keeps(pos.At) {
