@@ -118,16 +118,16 @@ func validCoord(lat, lon float64) bool {
 }
 
 // eligible reports whether p may be offered an alarm of tier t. zone is the zone a
-// zone tier covers; interrupt (with prio, the alarm's priority) lets busy staff in
-// whose only active alarm is less urgent.
-func eligible(t *Tier, p *Person, zone string, interrupt bool, prio vakt.Priority) bool {
+// zone tier covers. It must stay small enough to inline: it runs once per person
+// per decision.
+func eligible(t *Tier, p *Person, zone string) bool {
 	if !p.OnDuty || p.HandlingEmergency {
 		return false
 	}
 	switch p.Availability {
 	case vakt.Available:
 	case vakt.Busy:
-		if !t.IncludeBusy && !(interrupt && prio > 0 && p.Active == 1 && p.ActivePriority > prio) {
+		if !t.IncludeBusy {
 			return false
 		}
 	default: // away, or a value we do not know: never alarm on a guess
@@ -137,6 +137,12 @@ func eligible(t *Tier, p *Person, zone string, interrupt bool, prio vakt.Priorit
 		return false
 	}
 	return vakt.Staff{Roles: p.Roles}.HasRole(t.Roles...)
+}
+
+// interruptible reports whether p is busy with exactly one alarm, less urgent
+// than prio.
+func interruptible(p *Person, prio vakt.Priority) bool {
+	return p.Availability == vakt.Busy && p.Active == 1 && p.ActivePriority > prio
 }
 
 // excluder answers "does this person already hold an offer this round?". Offers
@@ -258,7 +264,6 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	if zone == "" {
 		zone = env.Origin.Zone
 	}
-	primary := t.Target == TargetPrimary
 	useDistance := r.cfg.NearestEnabled && validCoord(env.Origin.Lat, env.Origin.Lon)
 	across := o.across()
 	fresh := newCutoff(env.Now.Add(-r.cfg.PositionTTL))
@@ -267,12 +272,28 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	}
 	dist := s.dist[:len(env.People)]
 	known, unknown := s.known[:0], s.unknown[:0]
+	if t.Target == TargetPrimary || (req.interrupt && req.prio > 0) {
+		// Their extra checks get a loop of their own: this one stays as lean as
+		// it was, P3 counts every branch in it.
+		for i := range env.People {
+			p := &env.People[i]
+			if !r.specialEligible(req, p, zone) {
+				continue
+			}
+			if pos := p.Position; useDistance && pos != nil && validCoord(pos.Lat, pos.Lon) && fresh.keeps(pos.At) {
+				d := o.estimateAcross(pos)
+				dist[i] = d
+				known = append(known, pack(quantise(d), i))
+			} else {
+				unknown = append(unknown, pack(unknownKey, i))
+			}
+		}
+		s.known, s.unknown = known, unknown
+		return
+	}
 	for i := range env.People {
 		p := &env.People[i]
-		if !eligible(t, p, zone, req.interrupt, req.prio) || req.skip.has(p.Staff) {
-			continue
-		}
-		if primary && !slices.Contains(env.Primary, p.Staff) {
+		if !eligible(t, p, zone) || req.skip.has(p.Staff) {
 			continue
 		}
 		if pos := p.Position; useDistance && pos != nil && validCoord(pos.Lat, pos.Lon) && fresh.keeps(pos.At) {
@@ -287,6 +308,23 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 		}
 	}
 	s.known, s.unknown = known, unknown
+}
+
+// specialEligible is eligible for primary and interrupt-busy tiers: a primary tier
+// takes only the resident's primary contacts, and an interrupt-busy tier also busy
+// staff whose only active alarm is less urgent than this one.
+func (r *Router) specialEligible(req *rankRequest, p *Person, zone string) bool {
+	t := req.tier
+	ok := eligible(t, p, zone)
+	if !ok && req.interrupt && req.prio > 0 && interruptible(p, req.prio) {
+		busy := *t
+		busy.IncludeBusy = true
+		ok = eligible(&busy, p, zone)
+	}
+	if !ok || req.skip.has(p.Staff) {
+		return false
+	}
+	return t.Target != TargetPrimary || slices.Contains(req.env.Primary, p.Staff)
 }
 
 // cutoff is the oldest time a position may have, taken apart once so the check
