@@ -273,15 +273,26 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	dist := s.dist[:len(env.People)]
 	known, unknown := s.known[:0], s.unknown[:0]
 	if t.Target == TargetPrimary || (req.interrupt && req.prio > 0) {
-		// Their extra checks get a loop of their own: this one stays as lean as
-		// it was, P3 counts every branch in it.
+		// Their extra checks get a loop of their own: the common one stays as lean
+		// as it was, P3 counts every branch in it.
+		interrupt, primary := req.interrupt && req.prio > 0, t.Target == TargetPrimary
+		// Busy staff who may be interrupted are judged as if the tier included
+		// busy staff.
+		busyTier := *t
+		busyTier.IncludeBusy = true
 		for i := range env.People {
 			p := &env.People[i]
-			if !r.specialEligible(req, p, zone) {
+			if !eligible(t, p, zone) && !(interrupt && interruptible(p, req.prio) && eligible(&busyTier, p, zone)) {
+				continue
+			}
+			if req.skip.has(p.Staff) || primary && !slices.Contains(env.Primary, p.Staff) {
 				continue
 			}
 			if pos := p.Position; useDistance && pos != nil && validCoord(pos.Lat, pos.Lon) && fresh.keeps(pos.At) {
-				d := o.estimateAcross(pos)
+				d := o.estimate(pos)
+				if across {
+					d = o.estimateAcross(pos)
+				}
 				dist[i] = d
 				known = append(known, pack(quantise(d), i))
 			} else {
@@ -308,23 +319,6 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 		}
 	}
 	s.known, s.unknown = known, unknown
-}
-
-// specialEligible is eligible for primary and interrupt-busy tiers: a primary tier
-// takes only the resident's primary contacts, and an interrupt-busy tier also busy
-// staff whose only active alarm is less urgent than this one.
-func (r *Router) specialEligible(req *rankRequest, p *Person, zone string) bool {
-	t := req.tier
-	ok := eligible(t, p, zone)
-	if !ok && req.interrupt && req.prio > 0 && interruptible(p, req.prio) {
-		busy := *t
-		busy.IncludeBusy = true
-		ok = eligible(&busy, p, zone)
-	}
-	if !ok || req.skip.has(p.Staff) {
-		return false
-	}
-	return t.Target != TargetPrimary || slices.Contains(req.env.Primary, p.Staff)
 }
 
 // cutoff is the oldest time a position may have, taken apart once so the check
