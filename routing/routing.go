@@ -188,7 +188,9 @@ func (r *Router) PolicyAt(kind vakt.EventKind, loc vakt.Location, now time.Time)
 // Rank returns the tier's candidates in offer order (nearest first; unknown or stale
 // positions after known ones; ties to whoever was offered least recently). Candidates
 // are on duty, hold a matching role, are available (or busy when IncludeBusy), are not
-// handling an emergency, and are in the zone for zone tiers.
+// handling an emergency, are in the zone for zone tiers and among Env.Primary for
+// primary tiers. InterruptBusy needs the alarm's priority, so it applies to the
+// decisions about an alarm (Raise and after), not here.
 //
 // DistanceM is the figure the order follows: great-circle distance plus the floor
 // penalty. The candidates the tier would offer at once (Count for nearest, everyone
