@@ -135,7 +135,9 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	s.alarms[a.ID] = a
 	s.open[key] = a.ID
 	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
-	acts := e.opt.Router.Raise(a, s.env(now, loc))
+	env := s.env(now, loc)
+	env.Primary = s.transmitters[ev.Transmitter].PrimaryContacts
+	acts := e.opt.Router.Raise(a, env)
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
 	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
 	return a.ID, func(err error) { raised(err); offered(err) }
