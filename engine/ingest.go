@@ -110,10 +110,10 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	loc := s.location(ev.Transmitter)
 	if id, ok := s.open[key]; ok {
 		a := s.alarms[id]
-		acts := e.opt.Router.Repeat(a, ev.Priority, s.envFor(now, a))
+		acts := e.opt.Router.RepeatKind(a, ev.Kind, ev.Priority, s.envFor(now, a))
 		return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.repeated", acts, now)
 	}
-	pol := e.opt.Router.Policy(ev.Kind, loc)
+	pol := e.opt.Router.PolicyAt(ev.Kind, loc, now)
 	prio := ev.Kind.DefaultPriority()
 	if pol.Priority != 0 {
 		prio = pol.Priority
@@ -135,7 +135,9 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	s.alarms[a.ID] = a
 	s.open[key] = a.ID
 	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
-	acts := e.opt.Router.Raise(a, s.env(now, loc))
+	env := s.env(now, loc)
+	env.Primary = s.transmitters[ev.Transmitter].PrimaryContacts
+	acts := e.opt.Router.Raise(a, env)
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
 	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
 	return a.ID, func(err error) { raised(err); offered(err) }
