@@ -191,7 +191,7 @@ function renderPlan() {
     const fill = pt.type === "staff" ? "#1b6e20" : pt.alert ? "#b00020" : "#1565c0";
     if (pt.type === "staff") g.append(svg("rect", { x: pt.x - r, y: pt.y - r, width: 2 * r, height: 2 * r, fill }));
     else g.append(svg("circle", { cx: pt.x, cy: pt.y, r: pt.alert ? 1.6 * r : r, fill }));
-    g.append(svg("text", { x: pt.x + 1.4 * r, y: pt.y + r / 2, "font-size": 2.2 * r }, pt.label + (pt.floor ? " · " + pt.floor : "")));
+    g.append(svg("text", { x: pt.x + 1.4 * r, y: pt.y + r / 2, "font-size": 1.5 * r }, pt.label + (pt.floor ? " · " + pt.floor : "")));
     g.append(svg("title", {}, `${pt.type} ${pt.id}, floor ${pt.floor}`));
     s.append(g);
   }
