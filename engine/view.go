@@ -21,7 +21,7 @@ type View struct {
 	WalkTest bool
 	// Degraded: the last commit failed, the engine serves from memory (R6).
 	Degraded     bool
-	Transmitters []TransmitterView // by id; configured ones and any heard from
+	Transmitters []TransmitterView // the registry by id, then any other heard from, by id
 	Staff        []StaffView       // the directory, by id
 	Alarms       []vakt.Alarm      // open alarms, oldest first
 }
@@ -59,6 +59,8 @@ type viewState struct {
 
 	mu   sync.Mutex
 	next chan struct{} // closed at the next publication
+
+	order []vakt.TransmitterID // the registry by id, sorted once (it never changes)
 }
 
 // View returns the latest published view; nil before the loop ran.
@@ -122,31 +124,42 @@ func (e *Engine) buildView(vs *viewState) {
 		return cmp.Or(a.RaisedAt.Compare(b.RaisedAt), cmp.Compare(a.ID, b.ID))
 	})
 
-	seen := make(map[vakt.TransmitterID]bool, len(s.transmitters))
+	if vs.order == nil {
+		for id := range s.transmitters {
+			vs.order = append(vs.order, id)
+		}
+		slices.Sort(vs.order)
+	}
 	add := func(t vakt.Transmitter, configured bool) {
-		seen[t.ID] = true
 		tv := TransmitterView{Transmitter: t, Configured: configured, Health: s.health[t.ID], Technical: tech[t.ID]}
 		if at, ok := s.heard[t.ID]; ok {
 			tv.SilentFor = now.Sub(at)
 		}
+		slices.SortFunc(tv.Technical, func(a, b vakt.Alarm) int { return cmp.Compare(a.ID, b.ID) })
 		v.Transmitters = append(v.Transmitters, tv)
 	}
-	for _, t := range s.transmitters {
-		add(t, true)
+	v.Transmitters = make([]TransmitterView, 0, len(vs.order)+4)
+	for _, id := range vs.order {
+		add(s.transmitters[id], true)
 	}
+	// Heard from or alarmed but not configured (the storage, the Z2M bridge, a new
+	// device): after the registry, by id.
+	var extra []vakt.TransmitterID
 	for id := range s.health {
-		if !seen[id] {
-			add(vakt.Transmitter{ID: id}, false)
+		if _, ok := s.transmitters[id]; !ok {
+			extra = append(extra, id)
 		}
 	}
 	for id := range tech {
-		if !seen[id] {
-			add(vakt.Transmitter{ID: id}, false) // e.g. the storage or the Z2M bridge
+		if _, ok := s.transmitters[id]; !ok {
+			if _, heard := s.health[id]; !heard {
+				extra = append(extra, id)
+			}
 		}
 	}
-	slices.SortFunc(v.Transmitters, func(a, b TransmitterView) int { return cmp.Compare(a.ID, b.ID) })
-	for _, tv := range v.Transmitters {
-		slices.SortFunc(tv.Technical, func(a, b vakt.Alarm) int { return cmp.Compare(a.ID, b.ID) })
+	slices.Sort(extra)
+	for _, id := range extra {
+		add(vakt.Transmitter{ID: id}, false)
 	}
 
 	for id, d := range s.directory {
