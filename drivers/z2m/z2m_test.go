@@ -111,6 +111,13 @@ func TestGolden(t *testing.T) {
 	d := newDecoder(t)
 	for i, l := range goldenMessages(t) {
 		kinds, ignore, reject := expectation(t, l.Expect)
+		if l.Topic == "zigbee2mqtt/bridge/state" && ignore {
+			// The shared vectors predate issue 10: the bridge's own state is now read
+			// as the availability of the pseudo-transmitter zigbee2mqtt-bridge, so
+			// "online" is a check-in there (see TestDecode). The vector file should
+			// say "checkin"; until it does, this line is read that way.
+			kinds, ignore = []vakt.EventKind{vakt.EventCheckIn}, false
+		}
 		res, err := d.Decode(l.Topic, []byte(l.Payload), false)
 		where := func() string { return l.Topic + " " + l.Payload + " (" + l.Device + ")" }
 		switch {
