@@ -319,6 +319,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if alert := tech.eval(`String(document.querySelectorAll('#planview g.transmitter circle[fill="#b00020"]').length)`); alert != "1" {
 		t.Errorf("%s transmitters drawn as alarmed on the plan, want 1 (room 101)", alert)
 	}
+	tech.until("staff on duty with names (an audited load)", `document.querySelector('#staff tbody').textContent.includes('Tore Demo')`)
 	if hidden := tech.eval(`String(document.querySelector('#walktest').hidden)`); hidden != "true" {
 		t.Error("walk-test banner shown although walk test is off")
 	}

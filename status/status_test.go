@@ -54,7 +54,12 @@ func server(a *audits) *status.Server {
 
 func load(t *testing.T, h http.Handler, token string) (*httptest.ResponseRecorder, status.Data) {
 	t.Helper()
-	req := httptest.NewRequest("GET", "/status/data", nil)
+	return loadPath(t, h, token, "/status/data?names=1")
+}
+
+func loadPath(t *testing.T, h http.Handler, token, path string) (*httptest.ResponseRecorder, status.Data) {
+	t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -69,8 +74,9 @@ func load(t *testing.T, h http.Handler, token string) (*httptest.ResponseRecorde
 	return w, d
 }
 
-// TestStatusDataRolesAndAudit (G6): a technician's every load is one audit entry; a
-// nurse gets 403 and a stale token 401, neither audited nor shown any name.
+// TestStatusDataRolesAndAudit (G6): every technician load that carries staff names
+// is one audit entry, a refresh without names is none; a nurse gets 403 and a stale
+// token 401, neither audited nor shown any name.
 func TestStatusDataRolesAndAudit(t *testing.T) {
 	a := &audits{}
 	h := server(a)
@@ -98,6 +104,14 @@ func TestStatusDataRolesAndAudit(t *testing.T) {
 	}
 	if len(a.list) != 2 || a.list[0] != "tech-1 status:staff" {
 		t.Fatalf("audit entries %q, want one per technician load", a.list)
+	}
+	// The page's refreshes without names: no name in them, nothing audited.
+	w, d := loadPath(t, h, "tech-1", "/status/data")
+	if w.Code != http.StatusOK || strings.Contains(w.Body.String(), "Ingrid") || len(d.Staff) != 2 || d.Staff[0].Availability == "" {
+		t.Fatalf("refresh without names: %d %s", w.Code, w.Body)
+	}
+	if len(a.list) != 2 {
+		t.Fatalf("a refresh without names was audited: %q", a.list)
 	}
 }
 

@@ -8,6 +8,11 @@ const tokenKey = "vakt-status-token";
 let data = null;
 const sort = { transmitters: { key: "id", dir: 1 }, alarms: { key: "raised_at", dir: 1 }, staff: { key: "id", dir: 1 } };
 let timer = null;
+// Staff names come only with an audited load (?names=1): when the page opens and
+// every namesEvery refreshes; in between the page keeps the names it has.
+const namesEvery = 60; // × 5 s = 5 min
+let polls = 0;
+const names = new Map();
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -56,6 +61,7 @@ async function login(ev) {
 async function logout() {
   const tok = sessionStorage.getItem(tokenKey);
   sessionStorage.removeItem(tokenKey);
+  names.clear();
   if (tok) await fetch("/api/v1/sessions/current", { method: "DELETE", headers: { Authorization: "Bearer " + tok } }).catch(() => {});
   say("logged out");
   showLogin();
@@ -66,18 +72,23 @@ async function load() {
   if (!tok) { showLogin(); return; }
   let r;
   try {
-    r = await fetch("/status/data", { headers: { Authorization: "Bearer " + tok } });
+    const withNames = polls++ % namesEvery === 0;
+    r = await fetch("/status/data" + (withNames ? "?names=1" : ""), { headers: { Authorization: "Bearer " + tok } });
   } catch (e) { say("gateway not reachable: " + e.message); return; }
   const body = await r.json().catch(() => ({}));
   if (r.status === 401) { sessionStorage.removeItem(tokenKey); say("session expired: log in again"); showLogin(); return; }
   if (r.status === 403) { say("Forbidden: the status page is for technicians and admins."); $("#content").hidden = true; $("#login").hidden = true; $("#logout").hidden = false; clearInterval(timer); return; }
   if (!r.ok) { say((body.error && body.error.message) || ("error " + r.status)); return; }
+  for (const s of body.staff) {
+    if (s.name) names.set(s.id, s.name); else s.name = names.get(s.id) || "";
+  }
   data = body;
   say("");
   render();
 }
 
 function start() {
+  polls = 0;
   $("#login").hidden = true;
   $("#logout").hidden = false;
   load();
