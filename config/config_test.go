@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vakt/vakt/drivers/jsonmap"
+	"github.com/vakt/vakt/drivers/z2m"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/cases/*/want.txt with the current output")
@@ -134,8 +137,8 @@ func TestDemoExample(t *testing.T) {
 		t.Errorf("room-101-sos topic = %q", topic)
 	}
 	heiman := transmitter(t, cfg, "room-103-button")
-	if heiman.Address != "room103/button" || heiman.Actions["single"] != "call" ||
-		heiman.Actions["hold"] != "emergency" || heiman.Actions["double"] != "assist" {
+	if o, ok := heiman.Options.(*z2m.Options); heiman.Address != "room103/button" || !ok || o.Actions["single"] != "call" ||
+		o.Actions["hold"] != "emergency" || o.Actions["double"] != "assist" {
 		t.Errorf("room-103-button = %+v", heiman)
 	}
 	var shelly *Transmitter
@@ -144,8 +147,14 @@ func TestDemoExample(t *testing.T) {
 			shelly = &cfg.Transmitters[i]
 		}
 	}
-	if shelly == nil || shelly.Driver != "mqtt" || shelly.Mapping == nil || shelly.Mapping.Field != "event" ||
-		shelly.Mapping.Values["S"] != "call" || shelly.Mapping.Values["SS"] != "assist" || shelly.Mapping.Values["L"] != "emergency" {
+	var m *jsonmap.Mapping
+	if shelly != nil {
+		if o, ok := shelly.Options.(*jsonmap.Options); ok {
+			m = o.Mapping
+		}
+	}
+	if shelly == nil || shelly.Driver != "mqtt" || m == nil || m.Field != "event" ||
+		m.Values["S"] != "call" || m.Values["SS"] != "assist" || m.Values["L"] != "emergency" {
 		t.Errorf("Shelly button = %+v", shelly)
 	}
 	for _, addr := range []string{"room102/sos", "room104/bed", "exit/door"} {

@@ -1,6 +1,7 @@
-// Package mqtt is the MQTT driver: it subscribes to Zigbee2MQTT and generic device
-// topics on a broker (Mosquitto or the embedded one), decodes messages with drivers/z2m
-// and hands the events to the gateway's Ingester. A message's PUBACK is sent only after
+// Package mqtt is the MQTT driver: it subscribes to the topics of the configured
+// payload dialects (drivers.Dialect: Zigbee2MQTT, generic JSON, Shelly, ...) on a broker
+// (Mosquitto or the embedded one), has each message decoded by the dialect that serves
+// its topic, and hands the events to the gateway's Ingester. A message's PUBACK is sent only after
 // every event it produced has been committed, so a message is acknowledged to the
 // broker only once it is durable (at least once, end to end).
 //
@@ -41,7 +42,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	vakt "github.com/vakt/vakt"
-	"github.com/vakt/vakt/drivers/z2m"
+	"github.com/vakt/vakt/drivers"
 )
 
 // Defaults applied to zero options.
@@ -78,10 +79,10 @@ type Options struct {
 	// TLS configures ssl:// connections (minimum TLS 1.2 is enforced;
 	// InsecureSkipVerify is refused).
 	TLS *tls.Config
-	// Devices and BaseTopic (default "zigbee2mqtt") configure the decoder.
-	Devices   []z2m.Device
-	BaseTopic string
-	// MaxPayload bounds a payload (default z2m.DefaultMaxPayload).
+	// Dialects decode the messages, configured with their devices; each message goes
+	// to the first dialect that does not answer drivers.ErrUnknown.
+	Dialects []drivers.Dialect
+	// MaxPayload bounds a payload no dialect claims (default drivers.DefaultMaxPayload).
 	MaxPayload int
 	Logger     *slog.Logger
 	Ingest     vakt.Ingester
@@ -114,7 +115,7 @@ type Stats struct {
 type Driver struct {
 	opts   Options
 	where  string // the URL without its password, for errors and logs
-	dec    *z2m.Decoder
+	dec    mux
 	topics map[string]byte
 	log    *slog.Logger
 	queue  chan received
@@ -186,13 +187,15 @@ func New(o Options) (*Driver, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	dec, err := z2m.NewDecoder(o.BaseTopic, o.Devices, o.MaxPayload)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt: %w", err)
+	if o.MaxPayload == 0 {
+		o.MaxPayload = drivers.DefaultMaxPayload
 	}
+	dec := mux{dialects: o.Dialects, maxPayload: o.MaxPayload}
 	topics := make(map[string]byte)
-	for _, t := range dec.Topics() {
-		topics[t] = 1
+	for _, dl := range o.Dialects {
+		for _, t := range dl.Topics() {
+			topics[t] = 1
+		}
 	}
 	return &Driver{
 		opts:    o,
@@ -432,13 +435,13 @@ func (d *Driver) process(r received) bool {
 		// A rejection can never succeed: acknowledge it, or the broker would
 		// redeliver it on every reconnect. The payload is never logged.
 		switch {
-		case errors.Is(err, z2m.ErrMalformed):
+		case errors.Is(err, drivers.ErrMalformed):
 			d.stats.malformed.Add(1)
 			d.warn("malformed", "malformed payload", "topic", m.Topic(), "err", err)
-		case errors.Is(err, z2m.ErrUnknown):
+		case errors.Is(err, drivers.ErrUnknown):
 			d.stats.unknown.Add(1)
 			d.warn("unknown", "message from an unknown device", "topic", m.Topic())
-		case errors.Is(err, z2m.ErrOversize):
+		case errors.Is(err, drivers.ErrOversize):
 			d.stats.oversize.Add(1)
 			d.warn("oversize", "payload too large", "topic", m.Topic(), "err", err)
 		case err != nil:
@@ -588,4 +591,24 @@ func (l *list[T]) take() []T {
 	items := l.items
 	l.items = nil
 	return items
+}
+
+// mux hands a message to the dialect that serves its topic.
+type mux struct {
+	dialects   []drivers.Dialect
+	maxPayload int
+}
+
+func (m mux) Decode(topic string, payload []byte, retained bool) (drivers.Result, error) {
+	for _, d := range m.dialects {
+		res, err := d.Decode(topic, payload, retained)
+		if errors.Is(err, drivers.ErrUnknown) {
+			continue
+		}
+		return res, err
+	}
+	if len(payload) > m.maxPayload {
+		return drivers.Result{}, fmt.Errorf("%w: %d bytes, limit %d", drivers.ErrOversize, len(payload), m.maxPayload)
+	}
+	return drivers.Result{}, drivers.ErrUnknown
 }
