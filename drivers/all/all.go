@@ -6,5 +6,6 @@ import (
 	// The drivers, one line each.
 	_ "github.com/vakt/vakt/drivers/espa"
 	_ "github.com/vakt/vakt/drivers/jsonmap"
+	_ "github.com/vakt/vakt/drivers/shelly"
 	_ "github.com/vakt/vakt/drivers/z2m"
 )
