@@ -13,6 +13,7 @@
 package drivers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -101,6 +102,20 @@ type Dialect interface {
 	// ErrMalformed or ErrOversize. Messages are decoded in delivery order; Decode
 	// must be safe for concurrent use.
 	Decode(topic string, payload []byte, retained bool) (Result, error)
+}
+
+// Source is a transport the gateway runs: the MQTT connection, a serial port. New
+// (the package's constructor) validates and opens nothing, so sources are built before
+// the engine; Start receives the Ingester and owns the connections from then on.
+type Source interface {
+	// Name identifies the source in logs and errors ("mqtt", "serial nurse-call").
+	Name() string
+	// Start connects and starts handing events to in. It returns once the source runs
+	// or ctx ends: ctx bounds the wait, not the source's life. A source that cannot
+	// reach its device yet returns ctx's error and keeps trying in the background.
+	Start(ctx context.Context, in vakt.Ingester) error
+	// Stop ends the source and waits for it. Safe to call on a source never started.
+	Stop() error
 }
 
 // Result is what one message meant.

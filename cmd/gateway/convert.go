@@ -158,7 +158,7 @@ func checkInLinger(cfg *config.Config) time.Duration {
 	return cfg.Storage.CheckInLinger.D()
 }
 
-func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.Options, error) {
+func mqttOptions(cfg *config.Config, log *slog.Logger) (mqtt.Options, error) {
 	m := cfg.Drivers.MQTT
 	tlsc, err := brokerTLS(m)
 	if err != nil {
@@ -167,7 +167,7 @@ func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.O
 	o := mqtt.Options{
 		TLS: tlsc,
 		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
-		MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
+		MaxPayload: m.MaxPayload, Logger: log,
 		Direct: direct(cfg),
 	}
 	o.Dialects, err = dialects(cfg)

@@ -16,7 +16,7 @@ import (
 )
 
 // serialOptions translates one configured ESPA port.
-func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger, clock vakt.Clock) (serial.Options, error) {
+func serialOptions(cfg *config.Config, i int, log *slog.Logger, clock vakt.Clock) (serial.Options, error) {
 	p := cfg.Drivers.Serial[i]
 	// A rule that yields an unknown transmitter (room-999) falls back instead of
 	// raising an alarm nobody can locate.
@@ -27,7 +27,7 @@ func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger
 	known := func(id vakt.TransmitterID) bool { return registry[id] }
 	o := serial.Options{
 		Name: p.Name, Device: p.Device, Baud: p.Baud, DataBits: p.DataBits, Parity: p.Parity, StopBits: p.StopBits,
-		Role: p.Role, StatusBlocks: p.StatusBlocks, Ingest: in, Logger: log, Clock: clock,
+		Role: p.Role, StatusBlocks: p.StatusBlocks, Logger: log, Clock: clock,
 		Mapper:    espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback), Known: known},
 		GuardTime: p.GuardTime.D(),
 	}

@@ -12,12 +12,12 @@ import (
 func TestDeliverReturnsAfterCommit(t *testing.T) {
 	rec := newRecorder()
 	rec.hold.Store(true)
-	d, err := mqtt.New(mqtt.Options{Direct: true, Ingest: rec, Logger: testLogger(t),
+	d, err := mqtt.New(mqtt.Options{Direct: true, Logger: testLogger(t),
 		Dialects: dialects(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(t.Context()); err != nil {
+	if err := d.Start(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
 	defer d.Stop()

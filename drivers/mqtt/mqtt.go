@@ -85,7 +85,6 @@ type Options struct {
 	// MaxPayload bounds a payload no dialect claims (default drivers.DefaultMaxPayload).
 	MaxPayload int
 	Logger     *slog.Logger
-	Ingest     vakt.Ingester
 	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize).
 	QueueSize int
 	// Direct: no broker connection; the embedded broker hands every publish to
@@ -119,6 +118,7 @@ type Driver struct {
 	topics map[string]byte
 	log    *slog.Logger
 	queue  chan received
+	in     vakt.Ingester // from Start
 
 	stats struct {
 		received, acked, ignored, malformed, unknown, oversize, busy, retries, connects atomic.Uint64
@@ -166,9 +166,6 @@ func New(o Options) (*Driver, error) {
 	if o.ClientID == "" {
 		return nil, errors.New("mqtt: client id is empty (a persistent session needs a fixed one)")
 	}
-	if o.Ingest == nil {
-		return nil, errors.New("mqtt: no ingester")
-	}
 	if o.TLS != nil {
 		if o.TLS.InsecureSkipVerify {
 			return nil, errors.New("mqtt: tls: InsecureSkipVerify is not allowed")
@@ -208,18 +205,22 @@ func New(o Options) (*Driver, error) {
 	}, nil
 }
 
-// Start connects, subscribes and starts delivering events. It returns once the first
+// Start connects, subscribes and starts delivering events to in. It returns once the first
 // subscription is in place. If ctx ends first (the broker is not there yet), Start
 // returns ctx's error but the driver keeps connecting in the background, as it does
 // after any later connection loss; call Stop in either case. ctx bounds only the
 // wait, not the driver's life.
-func (d *Driver) Start(ctx context.Context) error {
+func (d *Driver) Start(ctx context.Context, in vakt.Ingester) error {
+	if in == nil {
+		return errors.New("mqtt: start: no ingester")
+	}
 	d.mu.Lock()
 	if d.started {
 		d.mu.Unlock()
 		return errors.New("mqtt: already started")
 	}
 	d.started = true
+	d.in = in
 	d.stop = make(chan struct{})
 	d.subscribed = make(chan struct{})
 	d.queue = make(chan received, d.opts.QueueSize)
@@ -359,11 +360,11 @@ func (d *Driver) handle(_ paho.Client, m paho.Message) {
 
 // Stop disconnects. Events ingested but not yet committed are acknowledged by nobody:
 // the broker redelivers them to the next session.
-func (d *Driver) Stop() {
+func (d *Driver) Stop() error {
 	d.mu.Lock()
 	if !d.started || d.stopped {
 		d.mu.Unlock()
-		return
+		return nil
 	}
 	d.stopped = true
 	c := d.client
@@ -376,7 +377,11 @@ func (d *Driver) Stop() {
 		c.Disconnect(disconnectQuiesce)
 	}
 	d.stats.connected.Store(false)
+	return nil
 }
+
+// Name is "mqtt": there is one MQTT driver.
+func (d *Driver) Name() string { return Source }
 
 // Stats returns the counters.
 func (d *Driver) Stats() Stats {
@@ -493,7 +498,7 @@ func (d *Driver) ingest(s *submission) bool {
 	backoff := time.Millisecond
 	for {
 		var once atomic.Bool
-		err := d.opts.Ingest.Ingest(s.ev, func(err error) {
+		err := d.in.Ingest(s.ev, func(err error) {
 			if once.Swap(true) {
 				return // done is called once; guard against a second call
 			}

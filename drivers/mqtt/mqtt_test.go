@@ -93,7 +93,6 @@ func startDriver(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string
 		Username: b.gwUser,
 		Password: b.gwPass,
 		Dialects: dialects(t),
-		Ingest:   rec,
 		Logger:   testLogger(t),
 	})
 	if err != nil {
@@ -101,11 +100,11 @@ func startDriver(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
+	if err := d.Start(ctx, rec); err != nil {
 		d.Stop()
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	t.Cleanup(func() { d.Stop() })
 	return d
 }
 
@@ -426,14 +425,14 @@ func TestStartWithoutBroker(t *testing.T) {
 	port := freePort(t)
 	d, err := mqtt.New(mqtt.Options{
 		URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), ClientID: "vakt-nobroker",
-		Dialects: dialects(t), Ingest: newRecorder(),
+		Dialects: dialects(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := d.Start(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := d.Start(ctx, newRecorder()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("start: %v", err)
 	}
 	stopped := make(chan struct{})
@@ -446,13 +445,12 @@ func TestStartWithoutBroker(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	ok := mqtt.Options{URL: "tcp://127.0.0.1:1883", ClientID: "c", Ingest: newRecorder(), Dialects: dialects(t)}
+	ok := mqtt.Options{URL: "tcp://127.0.0.1:1883", ClientID: "c", Dialects: dialects(t)}
 	bad := map[string]func(o *mqtt.Options){
 		"no url":        func(o *mqtt.Options) { o.URL = "" },
 		"bad scheme":    func(o *mqtt.Options) { o.URL = "http://x:1" },
 		"no host":       func(o *mqtt.Options) { o.URL = "tcp://" },
 		"no client id":  func(o *mqtt.Options) { o.ClientID = "" },
-		"no ingester":   func(o *mqtt.Options) { o.Ingest = nil },
 		"insecure tls":  func(o *mqtt.Options) { o.TLS = &tls.Config{InsecureSkipVerify: true} },
 		"negative size": func(o *mqtt.Options) { o.QueueSize = -1 },
 	}
@@ -463,8 +461,14 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := mqtt.New(ok); err != nil {
-		t.Errorf("valid: %v", err)
+	d, err := mqtt.New(ok)
+	if err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	// The ingester comes at Start; without one nothing starts.
+	if err := d.Start(t.Context(), nil); err == nil {
+		d.Stop()
+		t.Error("started without an ingester")
 	}
 	// The password never shows in an error.
 	o := ok

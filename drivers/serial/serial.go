@@ -84,9 +84,7 @@ type Options struct {
 	Mapper espa.Mapper
 	// Line is the transmitter that technical events (port gone, line silent) are
 	// raised on; default Mapper.Fallback.
-	Line vakt.TransmitterID
-	// Ingest takes the events; required.
-	Ingest vakt.Ingester
+	Line   vakt.TransmitterID
 	Logger *slog.Logger
 	Clock  vakt.Clock
 
@@ -212,9 +210,6 @@ func (o *Options) validate() error {
 	if o.Mapper.Fallback == "" {
 		return errors.New("fallback: empty (calls no rule maps must raise an alarm somewhere)")
 	}
-	if o.Ingest == nil {
-		return errors.New("ingest: nil")
-	}
 	if o.ReplyTimeout < 0 || o.Recovery < 0 || o.PollInterval < 0 || o.MissedPolls < 0 || o.Silence < 0 || o.Reopen < 0 {
 		return errors.New("timeouts must not be negative")
 	}
@@ -230,6 +225,7 @@ type Port struct {
 	open   func(*Options) (line, error)
 
 	link     *espa.Link
+	in       vakt.Ingester // from Start
 	feedback espa.Feedback
 
 	h       health
@@ -270,8 +266,10 @@ func New(o Options) (*Port, error) {
 		},
 		OnFailing: o.OnFailing,
 	}
-	if b, ok := o.Ingest.(interface{ Busy() bool }); ok {
-		lc.Busy = b.Busy
+	// The ingester arrives at Start, before the link runs.
+	lc.Busy = func() bool {
+		b, ok := p.in.(interface{ Busy() bool })
+		return ok && b.Busy()
 	}
 	p.link = espa.NewLink(lc)
 	return p, nil
@@ -280,15 +278,21 @@ func New(o Options) (*Port, error) {
 // Name returns the port's name.
 func (p *Port) Name() string { return p.o.Name }
 
-// Start opens the port and runs it until Stop or ctx ends. A missing device is not an
-// error: it raises a technical alarm and is retried until it appears.
-func (p *Port) Start(ctx context.Context) error {
+// Start opens the port and runs it until Stop, handing calls to in. A
+// missing device is not an error: it raises a technical alarm and is retried until it
+// appears.
+func (p *Port) Start(ctx context.Context, in vakt.Ingester) error {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	if p.done != nil {
 		return fmt.Errorf("serial port %s: already started", p.o.Name)
 	}
-	ctx, p.cancel = context.WithCancel(ctx)
+	if in == nil {
+		return fmt.Errorf("serial port %s: start: no ingester", p.o.Name)
+	}
+	p.in = in
+	// ctx bounds Start only (drivers.Source): the port runs until Stop.
+	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.done = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -422,7 +426,7 @@ func (r *reporter) run(ctx context.Context) {
 			}
 		}
 		done := make(chan error, 1)
-		err := r.p.o.Ingest.Ingest(ev, func(err error) { done <- err })
+		err := r.p.in.Ingest(ev, func(err error) { done <- err })
 		if err == nil {
 			select {
 			case err = <-done:
