@@ -15,6 +15,8 @@ import (
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers"
+	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/drivers/serial"
 )
 
 // The values that keys accept. They are spelled as in the root package and routing.
@@ -32,9 +34,6 @@ var (
 	}
 	tierTargets      = []string{"nearest", "zone", "site", "role", "arc", "pager"}
 	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
-	parities         = []string{"none", "even", "odd"}
-	serialRoles      = []string{"slave", "control-station"}
-	bauds            = []int{300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
 	mqttSchemes      = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
 	mqttPlainSchemes = []string{"tcp", "mqtt", "ws"}
 )
@@ -538,8 +537,8 @@ func (v *validator) tier(p string, t *Tier) {
 	switch {
 	case t.Target == "pager" && t.CallAddress == "":
 		v.errorf(p+".call_address", "required for target pager: the pager or group number to call")
-	case t.Target == "pager" && len(t.CallAddress) > 16:
-		v.errorf(p+".call_address", "at most 16 characters (ESPA 4.4.4 record 1)")
+	case t.Target == "pager" && len(t.CallAddress) > espa.MaxCallAddress:
+		v.errorf(p+".call_address", "at most %d characters (ESPA 4.4.4 record 1)", espa.MaxCallAddress)
 	case t.Target != "pager" && t.CallAddress != "":
 		v.errorf(p+".call_address", "call_address is only for target pager")
 	}
@@ -685,25 +684,10 @@ func (v *validator) serialPorts() {
 				names[s.Name] = p
 			}
 		}
-		if !slices.Contains(bauds, s.Baud) {
-			v.errorf(p+".baud", "%d is not a supported rate; use one of %s", s.Baud, joinInts(bauds))
-		}
-		if s.DataBits != 7 && s.DataBits != 8 {
-			v.errorf(p+".data_bits", "%d: use 7 (ESPA standard) or 8", s.DataBits)
-		}
-		v.oneOf(p+".parity", s.Parity, "parity", parities)
-		if s.StopBits != 1 && s.StopBits != 2 {
-			v.errorf(p+".stop_bits", "%d: use 1 or 2 (ESPA standard: 2)", s.StopBits)
-		}
-		v.oneOf(p+".role", s.Role, "role", serialRoles)
-		addrOK := v.stationAddress(p+".address", s.Address)
-		peerOK := v.stationAddress(p+".peer", s.Peer)
-		if addrOK && peerOK && s.Address == s.Peer {
-			v.errorf(p+".peer", "the call system's address must differ from ours (address %q)", s.Address)
-		}
-		if g := s.GuardTime.D(); g < 0 || g > time.Second {
-			v.errorf(p+".guard_time", "%s: use 0s to 1s (default 50ms)", g)
-		}
+		serial.Line{
+			Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits,
+			Role: s.Role, Address: s.Address, Peer: s.Peer, GuardTime: s.GuardTime.D(),
+		}.Check(func(key, format string, args ...any) { v.errorf(p+"."+key, format, args...) })
 
 		for j := range s.Rules {
 			v.serialRule(indexPath(p+".rules", j), &s.Rules[j])
@@ -716,21 +700,13 @@ func (v *validator) serialPorts() {
 	}
 }
 
-func (v *validator) stationAddress(path, a string) bool {
-	if len(a) != 1 || a[0] < '0' || a[0] > '9' {
-		v.errorf(path, "%s is not an ESPA station address: one digit, '0'..'9'", quoteShort(a))
-		return false
-	}
-	return true
-}
-
 // templateRef finds the group references of a rule's transmitter template, as
 // regexp.Expand reads them: $name or ${name}, where $1x means ${1x}, not ${1}x.
 var templateRef = regexp.MustCompile(`\$(\{[^}]*\}|[A-Za-z0-9_]+)`)
 
 func (v *validator) serialRule(p string, r *SerialRule) {
-	if len(r.CallAddress) > 16 {
-		v.errorf(p+".call_address", "an ESPA call address has at most 16 characters")
+	if len(r.CallAddress) > espa.MaxCallAddress {
+		v.errorf(p+".call_address", "an ESPA call address has at most %d characters", espa.MaxCallAddress)
 	}
 	var re *regexp.Regexp
 	if r.Text != "" {
@@ -821,21 +797,4 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ", ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +60,6 @@ const (
 	// devicePoll is how often the device path is checked while the port is open.
 	devicePoll = 250 * time.Millisecond
 )
-
-var baudRates = map[int]bool{300: true, 600: true, 1200: true, 2400: true, 4800: true,
-	9600: true, 19200: true, 38400: true, 57600: true, 115200: true}
 
 // Options configure one ESPA port. Zero values take the defaults above.
 type Options struct {
@@ -176,27 +175,24 @@ func (o *Options) lineSettings() error {
 	if o.Device == "" {
 		return errors.New("device: empty (use a /dev/serial/by-id/... path)")
 	}
-	if !baudRates[o.Baud] {
-		return fmt.Errorf("baud %d: want one of 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200", o.Baud)
+	if err := wantOneOf("baud", o.Baud, Bauds); err != nil {
+		return err
 	}
-	if o.DataBits != 7 && o.DataBits != 8 {
-		return fmt.Errorf("data bits %d: want 7 or 8", o.DataBits)
+	if err := wantOneOf("data bits", o.DataBits, DataBits); err != nil {
+		return err
 	}
 	if _, err := parity(o.Parity); err != nil {
 		return err
 	}
-	if o.StopBits != 1 && o.StopBits != 2 {
-		return fmt.Errorf("stop bits %d: want 1 or 2", o.StopBits)
-	}
-	return nil
+	return wantOneOf("stop bits", o.StopBits, StopBits)
 }
 
 func (o *Options) validate() error {
 	if err := o.lineSettings(); err != nil {
 		return err
 	}
-	if o.Role != RoleSlave && o.Role != RoleControlStation {
-		return fmt.Errorf("role %q: want %q or %q", o.Role, RoleSlave, RoleControlStation)
+	if !slices.Contains(Roles, o.Role) {
+		return fmt.Errorf("role %q: want one of %s", o.Role, strings.Join(Roles, ", "))
 	}
 	if _, err := ParseAddress(string(o.Address)); err != nil {
 		return fmt.Errorf("address: %w", err)
