@@ -16,6 +16,7 @@ import (
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers"
 	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 )
 
@@ -32,10 +33,8 @@ var (
 		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
 		string(vakt.EventLowBattery), string(vakt.EventTamper), string(vakt.EventOffline),
 	}
-	tierTargets      = []string{"nearest", "zone", "site", "role", "arc", "pager"}
-	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
-	mqttSchemes      = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
-	mqttPlainSchemes = []string{"tcp", "mqtt", "ws"}
+	tierTargets    = []string{"nearest", "zone", "site", "role", "arc", "pager"}
+	availabilities = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
 )
 
 // sampleSecrets are the values found in examples, manuals and factory defaults.
@@ -602,9 +601,9 @@ func (v *validator) mqtt() {
 		}
 	} else if m.URL == "" {
 		v.errorf(p+".url", "required: the broker, e.g. tcp://127.0.0.1:1883 or ssl://broker.example:8883")
-	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqttSchemes, u.Scheme) {
-		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqttSchemes, ", "))
-	} else if m.CAFile != "" && slices.Contains(mqttPlainSchemes, u.Scheme) {
+	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqtt.Schemes, u.Scheme) {
+		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqtt.Schemes, ", "))
+	} else if m.CAFile != "" && !slices.Contains(mqtt.TLSSchemes, u.Scheme) {
 		v.errorf(p+".ca_file", "ca_file is for TLS connections; use an ssl://, tls://, mqtts:// or wss:// url")
 	}
 	if m.ClientID == "" {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -128,9 +129,7 @@ func brokerTLS(m config.MQTT) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "wss":
-	default:
+	if !slices.Contains(mqtt.TLSSchemes, u.Scheme) {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -35,6 +35,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,12 @@ import (
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers"
+)
+
+// The broker URL schemes the driver connects with; TLSSchemes are those over TLS.
+var (
+	Schemes    = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
+	TLSSchemes = []string{"ssl", "tls", "mqtts", "wss"}
 )
 
 // Defaults applied to zero options.
@@ -155,10 +163,8 @@ func New(o Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: url: %w", err)
 	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss", "direct":
-	default:
-		return nil, fmt.Errorf("mqtt: url %q: scheme must be tcp, ssl, mqtt, mqtts, tls, ws or wss", u.Redacted())
+	if !slices.Contains(Schemes, u.Scheme) && u.Scheme != "direct" {
+		return nil, fmt.Errorf("mqtt: url %q: scheme must be one of %s", u.Redacted(), strings.Join(Schemes, ", "))
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("mqtt: url %q: no host", u.Redacted())
