@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -237,4 +238,54 @@ func FuzzDialects(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSamplesShowEveryKey: a driver's sample.yaml is its documentation; every key of
+// its options (and of structs inside them) appears in the sample of a folder that
+// uses the driver.
+func TestSamplesShowEveryKey(t *testing.T) {
+	texts := map[string]string{} // driver → its folders' samples
+	for _, f := range folders(t) {
+		data, err := os.ReadFile(filepath.Join(f.dir, "sample.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range f.used {
+			texts[n] += string(data)
+		}
+	}
+	for _, n := range drivers.Names() {
+		fac, _ := drivers.Lookup(n)
+		o := fac(drivers.Settings{}).Options()
+		if o == nil {
+			continue
+		}
+		for _, key := range yamlKeys(reflect.TypeOf(o)) {
+			if !strings.Contains(texts[n], key+":") {
+				t.Errorf("driver %s: option %s is not shown in its sample.yaml", n, key)
+			}
+		}
+	}
+}
+
+func yamlKeys(t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		if t.Kind() == reflect.Map {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		keys = append(keys, name)
+		keys = append(keys, yamlKeys(t.Field(i).Type)...)
+	}
+	return keys
 }
