@@ -73,6 +73,9 @@ type Snapshot struct {
 	OpenVisits []Visit
 	// SeenSources holds recent (Source, SourceID) keys so redeliveries are recognised.
 	SeenSources map[string]AlarmID
+	// SeenOrder lists SeenSources' keys oldest first (by commit order), so the
+	// engine forgets the oldest first when its bounded memory of them is full.
+	SeenOrder []string
 	// NextAlarm is a counter so alarm ids stay unique across restarts.
 	NextAlarm int64
 	// Sessions are the phone logins that have not expired.

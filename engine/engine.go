@@ -228,6 +228,8 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	}
 	if err != nil {
 		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))
+	} else {
+		e.scrubPositions(e.opt.Clock.Now())
 	}
 	for _, fx := range effects {
 		fx(err)

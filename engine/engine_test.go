@@ -75,6 +75,7 @@ type rig struct {
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
 	linger       time.Duration
+	noNearest    bool // start with nearest-staff routing off
 	disk         *failingStore
 	path         string
 	clock        *fakeclock.Clock
@@ -125,7 +126,7 @@ func (r *rig) start(walkTest bool) {
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		CheckInLinger: r.linger,
-		Transmitters:  r.transmitters, NearestRouting: true, PositionTTL: time.Hour, WalkTest: walkTest,
+		Transmitters:  r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
 		},

@@ -43,15 +43,12 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	// A redelivery we already committed (same source message id) changes nothing.
 	if ev.SourceID != "" {
 		key := ev.Source + "\x00" + ev.SourceID
-		if seen, ok := s.seen[key]; ok && now.Sub(seen.at) <= redeliveryWindow {
-			rec.Alarm, rec.Duplicate = seen.alarm, true
+		if alarm, ok := s.seen.lookup(key, now); ok {
+			rec.Alarm, rec.Duplicate = alarm, true
 			b.Events = append(b.Events, rec)
 			return nil
 		}
-		if len(s.seen) >= 1<<16 {
-			s.forgetSeen(now) // bounded memory in a storm
-		}
-		defer func() { s.seen[key] = seenSource{alarm: rec.Alarm, at: now} }()
+		defer func() { s.seen.remember(key, rec.Alarm, now) }()
 	}
 
 	// Every message is a check-in for supervision.
@@ -113,10 +110,10 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	loc := s.location(ev.Transmitter)
 	if id, ok := s.open[key]; ok {
 		a := s.alarms[id]
-		acts := e.opt.Router.Repeat(a, ev.Priority, s.envFor(now, a))
+		acts := e.opt.Router.RepeatKind(a, ev.Kind, ev.Priority, s.envFor(now, a))
 		return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.repeated", acts, now)
 	}
-	pol := e.opt.Router.Policy(ev.Kind, loc)
+	pol := e.opt.Router.PolicyAt(ev.Kind, loc, now)
 	prio := ev.Kind.DefaultPriority()
 	if pol.Priority != 0 {
 		prio = pol.Priority
@@ -138,7 +135,9 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	s.alarms[a.ID] = a
 	s.open[key] = a.ID
 	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
-	acts := e.opt.Router.Raise(a, s.env(now, loc))
+	env := s.env(now, loc)
+	env.Primary = s.transmitters[ev.Transmitter].PrimaryContacts
+	acts := e.opt.Router.Raise(a, env)
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
 	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
 	return a.ID, func(err error) { raised(err); offered(err) }
@@ -198,8 +197,8 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
 	}
 	fxs = append(fxs, e.supervise(b, now)...)
-	fxs = append(fxs, e.purgePositions(b, now))
-	s.forgetSeen(now)
+	e.purgePositions(b, now)
+	s.seen.expire(now)
 	return runAll(fxs)
 }
 

@@ -38,8 +38,9 @@ func (e *Engine) Members(ctx context.Context) ([]vakt.Member, error) {
 func (e *Engine) SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error) {
 	return e.updateStaff(ctx, id, "staff.duty", func(st *vakt.StaffState) error {
 		st.OnDuty = on
-		if !on {
+		if !on && st.Position != nil {
 			st.Position = nil
+			e.st.scrub = true // gone from every file before the answer
 		}
 		return nil
 	})
@@ -150,11 +151,12 @@ func hasOffer(a *vakt.Alarm, id vakt.StaffID) bool {
 	return false
 }
 
-// purgePositions forgets positions older than the TTL (G1), and returns the effect
-// that removes them, and every superseded one, from the database file and its WAL.
-// That runs whenever a position expired, and at least once per TTL while any
-// position is held, since phones that keep reporting never let one expire.
-func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) effect {
+// purgePositions forgets positions older than the TTL (G1) and asks for the disk
+// scrub (scrubPositions) that removes them, and every superseded one, from the
+// database file and its WAL. That runs whenever a position expired, and at least
+// once per TTL while any position is held, since phones that keep reporting never
+// let one expire: a superseded position stays on disk at most one TTL.
+func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) {
 	s := e.st
 	purged := 0
 	for _, st := range s.staff {
@@ -168,23 +170,41 @@ func (e *Engine) purgePositions(b *vakt.Batch, now time.Time) effect {
 			purged++
 		}
 	}
-	p, ok := e.opt.Store.(vakt.PositionPurger)
-	if !ok || (purged == 0 && now.Sub(s.lastDiskPurge) < e.opt.PositionTTL) {
-		return nil
+	if purged > 0 || now.Sub(s.lastDiskPurge) >= e.opt.PositionTTL {
+		s.scrub = true
 	}
-	s.lastDiskPurge = now
+}
+
+// scrubRetry is how long a failed disk scrub waits before the next try: a reader
+// held the WAL past busy_timeout.
+const scrubRetry = 10 * time.Second
+
+// scrubPositions runs after a commit that removed a position (off duty, expiry,
+// nearest-staff routing off) or when the periodic purge is due, before that
+// commit's replies and acknowledgements: the store's purge ends with a TRUNCATE
+// checkpoint, so with secure_delete the removed bytes are gone from the main file
+// and the WAL that still held them is emptied. Going off duty is answered only
+// once the position is in no file. A failed scrub is retried after scrubRetry.
+func (e *Engine) scrubPositions(now time.Time) {
+	s := e.st
+	if !s.scrub || now.Before(s.scrubRetryAt) {
+		return
+	}
+	p, ok := e.opt.Store.(vakt.PositionPurger)
+	if !ok {
+		s.scrub = false
+		return
+	}
 	olderThan := now.Add(-e.opt.PositionTTL)
 	if !e.opt.NearestRouting {
 		olderThan = now.Add(time.Hour) // switched off: every position goes
 	}
-	return func(err error) {
-		if err != nil {
-			return // the rows still hold them; the next tick tries again
-		}
-		if _, err := p.PurgePositions(context.Background(), olderThan); err != nil {
-			e.log.Error("purge positions from disk", "err", err)
-		}
+	if _, err := p.PurgePositions(context.Background(), olderThan); err != nil {
+		e.log.Error("purge positions from disk: retrying", "err", err, "retry_in", scrubRetry)
+		s.scrubRetryAt = now.Add(scrubRetry)
+		return
 	}
+	s.scrub, s.scrubRetryAt, s.lastDiskPurge = false, time.Time{}, now
 }
 
 // startOp merges the configured directory and initial demo state into the stored state.
@@ -213,6 +233,9 @@ func (startOp) apply(e *Engine, b *vakt.Batch) effect {
 		e.rows.staffState(b, st)
 	}
 	s.peopleDirty = true
+	// A crash between a commit that removed a position and its scrub left the
+	// position in the WAL: scrub once at start.
+	s.scrub = true
 	return nil
 }
 

@@ -23,14 +23,19 @@ type state struct {
 	// so a repeat never opens a second one.
 	open   map[openKey]vakt.AlarmID
 	visits map[vakt.VisitID]vakt.Visit // open visits
-	seen   map[string]seenSource       // source\x00sourceID → what it did, recently
+	seen   *recentSources              // source\x00sourceID → what it did, recently
 	// heard is when each supervised transmitter was last heard, on this process's
 	// clock (monotonic): a wall-clock jump or a restart never fires supervision early.
 	heard map[vakt.TransmitterID]time.Time
 	// lastDiskPurge is when positions were last purged from the database file.
 	lastDiskPurge time.Time
-	nextAlarm     int64
-	nextVisit     int64
+	// scrub: a position was removed (or the periodic purge is due) and must be
+	// scrubbed from the files after the next commit (scrubPositions); a failed
+	// scrub waits until scrubRetryAt.
+	scrub        bool
+	scrubRetryAt time.Time
+	nextAlarm    int64
+	nextVisit    int64
 
 	// people is the routing view of staff, kept up to date in place: touch copies one
 	// member's new state in, handlingDirty recomputes who is busy with an emergency,
@@ -40,25 +45,14 @@ type state struct {
 	peopleDirty   bool
 	handlingDirty bool
 	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
+	active        map[vakt.StaffID]activeAlarms
 }
 
-// seenSource remembers a source message id for redeliveryWindow. Sources redeliver
-// an unacknowledged message within seconds of reconnecting; ids such as MQTT packet
-// ids are reused later, so an old match must not swallow a new press.
-type seenSource struct {
-	alarm vakt.AlarmID
-	at    time.Time
-}
-
-const redeliveryWindow = 10 * time.Minute
-
-// forgetSeen drops source ids older than the redelivery window.
-func (s *state) forgetSeen(now time.Time) {
-	for k, v := range s.seen {
-		if now.Sub(v.at) > redeliveryWindow {
-			delete(s.seen, k)
-		}
-	}
+// activeAlarms is how many open alarms a staff member has accepted, and the most
+// urgent priority among them (routing's interrupt-busy tiers use it).
+type activeAlarms struct {
+	n    int
+	prio vakt.Priority
 }
 
 type openKey struct {
@@ -83,7 +77,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		alarms:       map[vakt.AlarmID]*vakt.Alarm{},
 		open:         map[openKey]vakt.AlarmID{},
 		visits:       map[vakt.VisitID]vakt.Visit{},
-		seen:         map[string]seenSource{},
+		seen:         newRecentSources(recentCapacity, len(snap.SeenSources)),
 		nextAlarm:    snap.NextAlarm,
 		peopleDirty:  true,
 	}
@@ -122,8 +116,19 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 			s.heard[t.ID] = start // a restart gives every transmitter a full period
 		}
 	}
-	for k, v := range snap.SeenSources {
-		s.seen[k] = seenSource{alarm: v, at: start}
+	// Oldest first, so that if the ring fills the oldest go first; keys the order
+	// does not list (a store that gives none) come after.
+	for _, k := range snap.SeenOrder {
+		if v, ok := snap.SeenSources[k]; ok {
+			s.seen.remember(k, v, start)
+		}
+	}
+	if len(snap.SeenOrder) != len(snap.SeenSources) {
+		for k, v := range snap.SeenSources {
+			if _, ok := s.seen.lookup(k, start); !ok {
+				s.seen.remember(k, v, start)
+			}
+		}
 	}
 	if s.nextAlarm < 1 {
 		s.nextAlarm = 1
@@ -189,6 +194,7 @@ func (s *state) touch(id vakt.StaffID) {
 // another emergency because of a itself (a re-alarmed emergency may go back to them).
 func (s *state) envFor(now time.Time, a *vakt.Alarm) routing.Env {
 	env := s.env(now, s.location(a.Transmitter))
+	env.Primary = s.transmitters[a.Transmitter].PrimaryContacts
 	if a.Assignee == "" || a.Priority != vakt.PriorityEmergency || s.handling[a.Assignee] != 1 {
 		return env
 	}
@@ -228,13 +234,28 @@ func (s *state) countHandling() {
 	if s.handling == nil {
 		s.handling = map[vakt.StaffID]int{}
 	}
+	clear(s.active)
+	if s.active == nil {
+		s.active = map[vakt.StaffID]activeAlarms{}
+	}
 	for _, a := range s.alarms {
 		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
 			s.handling[a.Assignee]++
 		}
+		if a.Assignee != "" && a.State.Open() {
+			c := s.active[a.Assignee]
+			c.n++
+			if c.prio == 0 || a.Priority < c.prio {
+				c.prio = a.Priority
+			}
+			s.active[a.Assignee] = c
+		}
 	}
 	for i := range s.people {
-		s.people[i].HandlingEmergency = s.handling[s.people[i].Staff] > 0
+		p := &s.people[i]
+		p.HandlingEmergency = s.handling[p.Staff] > 0
+		c := s.active[p.Staff]
+		p.Active, p.ActivePriority = c.n, c.prio
 	}
 	s.handlingDirty = false
 }
@@ -255,6 +276,10 @@ func (s *state) nextDeadline() time.Time {
 		if exp := at.Add(s.transmitters[id].Supervision); next.IsZero() || exp.Before(next) {
 			next = exp
 		}
+	}
+	// A failed disk scrub is retried.
+	if s.scrub && !s.scrubRetryAt.IsZero() && (next.IsZero() || s.scrubRetryAt.Before(next)) {
+		next = s.scrubRetryAt
 	}
 	// Positions expire after their TTL: wake up to purge them (G1).
 	if s.opt.PositionTTL > 0 {

@@ -7,70 +7,31 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"os"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/store/storetest"
 )
 
-// fileBytes reads the database, its WAL and its shared-memory file as they are on
-// disk (missing ones count as empty).
-func fileBytes(t *testing.T, path string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	for _, name := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
-		b, err := os.ReadFile(name)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		out[name] = b
-	}
-	return out
-}
-
-// needles are the forms a value can take in the files: text, and for numbers the
-// 8-byte big-endian IEEE 754 form SQLite stores REAL values in.
-func needles(values ...any) map[string][]byte {
-	out := map[string][]byte{}
-	for _, v := range values {
-		switch v := v.(type) {
-		case string:
-			out[strconv.Quote(v)] = []byte(v)
-		case float64:
-			s := strconv.FormatFloat(v, 'g', -1, 64)
-			out[s] = []byte(s)
-			out[s+" (binary)"] = binary.BigEndian.AppendUint64(nil, math.Float64bits(v))
-		}
-	}
-	return out
-}
+// needles are the forms a value can take in the files (storetest.Needles).
+func needles(values ...any) map[string][]byte { return storetest.Needles(values...) }
 
 // found lists which needles occur anywhere in the files.
 func found(t *testing.T, path string, needles map[string][]byte) []string {
 	t.Helper()
-	var hits []string
-	for file, b := range fileBytes(t, path) {
-		for name, n := range needles {
-			if bytes.Contains(b, n) {
-				hits = append(hits, name+" in "+file[strings.LastIndexByte(file, '/')+1:])
-			}
-		}
+	hits, err := storetest.Found(path, needles)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return hits
 }
 
 func contains(t *testing.T, path string, needle []byte) bool {
 	t.Helper()
-	for _, b := range fileBytes(t, path) {
-		if bytes.Contains(b, needle) {
-			return true
-		}
-	}
-	return false
+	return len(found(t, path, map[string][]byte{"needle": needle})) > 0
 }
 
 func position(lat, lon float64, at time.Time) *vakt.Position {
@@ -234,7 +195,7 @@ func TestEraseStaffLeavesNoTrace(t *testing.T) {
 
 	gone := needles(personal.Name, personal.Phone, moved.Phone, personal.Email, personal.SecretHash, 63.43049871, 10.39506913)
 	for name, n := range gone {
-		if strings.Contains(name, "binary") || strings.HasPrefix(name, `"`) {
+		if strings.Contains(name, "big-endian") || strings.HasPrefix(name, `"`) {
 			if !contains(t, path, n) {
 				t.Fatalf("precondition: %s not in the files before erasure", name)
 			}

@@ -54,9 +54,8 @@ type Options struct {
 	// Readers is the size of the read-only pool. Default 4.
 	Readers int
 	// SeenWindow is how far back Load collects (Source, SourceID) keys for
-	// recognising redeliveries. Default 24 h. Load reads every event in it, so a
-	// busy site that must be ready fast after a restart (P4) may want less:
-	// sources redeliver within minutes.
+	// recognising redeliveries. Default 24 h. Load reads at most the newest
+	// 65,536 events however long the window (see seenMaxEvents).
 	SeenWindow time.Duration
 }
 
@@ -83,6 +82,7 @@ type DB struct {
 	log  *slog.Logger
 
 	seenWindow time.Duration
+	seenMax    int // seenMaxEvents; smaller in tests
 
 	st statements
 
@@ -147,7 +147,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	f.Close()
 
-	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow}
+	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents}
 	if err := db.open(ctx, opts.Readers); err != nil {
 		db.closeAll()
 		return nil, err

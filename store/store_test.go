@@ -643,3 +643,42 @@ func TestSessionsSurviveReopen(t *testing.T) {
 		t.Fatalf("sessions after reopen: %+v", snap.Sessions)
 	}
 }
+
+// Load reads a bounded number of the newest events for redelivery detection,
+// however many the window holds, so a long history does not delay the start (R1,
+// P4); the keys come oldest first so the engine forgets the oldest first.
+func TestSeenSourcesBounded(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "vakt.db"), Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if seenMaxEvents < 65535 {
+		t.Fatalf("seenMaxEvents %d is less than one MQTT session's window of unacknowledged messages", seenMaxEvents)
+	}
+	const seenMaxEvents, extra = seenMinEvents + 2000, 1000 // smaller, so the test is quick
+	db.seenMax = seenMaxEvents
+	for i := 0; i < seenMaxEvents+extra; {
+		b := &vakt.Batch{}
+		for ; len(b.Events) < 5000 && i < seenMaxEvents+extra; i++ {
+			b.Events = append(b.Events, vakt.EventRecord{Event: vakt.Event{Transmitter: "t", Kind: vakt.EventCall,
+				Source: "mqtt", SourceID: strconv.Itoa(i), ReceivedAt: t0.Add(-time.Minute)}})
+		}
+		commit(t, db, b)
+	}
+	s, err := db.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.SeenSources) != seenMaxEvents || len(s.SeenOrder) != seenMaxEvents {
+		t.Fatalf("%d seen sources (%d ordered), want the newest %d", len(s.SeenSources), len(s.SeenOrder), seenMaxEvents)
+	}
+	if _, ok := s.SeenSources["mqtt\x00"+strconv.Itoa(extra-1)]; ok {
+		t.Error("an event older than the newest seenMaxEvents was read")
+	}
+	if first, last := s.SeenOrder[0], s.SeenOrder[len(s.SeenOrder)-1]; first != "mqtt\x00"+strconv.Itoa(extra) ||
+		last != "mqtt\x00"+strconv.Itoa(seenMaxEvents+extra-1) {
+		t.Errorf("order runs %q … %q, want oldest first", first, last)
+	}
+}
