@@ -77,6 +77,8 @@ type Engine struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	view viewState // the published View (view.go)
 }
 
 // Stats are counters for the status page and metrics.
@@ -244,6 +246,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		e.storageEvent(ctx, vakt.EventCheckIn)
 	}
 	e.armTimer()
+	e.published()
 }
 
 // StorageTransmitter is the pseudo-transmitter of the gateway's own database: when

@@ -68,7 +68,12 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 
 	var fx, back effect
 	if ev.Kind != vakt.EventOffline {
-		back = e.restored(b, ev, now)
+		back = e.restored(b, ev, vakt.EventOffline, now)
+	}
+	for _, k := range ev.Clears {
+		if k.Technical() && k != ev.Kind {
+			back = runAll([]effect{back, e.restored(b, ev, k, now)})
+		}
 	}
 	switch {
 	case ev.Kind.Raises() || ev.Kind.Technical():
@@ -87,11 +92,14 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	return runAll([]effect{back, fx})
 }
 
-// restored closes an open "offline" technical alarm when the transmitter is heard
-// from again, unless a technician already accepted it (then they close it).
-func (e *Engine) restored(b *vakt.Batch, ev vakt.Event, now time.Time) effect {
+// restored closes an open technical alarm of kind when its condition is over: an
+// "offline" one when the transmitter is heard from again, a tamper or low-battery one
+// when the driver says it cleared (ev.Clears) — unless a technician already accepted
+// it (then they close it). Each episode is thus exactly one alarm: raised once,
+// repeats folded into it, closed once.
+func (e *Engine) restored(b *vakt.Batch, ev vakt.Event, kind vakt.EventKind, now time.Time) effect {
 	s := e.st
-	id, ok := s.open[keyFor(ev.Transmitter, vakt.EventOffline)]
+	id, ok := s.open[keyFor(ev.Transmitter, kind)]
 	if !ok {
 		return nil
 	}

@@ -47,6 +47,7 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
+	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -80,6 +81,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
+	m.openService()
 	transmitters := transmittersFromConfig(cfg)
 	m.API = api.New(api.Options{
 		Transmitters: transmitters,
@@ -103,9 +105,9 @@ func (m *Main) Open(ctx context.Context) error {
 		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       observers,
+		Observers:       append(observers, m.svc.metrics),
 		Pagers:          pagers,
-		Store:           withFailpoint(m.DB),
+		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.API,
 		Clock:           m.Clock,
@@ -143,8 +145,7 @@ func (m *Main) Open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.API)
 	mux.Handle("/app/", webapp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", m.readyz)
+	m.routeService(mux)
 	m.httpSrv = api.NewHTTPServer(mux, slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn))
 	return nil
 }
@@ -154,15 +155,6 @@ func (m *Main) APIAddr() string { return m.httpLn.Addr().String() }
 
 // Ready is closed once every part runs.
 func (m *Main) Ready() <-chan struct{} { return m.ready }
-
-func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-m.ready:
-		fmt.Fprintln(w, "ready")
-	default:
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}
-}
 
 // Run starts every part and serves until ctx ends or a part fails.
 func (m *Main) Run(ctx context.Context) error {
@@ -197,6 +189,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
+	m.serviceReady(ctx)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -207,6 +200,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops everything in reverse order; sources first so nothing new arrives.
 func (m *Main) Close() error {
+	m.serviceStopping()
 	for _, s := range m.Sources {
 		if err := s.Stop(); err != nil {
 			m.Logger.Warn("stop driver", "driver", s.Name(), "err", err)

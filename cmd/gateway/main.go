@@ -6,6 +6,7 @@
 //	gateway serial-monitor -port DEV    decode a live ESPA 4.4.4 line, read-only
 //	gateway phone -staff ID -secret S   act as a staff phone (demo, commissioning)
 //	gateway verify-audit -config FILE   check the audit hash chain
+//	gateway healthcheck -url URL        exit 0 when a running gateway is ready
 //	gateway version
 package main
 
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPhone(rest, stdout)
 	case "verify-audit":
 		err = cmdVerifyAudit(rest, stdout)
+	case "healthcheck":
+		err = cmdHealthcheck(rest, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vakt gateway", version)
 	case "help", "-h", "--help":
@@ -73,6 +76,7 @@ commands:
   serial-monitor -port DEV    decode a live ESPA 4.4.4 line (read-only) while commissioning
   phone -staff ID -secret S   act as a staff phone: print pushes, confirm offers (demo, commissioning)
   verify-audit -config FILE   verify the audit log's hash chain
+  healthcheck -url URL        exit 0 when the gateway at URL (/readyz) is ready
   version                     print the version
 `)
 }

@@ -166,11 +166,16 @@ func (d *Dialect) Decode(topic string, p []byte, retained bool) (drivers.Result,
 	if k, ok := dev.values[value]; ok && valueOK && k != vakt.EventCheckIn {
 		kinds = append(kinds, k)
 	}
-	if dev.battery.Report(battery, false, false, retained) {
+	raise, ok := dev.battery.Report(battery, false, false, retained)
+	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
 	}
 	if retained {
 		kinds = nil
 	}
-	return payload.Finish(dev.id, p, payload.Events(kinds, battery, nil)), nil
+	var clears []vakt.EventKind
+	if ok {
+		clears = []vakt.EventKind{vakt.EventLowBattery}
+	}
+	return payload.Finish(dev.id, p, payload.WithClears(payload.Events(kinds, battery, nil), clears)), nil
 }

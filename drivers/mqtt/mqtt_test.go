@@ -350,7 +350,7 @@ func TestRejectionsAcked(t *testing.T) {
 		pub.publish(t, "zigbee2mqtt/room101/sos", `{"action":"emerg`)
 		pub.publish(t, "zigbee2mqtt/unknown/device", `{"action":"single"}`)
 		pub.publish(t, "zigbee2mqtt/room101/sos", `{"pad":"`+strings.Repeat("x", 5000)+`"}`)
-		pub.publish(t, "zigbee2mqtt/bridge/state", `{"state":"online"}`)
+		pub.publish(t, "zigbee2mqtt/bridge/event", `{"type":"device_joined"}`)
 		pub.publish(t, "zigbee2mqtt/room103/button", `{"action":"single"}`)
 		if ev := rec.next(t); ev.Transmitter != "room103-button" || ev.Kind != vakt.EventCall {
 			t.Fatalf("event %+v", ev)

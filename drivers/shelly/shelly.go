@@ -199,13 +199,18 @@ func (d *Dialect) Decode(topic string, p []byte, retained bool) (drivers.Result,
 	if err != nil {
 		return drivers.Result{}, err
 	}
-	if dev.battery.Report(battery, false, false, retained) {
+	raise, ok := dev.battery.Report(battery, false, false, retained)
+	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
 	}
 	if retained {
 		kinds = slicesOffline(kinds)
 	}
-	return payload.Finish(dev.id, p, payload.Events(kinds, battery, nil)), nil
+	var clears []vakt.EventKind
+	if ok {
+		clears = []vakt.EventKind{vakt.EventLowBattery}
+	}
+	return payload.Finish(dev.id, p, payload.WithClears(payload.Events(kinds, battery, nil), clears)), nil
 }
 
 // slicesOffline keeps only an offline report: a retained "online: false" (the

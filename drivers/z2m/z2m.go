@@ -226,6 +226,16 @@ func (d *Decoder) Decode(topic string, p []byte, retained bool) (Result, error) 
 	if kind == routeOutside {
 		return Result{}, ErrUnknown
 	}
+	if kind == routeBridge {
+		if err := payload.Oversize(p, d.maxPayload); err != nil {
+			return Result{}, err
+		}
+		events, err := availability(p)
+		if err != nil {
+			return Result{}, err
+		}
+		return payload.Finish(BridgeTransmitter(d.base), p, events), nil
+	}
 	if err := payload.Oversize(p, d.maxPayload); err != nil {
 		return Result{}, err
 	}
@@ -253,6 +263,7 @@ type route int
 const (
 	routeState route = iota
 	routeAvailability
+	routeBridge
 	routeIgnore
 	routeOutside // not under the base topic
 )
@@ -264,6 +275,9 @@ func (d *Decoder) route(topic string) (*device, route) {
 	rest, ok := strings.CutPrefix(topic, d.base+"/")
 	if !ok {
 		return nil, routeOutside
+	}
+	if rest == "bridge/state" {
+		return nil, routeBridge
 	}
 	if rest == "bridge" || strings.HasPrefix(rest, "bridge/") {
 		return nil, routeIgnore
@@ -346,6 +360,7 @@ func (dev *device) state(p []byte, retained bool) ([]vakt.Event, error) {
 			kinds = append(kinds, k)
 		}
 	}
+	var clears []vakt.EventKind
 	for _, tr := range triggers {
 		v, ok := payload.Bool(obj[tr.field])
 		if !ok {
@@ -356,14 +371,28 @@ func (dev *device) state(p []byte, retained bool) ([]vakt.Event, error) {
 			kinds = append(kinds, tr.kind)
 		}
 		dev.active[tr.field] = now
+		if !now && tr.kind.Technical() && !retained {
+			clears = append(clears, tr.kind) // tamper closed again
+		}
 	}
 	battery := payload.Percent(obj["battery"])
 	low, lowReported := payload.Bool(obj["battery_low"])
-	if dev.battery.Report(battery, low, lowReported, retained) {
+	raise, ok := dev.battery.Report(battery, low, lowReported, retained)
+	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
+	}
+	if ok {
+		clears = append(clears, vakt.EventLowBattery)
 	}
 	if retained {
 		kinds = nil
 	}
-	return payload.Events(kinds, battery, payload.Number(obj["linkquality"], 0, 255)), nil
+	return payload.WithClears(payload.Events(kinds, battery, payload.Number(obj["linkquality"], 0, 255)), clears), nil
+}
+
+// BridgeTransmitter is the pseudo-transmitter the bridge state of base is reported
+// on: <base>/bridge/state going offline (the bridge's last will) silences every
+// Zigbee device at once, so it is a technical alarm of its own; "online" closes it.
+func BridgeTransmitter(base string) vakt.TransmitterID {
+	return vakt.TransmitterID(base + "-bridge")
 }

@@ -147,24 +147,40 @@ type Battery struct {
 	raised    bool // raised and not re-armed
 }
 
-// Report says whether this report raises the alarm: once when the device reports
-// low (its flag, or a level under the threshold), re-armed once it reports a good
-// level. Retained messages neither raise nor re-arm it: after a restart the first
-// live report raises it again, which folds into the open technical alarm.
-func (b *Battery) Report(level *int, low, lowReported, retained bool) bool {
+// Report tracks the low-battery episode: raise once when the device reports low
+// (its flag, or a level under the threshold); over (ok) whenever it reports a level
+// at least batteryHysteresis above the threshold (or its flag false without a level),
+// which also re-arms it. Retained messages neither raise nor end it: after a restart
+// the first live report raises it again, which folds into the open technical alarm.
+func (b *Battery) Report(level *int, low, lowReported, retained bool) (raise, ok bool) {
 	if retained {
-		return false
+		return false, false
 	}
 	isLow := low || (level != nil && *level < b.Threshold)
 	if isLow {
 		raise := !b.raised
 		b.raised = true
-		return raise
+		return raise, false
 	}
 	if (lowReported || level != nil) && (level == nil || *level >= b.Threshold+batteryHysteresis) {
 		b.raised = false
+		return false, true
 	}
-	return false
+	return false, false
+}
+
+// WithClears marks every event of a message with the conditions it reports over.
+// Devices repeat tamper:false and the battery level in every message, so a healthy
+// device says so each time: the engine closes an open alarm (even one raised before
+// a restart, which the decoder no longer remembers) on the first.
+func WithClears(evs []vakt.Event, clears []vakt.EventKind) []vakt.Event {
+	if len(clears) == 0 {
+		return evs
+	}
+	for i := range evs {
+		evs[i].Clears = clears
+	}
+	return evs
 }
 
 // Threshold returns a configured low-battery percentage, or the default for 0.
