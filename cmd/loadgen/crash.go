@@ -54,7 +54,7 @@ func cmdCrash(ctx context.Context, args []string, out io.Writer) (bool, error) {
 	f.o.Broker, f.o.Transmitters, f.o.Blind = f.broker, len(site.Transmitters), true
 	f.o.Duration = 24 * time.Hour // until stopped
 	f.o.Drain = 10 * time.Second
-	led := &ledger{}
+	led := newLedger()
 	l := newLoader(f.o, led)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 

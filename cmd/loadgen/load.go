@@ -41,10 +41,15 @@ const (
 // ledger records every message published, by unique sequence number, and which of
 // them the broker acknowledged. It outlives gateway restarts (crash loops).
 type ledger struct {
+	run   string // in every payload: "run":"<run>", so runs sharing a database are told apart
 	mu    sync.Mutex
 	next  int64
 	kind  []byte // by seq
 	acked []bool // by seq
+}
+
+func newLedger() *ledger {
+	return &ledger{run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 }
 
 func (l *ledger) add(kind byte) int64 {
@@ -83,6 +88,7 @@ func (l *ledger) save(path string) error {
 		return err
 	}
 	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "run %s\n", l.run)
 	for i, k := range l.kind {
 		a := 0
 		if l.acked[i] {
@@ -107,6 +113,10 @@ func loadLedger(path string) (*ledger, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
+		if len(fs) == 2 && fs[0] == "run" {
+			l.run = fs[1]
+			continue
+		}
 		if len(fs) != 3 || len(fs[1]) != 1 {
 			return nil, fmt.Errorf("ledger %s: bad line %q", path, sc.Text())
 		}
@@ -162,6 +172,9 @@ type loadResult struct {
 	PhoneDrops   int64    `json:"phone_drops"`
 	Reconnects   int64    `json:"mqtt_reconnects"`
 	Verification *verdict `json:"verification,omitempty"`
+
+	FloorCommitMs    float64 `json:"floor_commit_ms,omitempty"`
+	FloorCommitsPerS float64 `json:"floor_commits_per_s,omitempty"`
 }
 
 type latency struct {
@@ -289,11 +302,11 @@ func (l *loader) publish(i int, kind byte, then func(ok bool)) bool {
 	var payload string
 	switch kind {
 	case kindPress:
-		payload = fmt.Sprintf(`{"action":"emergency","seq":%d}`, seq)
+		payload = fmt.Sprintf(`{"action":"emergency","run":"%s","seq":%d}`, l.led.run, seq)
 	case kindCancel:
-		payload = fmt.Sprintf(`{"action":"reset","seq":%d}`, seq)
+		payload = fmt.Sprintf(`{"action":"reset","run":"%s","seq":%d}`, l.led.run, seq)
 	default:
-		payload = fmt.Sprintf(`{"battery":%d,"linkquality":%d,"seq":%d}`, 60+seq%40, 100+seq%100, seq)
+		payload = fmt.Sprintf(`{"battery":%d,"linkquality":%d,"run":"%s","seq":%d}`, 60+seq%40, 100+seq%100, l.led.run, seq)
 	}
 	sent := time.Now()
 	err := c.publish("zigbee2mqtt/"+txAddr(i), []byte(payload), func(ok bool) {
@@ -415,7 +428,7 @@ func (l *loader) run(ctx context.Context, stop <-chan struct{}) loadResult {
 	defer endTimer.Stop()
 	rr := 0
 schedule:
-	for k := 0; ; k++ {
+	for k := 0; l.o.Rate > 0; k++ {
 		due := start.Add(time.Duration(float64(k) * float64(time.Second) / l.o.Rate))
 		if !due.Before(end) {
 			break
@@ -452,6 +465,9 @@ schedule:
 			l.idle <- i
 		}
 	}
+	if l.o.Rate <= 0 { // check-ins only
+		sleepUntil(ctx, stop, end)
+	}
 	offered := time.Since(start)
 	// Drain: outstanding PUBACKs and (gated) offers, bounded.
 	deadline := time.Now().Add(l.o.Drain)
@@ -469,12 +485,16 @@ schedule:
 		time.Sleep(20 * time.Millisecond) // polling counters of a running load
 	}
 	secs := time.Since(start).Seconds()
+	var reconnects int64
+	for _, s := range l.slots {
+		reconnects += s.dials.Load() - 1
+	}
+	cancel()
 	for _, s := range l.slots {
 		if c := s.get(); c != nil {
 			c.close()
 		}
 	}
-	cancel()
 	published, acked := l.led.counts()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -490,9 +510,7 @@ schedule:
 	if l.o.Blind {
 		r.PressesPerS = float64(r.Presses) / secs
 	}
-	for _, s := range l.slots {
-		r.Reconnects += s.dials.Load() - 1
-	}
+	r.Reconnects = reconnects
 	return r
 }
 

@@ -107,7 +107,7 @@ type runFlags struct {
 	dir, broker, api, phonesURL, ledger, verifyDB, jsonOut, label string
 	o                                                             loadOpts
 	acceptAfter, killAfter, drain                                 time.Duration
-	noPhones                                                      bool
+	noPhones, floor                                               bool
 	killPID                                                       int
 }
 
@@ -129,6 +129,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.drain, "drain", 0, "with -verify-db: wait up to this for the database to catch up (external broker)")
 	fs.StringVar(&f.jsonOut, "json", "", "append the result as one JSON line to this file")
 	fs.StringVar(&f.label, "label", "vakt", "name of the system under test in the results")
+	fs.BoolVar(&f.floor, "floor", false, "also measure the single-commit fsync floor on the site's disk (same run)")
 	fs.IntVar(&f.killPID, "kill-pid", 0, "SIGKILL this process (the system under test) mid-run")
 	fs.DurationVar(&f.killAfter, "kill-after", 0, "with -kill-pid: when")
 }
@@ -145,7 +146,7 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) (bool, error) {
 		return false, err
 	}
 	f.o.Broker, f.o.Transmitters = f.broker, len(site.Transmitters)
-	led := &ledger{}
+	led := newLedger()
 	l := newLoader(f.o, led)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -177,6 +178,14 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) (bool, error) {
 	}
 	res := l.run(runCtx, nil)
 	res.Label = f.label
+	if f.floor {
+		fl, err := commitFloor(ctx, f.dir)
+		if err != nil {
+			return false, err
+		}
+		res.FloorCommitMs = float64(fl.Microseconds()) / 1000
+		res.FloorCommitsPerS = float64(time.Second) / float64(fl)
+	}
 	if ph != nil {
 		res.PhoneDrops = ph.drops.Load()
 	}
@@ -211,6 +220,10 @@ func printResult(out io.Writer, r loadResult) {
 	}
 	fmt.Fprintf(out, "%s: publish → PUBACK n=%d p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d MQTT reconnects\n",
 		r.Label, r.Ack.N, r.Ack.P50, r.Ack.P99, r.Ack.Max, r.Reconnects)
+	if r.FloorCommitsPerS > 0 {
+		fmt.Fprintf(out, "%s: floor (same run): one fsync'd single-event commit %.3f ms = %.0f commits/s; acknowledged events/s = %.1f× the floor\n",
+			r.Label, r.FloorCommitMs, r.FloorCommitsPerS, r.EventsPerS/r.FloorCommitsPerS)
+	}
 	if r.Verification != nil {
 		fmt.Fprintf(out, "%s: %v\n", r.Label, *r.Verification)
 	}

@@ -66,6 +66,7 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 	defer rows.Close()
 	led.mu.Lock()
 	defer led.mu.Unlock()
+	tag := []byte(`"run":"` + led.run + `"`)
 	n := int64(len(led.kind))
 	fresh := make([]uint8, n) // non-duplicate rows per seq (saturating)
 	any := make([]bool, n)
@@ -76,6 +77,9 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 		var dup int
 		if err := rows.Scan(&raw, &alarm, &dup); err != nil {
 			return v, err
+		}
+		if !bytes.Contains(raw, tag) {
+			continue // another run's message
 		}
 		seq, ok := seqOf(raw)
 		if !ok || seq < 0 || seq >= n {
