@@ -18,7 +18,7 @@ ext=(); [ "$broker" = mosquitto ] && { ext=(-external); start_mosquitto "$bport"
 echo "crash loop ($broker broker): $cycles SIGKILLs, $rate presses/s + cancels offered; work folder $work"
 set +e
 "$work/loadgen" crash -gateway "$work/gateway" -dir "$work/site" -api-port "$api" -cycles "$cycles" \
-	-broker "127.0.0.1:$bport" -rate "$rate" "${ext[@]}" -label "vakt-$broker" -json "$work/crash.jsonl"
+	-broker "127.0.0.1:$bport" -rate "$rate" "${ext[@]}" -label "vakt-$broker" -json "$work/crash.jsonl" -ledger "$work/crash.ledger"
 rc=$?
 set -e
 [ $rc -eq 0 ] && echo "VERDICT: PASS (every acknowledged event stored, integrity ok)" || echo "VERDICT: FAIL"

@@ -9,6 +9,8 @@
 //	loadgen run    -dir D -rate R -duration T [...]   one load run, figures + verdict
 //	loadgen crash  -gateway BIN -dir D -cycles N [...] SIGKILL loop during a storm (R1)
 //	loadgen verify -db FILE -ledger FILE              acknowledged vs stored
+//	loadgen broker-restart -gateway BIN -dir D        Mosquitto restarted, gateway down (R2)
+//	loadgen phone-drop -dir D                         a phone drops mid-offer, one never confirms (R8)
 //	loadgen plot   -in results.jsonl -out FILE.svg    latency against offered load
 //
 // It is a separate tool, not part of the gateway: docs/benchmarks.md has the suites
@@ -56,6 +58,10 @@ func run(ctx context.Context, args []string, out io.Writer) (int, error) {
 		pass, err = cmdCrash(ctx, args[1:], out)
 	case "verify":
 		pass, err = cmdVerify(ctx, args[1:], out)
+	case "phone-drop":
+		pass, err = cmdPhoneDrop(ctx, args[1:], out)
+	case "broker-restart":
+		pass, err = cmdBrokerRestart(ctx, args[1:], out)
 	case "plot":
 		err = cmdPlot(args[1:])
 	default:

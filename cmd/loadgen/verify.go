@@ -39,13 +39,19 @@ func (v verdict) String() string {
 // re-reads until nothing acknowledged is missing or drain has passed (a gateway behind
 // an external broker still receiving its queued backlog).
 func verify(ctx context.Context, path string, led *ledger, drain time.Duration) (verdict, error) {
-	deadline := time.Now().Add(drain)
+	// The wait restarts while the database keeps growing (a long backlog draining),
+	// bounded by ten times drain.
+	deadline, hard := time.Now().Add(drain), time.Now().Add(10*drain)
+	var last int64
 	for {
 		v, err := verifyOnce(ctx, path, led)
-		if err != nil || v.Lost == 0 || time.Now().After(deadline) {
+		if err != nil || v.Lost == 0 || time.Now().After(deadline) || time.Now().After(hard) {
 			return v, err
 		}
-		time.Sleep(250 * time.Millisecond) // polling a database another process fills
+		if v.Stored > last {
+			last, deadline = v.Stored, time.Now().Add(drain)
+		}
+		time.Sleep(time.Second) // polling a database another process fills
 	}
 }
 
