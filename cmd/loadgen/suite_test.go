@@ -146,3 +146,49 @@ func TestCrashLoopShort(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokerRestartShort: R2's short version. Mosquitto restarted once: a press
+// published when it is back reaches a phone; presses published while the gateway was
+// down are all stored after its start. (How fast is the long run's business.)
+func TestBrokerRestartShort(t *testing.T) {
+	s := siteSpec{Dir: t.TempDir(), Transmitters: 500, Staff: 200, APIPort: freePort(t), BrokerPort: freePort(t)}
+	if err := writeSite(s); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	_, err := run(context.Background(), []string{"broker-restart", "-gateway", gatewayBinary(t), "-dir", s.Dir,
+		"-api-port", fmt.Sprint(s.APIPort), "-broker-port", fmt.Sprint(s.BrokerPort), "-cycles", "1", "-presses-while-down", "50"}, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "R2 cycle 0: broker back → offer") {
+		t.Fatalf("no offer after the broker's return:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "after its start: PASS: 100 acknowledged, 100 stored, 0 lost") {
+		t.Fatalf("presses published while the gateway was down are missing:\n%s", out.String())
+	}
+}
+
+// TestPhoneDropShort: R8. A phone that drops with open offers gets them again on
+// reconnect; an alarm offered to a phone that never confirms goes to someone else.
+func TestPhoneDropShort(t *testing.T) {
+	s, api := newSite(t, true)
+	gw, err := startGateway(gatewayBinary(t), sitePath(s.Dir), filepath.Join(s.Dir, "gateway.log"), api, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.signal(syscall.SIGKILL) })
+	var out bytes.Buffer
+	_, err = run(context.Background(), []string{"phone-drop", "-dir", s.Dir,
+		"-api", fmt.Sprintf("http://127.0.0.1:%d", api), "-broker", fmt.Sprintf("127.0.0.1:%d", s.BrokerPort)}, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"offered again: true", "went to the next staff member: true"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("want %q:\n%s", want, out.String())
+		}
+	}
+}
