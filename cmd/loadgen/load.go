@@ -148,7 +148,8 @@ func (s *slot) get() *mqttConn {
 type txState struct {
 	mu       sync.Mutex
 	awaiting bool
-	intended time.Time
+	intended time.Time // when the schedule wanted the press
+	sent     time.Time // when it was written (later when every transmitter was busy)
 }
 
 // loadResult is what one run measured.
@@ -168,6 +169,7 @@ type loadResult struct {
 	NoOffer      int64    `json:"presses_without_offer"`
 	Stray        int64    `json:"offers_unmatched"`
 	Lat          latency  `json:"press_to_offer_ms"`
+	Svc          latency  `json:"sent_to_offer_ms"`
 	Ack          latency  `json:"publish_to_puback_ms"`
 	PhoneDrops   int64    `json:"phone_drops"`
 	Reconnects   int64    `json:"mqtt_reconnects"`
@@ -205,6 +207,7 @@ type loader struct {
 
 	mu        sync.Mutex
 	lat, ackd []time.Duration
+	svc       []time.Duration // sent → offer
 	seen      map[string]bool // alarm ids whose first offer was matched or seen
 
 	presses, cancels, checkins, notSent, offers, noOffer, stray atomic.Int64
@@ -359,11 +362,12 @@ func (l *loader) offer(tx, alarm string, at time.Time) {
 		return
 	}
 	t.awaiting = false
-	d := at.Sub(t.intended)
+	d, ds := at.Sub(t.intended), at.Sub(t.sent)
 	t.mu.Unlock()
 	l.offers.Add(1)
 	l.mu.Lock()
 	l.lat = append(l.lat, d)
+	l.svc = append(l.svc, ds)
 	l.mu.Unlock()
 	l.cancel(i)
 }
@@ -386,7 +390,7 @@ func (l *loader) watchdog(ctx context.Context) {
 			for i := range l.tx {
 				t := &l.tx[i]
 				t.mu.Lock()
-				late := t.awaiting && now.Sub(t.intended) > l.o.OfferTimeout
+				late := t.awaiting && now.Sub(t.sent) > l.o.OfferTimeout
 				if late {
 					t.awaiting = false
 				}
@@ -456,7 +460,7 @@ schedule:
 		}
 		t := &l.tx[i]
 		t.mu.Lock()
-		t.awaiting, t.intended = true, due
+		t.awaiting, t.intended, t.sent = true, due, time.Now()
 		t.mu.Unlock()
 		if !l.publish(i, kindPress, nil) {
 			t.mu.Lock()
@@ -503,7 +507,7 @@ schedule:
 		Presses: l.presses.Load(), Cancels: l.cancels.Load(), CheckIns: l.checkins.Load(),
 		Published: published, Acked: acked, NotSent: l.notSent.Load(),
 		Offers: l.offers.Load(), NoOffer: l.noOffer.Load(), Stray: l.stray.Load(),
-		Lat: percentiles(l.lat), Ack: percentiles(l.ackd),
+		Lat: percentiles(l.lat), Svc: percentiles(l.svc), Ack: percentiles(l.ackd),
 	}
 	r.EventsPerS = float64(len(l.ackd)) / secs
 	r.PressesPerS = float64(r.Offers) / secs
