@@ -34,6 +34,20 @@ for r in $rates; do
 		-rate "$r" -duration "${secs}s" -label vakt -json "$out" -floor | grep -E 'offer|floor'
 done
 
+# SIGKILL mid-storm: blind presses + cancels at the highest rate, killed after half the
+# time, restarted; it drains what the broker still holds for it; compare. Vakt is
+# stopped before Node-RED starts: the two persistent sessions on one Mosquitto would
+# otherwise each receive the other's load.
+top=${rates##* }
+echo "SIGKILL mid-storm ($top presses/s + cancels, killed after $((secs / 2)) s):"
+"$work/loadgen" run -dir "$work/vakt" -broker "127.0.0.1:$bport" -conns 8 -blind -no-phones -rate "$top" \
+	-duration "${secs}s" -kill-pid "$gw_pid" -kill-after "$((secs / 2))s" -ledger "$work/vakt.ledger" -label vakt | grep -E 'acknowledged|SIGKILL' || true
+wait "$gw_pid" 2>/dev/null || true
+start_gateway "$work/vakt/site.yaml" "$api" "$work/vakt/gateway.log"
+"$work/loadgen" verify -db "$work/vakt/vakt.db" -ledger "$work/vakt.ledger" -drain 120s -label "vakt after SIGKILL" -json "$out" || true
+stop_pid "$gw_pid"
+
+
 # --- Node-RED
 start_nodered() {
 	mkdir -p "$work/nodered"
@@ -60,18 +74,6 @@ for r in $rates; do
 		-rate "$r" -duration "${secs}s" -label node-red -json "$out" | grep -E 'offer'
 done
 
-# --- SIGKILL mid-storm: blind presses + cancels at the highest rate, kill after half the time,
-# restart, let each drain what the broker still holds for it, compare.
-top=${rates##* }
-echo "SIGKILL mid-storm ($top presses/s + cancels, killed after $((secs / 2)) s):"
-"$work/loadgen" run -dir "$work/vakt" -broker "127.0.0.1:$bport" -conns 8 -blind -no-phones -rate "$top" \
-	-duration "${secs}s" -kill-pid "$gw_pid" -kill-after "$((secs / 2))s" -ledger "$work/vakt.ledger" -label vakt | grep -E 'acknowledged|SIGKILL' || true
-wait "$gw_pid" 2>/dev/null || true
-start_gateway "$work/vakt/site.yaml" "$api" "$work/vakt/gateway.log"
-"$work/loadgen" verify -db "$work/vakt/vakt.db" -ledger "$work/vakt.ledger" -drain 120s -label "vakt after SIGKILL" -json "$out" || true
-stop_pid "$gw_pid"
-
-: >"$work/nodered/node-red.log.kill"
 "$work/loadgen" run -dir "$work/nodered" -broker "127.0.0.1:$bport" -conns 8 -blind -no-phones -rate "$top" \
 	-duration "${secs}s" -kill-pid "$nr_pid" -kill-after "$((secs / 2))s" -ledger "$work/nodered.ledger" -label node-red | grep -E 'acknowledged|SIGKILL' || true
 wait "$nr_pid" 2>/dev/null || true
