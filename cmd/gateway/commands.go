@@ -44,9 +44,12 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 
 func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify-audit", flag.ContinueOnError)
-	path := fs.String("config", "config/examples/demo.yaml", "configuration file (for storage.path)")
+	path := fs.String("config", "", "configuration file (required: its storage.path names the database)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *path == "" {
+		return errors.New("verify-audit: -config FILE is required")
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {

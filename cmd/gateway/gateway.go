@@ -30,6 +30,8 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// Level is the lowest log level written (-log-level); nil means info.
+	Level slog.Leveler
 
 	Config *config.Config
 	Logger *slog.Logger
@@ -54,7 +56,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Clock = vakt.SystemClock{}
 	}
 	m.ready = make(chan struct{})
-	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if m.Level == nil {
+		m.Level = slog.LevelInfo
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.Level}))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
