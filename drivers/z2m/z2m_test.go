@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -49,13 +50,14 @@ type goldenLine struct {
 	Device  string `json:"device"`
 }
 
-// goldenMessages reads ../shared/testdata/zigbee2mqtt/messages.jsonl beside the repository.
+// goldenMessages reads testdata/zigbee2mqtt/messages.jsonl, the package's copy of
+// ../shared/testdata/zigbee2mqtt (TestGoldenMatchesShared keeps it equal).
 func goldenMessages(t testing.TB) []goldenLine {
 	t.Helper()
-	path := shared.Path(t, "testdata", "zigbee2mqtt", "messages.jsonl")
+	path := filepath.Join("testdata", "zigbee2mqtt", "messages.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
-		t.Fatalf("golden messages (the shared folder is expected beside the repository): %v", err)
+		t.Fatalf("golden messages: %v", err)
 	}
 	defer f.Close()
 	var lines []goldenLine
@@ -470,4 +472,10 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestGoldenMatchesShared keeps testdata/zigbee2mqtt equal to the shared vectors when
+// ../shared is beside the clone.
+func TestGoldenMatchesShared(t *testing.T) {
+	shared.MatchDir(t, filepath.Join("testdata", "zigbee2mqtt"), "*.jsonl", "testdata", "zigbee2mqtt")
 }
