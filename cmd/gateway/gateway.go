@@ -32,6 +32,9 @@ type Main struct {
 	Clock vakt.Clock
 	// Level is the lowest log level written (-log-level); nil means info.
 	Level slog.Leveler
+	// Observers are told every committed alarm change (tests wait on them instead
+	// of polling).
+	Observers []vakt.Observer
 
 	Config *config.Config
 	Logger *slog.Logger
@@ -92,6 +95,9 @@ func (m *Main) Open(ctx context.Context) error {
 	// Serial ports observe alarms (status blocks back to the call system); they are
 	// built after the engine, so observers are handed over through this indirection.
 	observers := &observerList{}
+	for _, o := range m.Observers {
+		observers.add(o)
+	}
 	pagers := map[string]vakt.Pager{}
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       []vakt.Observer{observers},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/internal/mosquittotest"
 )
 
@@ -244,19 +244,6 @@ func (p *phone) none(typ string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(5 * time.Millisecond): // polling for a state change, not a timing assumption
-		}
-	}
-}
-
 // Credentials of prodConfig (not sample values: it is not a demo).
 const (
 	siteZ2MUser, siteZ2MPass = "zigbee2mqtt", "Zq8-crash-41x"
@@ -353,4 +340,49 @@ func (b *bridge) publish(topic, payload string) error {
 // the transmitter.
 func containsAlarm(list, transmitter string) bool {
 	return strings.Contains(list, `"id":"a-`) && strings.Contains(list, `"id":"`+transmitter+`"`)
+}
+
+// alarmWatch is an Observer of the gateway (Main.Observers): it receives every
+// committed alarm change, so a test waits on the commit itself instead of polling.
+type alarmWatch struct{ ch chan vakt.Alarm }
+
+func newAlarmWatch() *alarmWatch { return &alarmWatch{ch: make(chan vakt.Alarm, 4096)} }
+
+func (w *alarmWatch) AlarmChanged(a vakt.Alarm) {
+	select {
+	case w.ch <- a:
+	default: // a test that stopped watching must not block the engine
+	}
+}
+
+// until waits for a committed change of which cond holds.
+func (w *alarmWatch) until(t testing.TB, what string, cond func(vakt.Alarm) bool) vakt.Alarm {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case a := <-w.ch:
+			if cond(a) {
+				return a
+			}
+		case <-timeout:
+			t.Fatalf("no committed alarm change with %s within %v", what, waitLimit)
+			return vakt.Alarm{}
+		}
+	}
+}
+
+// offerIs reports whether staff's offer of alarm id has status st.
+func offerIs(id string, staff vakt.StaffID, st vakt.OfferStatus) func(vakt.Alarm) bool {
+	return func(a vakt.Alarm) bool {
+		if string(a.ID) != id {
+			return false
+		}
+		for _, o := range a.Offers {
+			if o.Staff == staff && o.Status == st {
+				return true
+			}
+		}
+		return false
+	}
 }
