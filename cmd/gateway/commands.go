@@ -44,23 +44,34 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 
 func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify-audit", flag.ContinueOnError)
-	path := fs.String("config", "config/examples/demo.yaml", "configuration file (for storage.path)")
+	path := fs.String("config", "", "configuration file (required: its storage.path names the database)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *path == "" {
+		return errors.New("verify-audit: -config FILE is required")
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{})
+	// Read-only: a mistyped storage.path is an error rather than a new, empty (and so
+	// "intact") database, and it may run beside the gateway.
+	db, err := store.OpenReadOnly(ctx, cfg.Storage.Path, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.VerifyAudit(ctx); err != nil {
-		return fmt.Errorf("audit log: %w", err)
+	n, err := db.VerifyAuditCount(ctx)
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", cfg.Storage.Path, err)
 	}
-	fmt.Fprintln(stdout, "audit log: chain intact")
+	seq, hash := db.AuditHead()
+	if n == 0 {
+		fmt.Fprintf(stdout, "audit log %s: empty (no entries yet)\n", cfg.Storage.Path)
+		return nil
+	}
+	fmt.Fprintf(stdout, "audit log %s: chain intact, %d entries checked (head %d, hash %.16s…)\n", cfg.Storage.Path, n, seq, hash)
 	return nil
 }

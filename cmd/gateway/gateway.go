@@ -31,6 +31,11 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// Level is the lowest log level written (-log-level); nil means info.
+	Level slog.Leveler
+	// Observers are told every committed alarm change (tests wait on them instead
+	// of polling).
+	Observers []vakt.Observer
 
 	Config *config.Config
 	Logger *slog.Logger
@@ -59,7 +64,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Clock = vakt.SystemClock{}
 	}
 	m.ready = make(chan struct{})
-	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if m.Level == nil {
+		m.Level = slog.LevelInfo
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.Level}))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
@@ -104,6 +112,8 @@ func (m *Main) Open(ctx context.Context) error {
 		observers = append(observers, p)
 		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
+	// Tests watch committed alarm changes through Main.Observers.
+	observers = append(observers, m.Observers...)
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       append(observers, m.svc.metrics),
 		Pagers:          pagers,
