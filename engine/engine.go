@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -74,6 +75,11 @@ type Engine struct {
 	timer    vakt.Timer
 	timerAt  time.Time
 	degraded bool // last commit failed (R6)
+	// pending holds effects an op's apply queued beside its own (dropPerson's
+	// notices); process runs them after the commit, before the op's reply.
+	pending []effect
+	// lastScrubbed is whether the last file scrub succeeded (Erasure.Scrubbed).
+	lastScrubbed atomic.Bool
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -216,7 +222,10 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	e.rows.reset()
 	effects := make([]effect, 0, len(ops))
 	for _, o := range ops {
-		if fx := o.apply(e, b); fx != nil {
+		fx := o.apply(e, b)
+		effects = append(effects, e.pending...)
+		e.pending = e.pending[:0]
+		if fx != nil {
 			effects = append(effects, fx)
 		}
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -122,7 +121,7 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 		prio = ev.Priority
 	}
 	a := &vakt.Alarm{
-		ID:          vakt.AlarmID(fmt.Sprintf("a-%d", s.nextAlarm)),
+		ID:          vakt.FormatAlarmID(s.nextAlarm),
 		Transmitter: ev.Transmitter,
 		Kind:        ev.Kind,
 		Priority:    prio,

@@ -193,6 +193,7 @@ func (e *Engine) scrubPositions(now time.Time) {
 	p, ok := e.opt.Store.(vakt.PositionPurger)
 	if !ok {
 		s.scrub = false
+		e.lastScrubbed.Store(true)
 		return
 	}
 	olderThan := now.Add(-e.opt.PositionTTL)
@@ -202,46 +203,11 @@ func (e *Engine) scrubPositions(now time.Time) {
 	if _, err := p.PurgePositions(context.Background(), olderThan); err != nil {
 		e.log.Error("purge positions from disk: retrying", "err", err, "retry_in", scrubRetry)
 		s.scrubRetryAt = now.Add(scrubRetry)
+		e.lastScrubbed.Store(false)
 		return
 	}
 	s.scrub, s.scrubRetryAt, s.lastDiskPurge = false, time.Time{}, now
-}
-
-// startOp merges the configured directory and initial demo state into the stored state.
-type startOp struct{}
-
-func (startOp) apply(e *Engine, b *vakt.Batch) effect {
-	s := e.st
-	now := e.opt.Clock.Now()
-	for _, d := range e.opt.Directory {
-		if old, ok := s.directory[d.ID]; !ok || !sameStaff(old, d) {
-			b.Directory = append(b.Directory, d)
-		}
-		s.directory[d.ID] = d
-	}
-	for _, init := range e.opt.InitialStaff {
-		if _, ok := s.staff[init.Staff]; ok {
-			continue
-		}
-		st := init
-		if st.Position != nil {
-			p := *st.Position
-			p.At = now
-			st.Position = &p
-		}
-		s.staff[st.Staff] = &st
-		e.rows.staffState(b, st)
-	}
-	s.peopleDirty = true
-	// A crash between a commit that removed a position and its scrub left the
-	// position in the WAL: scrub once at start.
-	s.scrub = true
-	return nil
-}
-
-func sameStaff(a, b vakt.Staff) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.Phone == b.Phone && a.Email == b.Email &&
-		a.Zone == b.Zone && a.SecretHash == b.SecretHash && slices.Equal(a.Roles, b.Roles)
+	e.lastScrubbed.Store(true)
 }
 
 // SaveSession keeps a phone's login (its token hash) through restarts; the phone gets
