@@ -280,4 +280,3 @@ func (s *state) staffState(id vakt.StaffID) *vakt.StaffState {
 	}
 	return st
 }
-
