@@ -8,7 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -50,6 +50,40 @@ type Options struct {
 	SeeAllRoles []string
 	// MaxBody bounds request bodies (default 16 KiB).
 	MaxBody int64
+	// LoginConcurrency bounds how many logins hash at once (default 1: one of the
+	// gateway's two cores, the other stays with the alarm path). Logins finding
+	// every slot busy get 429 at once.
+	LoginConcurrency int
+	// BodyTimeout bounds reading one request body (default BodyTimeout).
+	BodyTimeout time.Duration
+	// MaxPhoneConns bounds the WebSockets of one staff member (default
+	// MaxPhoneConns); a new one closes the oldest.
+	MaxPhoneConns int
+}
+
+// Timeouts of the HTTP server: see NewHTTPServer.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 15 * time.Second
+	IdleTimeout       = 60 * time.Second
+	// BodyTimeout is the default per-body read deadline of the handlers.
+	BodyTimeout = 10 * time.Second
+	// MaxPhoneConns is the default number of WebSockets one staff member may hold.
+	MaxPhoneConns = 3
+)
+
+// NewHTTPServer is the http.Server the phone API must be served by: slow headers,
+// slow bodies and idle keep-alive connections are cut off, so a few thousand
+// half-open connections cannot pile up. There is no WriteTimeout: the WebSocket
+// sets its own deadlines per write once upgraded (the upgrade clears the server's).
+func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+		ErrorLog:          errorLog,
+	}
 }
 
 // Server serves the phone API and is the engine's vakt.Notifier.
@@ -59,6 +93,7 @@ type Server struct {
 	tx       map[vakt.TransmitterID]vakt.Transmitter
 	sessions *sessions
 	limiter  *limiter
+	hash     *hasher
 	hub      *hub
 	mux      *http.ServeMux
 }
@@ -77,13 +112,23 @@ func New(opt Options) *Server {
 	if opt.MaxBody <= 0 {
 		opt.MaxBody = 16 << 10
 	}
+	if opt.LoginConcurrency <= 0 {
+		opt.LoginConcurrency = 1
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = BodyTimeout
+	}
+	if opt.MaxPhoneConns <= 0 {
+		opt.MaxPhoneConns = MaxPhoneConns
+	}
 	s := &Server{
 		opt:      opt,
 		log:      opt.Logger,
 		tx:       map[vakt.TransmitterID]vakt.Transmitter{},
 		sessions: newSessions(opt.Clock, opt.SessionTTL),
 		limiter:  newLimiter(opt.Clock),
-		hub:      newHub(opt.Logger),
+		hash:     newHasher(opt.LoginConcurrency),
+		hub:      newHub(opt.Logger, opt.Clock, opt.MaxPhoneConns),
 	}
 	for _, t := range opt.Transmitters {
 		s.tx[t.ID] = t
@@ -100,7 +145,16 @@ func (s *Server) SetService(svc Service) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// Every request with a body must say it is JSON: a form or text/plain POST (what a
+// web page may send to another origin without asking, a CORS "simple request") is
+// refused with 415 before any handler sees it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "a request body must be sent with Content-Type: application/json")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Close ends every WebSocket.
 func (s *Server) Close() { s.hub.closeAll() }
@@ -180,41 +234,4 @@ func conflictMessage(err error) string {
 		return msg[:i]
 	}
 	return "state conflict"
-}
-
-// decode reads a bounded JSON body strictly: unknown fields and trailing data are
-// errors, an oversize body is 413.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, s.opt.MaxBody)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
-			return false
-		}
-		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+jsonProblem(err))
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: trailing data")
-		return false
-	}
-	return true
-}
-
-func jsonProblem(err error) string {
-	var ute *json.UnmarshalTypeError
-	if errors.As(err, &ute) {
-		return "field " + ute.Field + " has the wrong type"
-	}
-	if errors.Is(err, io.EOF) {
-		return "empty body"
-	}
-	msg := err.Error()
-	if strings.HasPrefix(msg, "json: unknown field") {
-		return strings.TrimPrefix(msg, "json: ")
-	}
-	return "malformed"
 }

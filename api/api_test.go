@@ -25,11 +25,15 @@ import (
 type fixture struct {
 	t     *testing.T
 	srv   *httptest.Server
+	api   *api.Server
 	eng   *engine.Engine
 	alarm string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith lets a test change the API's options (clock, logger, limits).
+func newFixtureWith(t *testing.T, tweak func(*api.Options)) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "vakt.db"), store.Options{})
@@ -46,7 +50,11 @@ func newFixture(t *testing.T) *fixture {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-a"), bcrypt.MinCost)
 	hashB, _ := bcrypt.GenerateFromPassword([]byte("s3cret-b"), bcrypt.MinCost)
 	tx := []vakt.Transmitter{{ID: "room-1-sos", Location: vakt.Location{Room: "1", Zone: "east", Floor: 1, Lat: 59.9139, Lon: 10.7522}}}
-	srv := api.New(api.Options{Transmitters: tx, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opt := api.Options{Transmitters: tx, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tweak != nil {
+		tweak(&opt)
+	}
+	srv := api.New(opt)
 	near := vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}
 	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
 	eng, err := engine.New(ctx, engine.Options{
@@ -70,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close(); cancel(); <-done; _ = db.Close() })
 
-	f := &fixture{t: t, srv: hs, eng: eng}
+	f := &fixture{t: t, srv: hs, api: srv, eng: eng}
 	committed := make(chan error, 1)
 	if err := eng.Ingest(vakt.Event{Transmitter: "room-1-sos", Kind: vakt.EventEmergency, Source: "test"}, func(err error) { committed <- err }); err != nil {
 		t.Fatal(err)
@@ -214,7 +222,7 @@ func TestBadBodiesAreClearErrors(t *testing.T) {
 		{"wrong type", "PUT", "/api/v1/me/duty", `{"on_duty":"yes"}`, 400, "on_duty has the wrong type"},
 		{"missing", "PUT", "/api/v1/me/duty", `{}`, 400, "on_duty is required"},
 		{"bad availability", "PUT", "/api/v1/me/availability", `{"availability":"sleeping"}`, 400, "availability must be"},
-		{"bad latitude", "PUT", "/api/v1/me/position", `{"lat":99,"lon":10}`, 400, "lat (-90..90)"},
+		{"bad latitude", "PUT", "/api/v1/me/position", `{"lat":99,"lon":10}`, 400, "lat is required and must be within -90..90"},
 		{"oversize", "PUT", "/api/v1/me/duty", `{"on_duty":true,"pad":"` + strings.Repeat("x", 20<<10) + `"}`, 413, "too large"},
 		{"epr content refused", "POST", "/api/v1/visits/v-1/epr", `{"system":"x","content":"patient notes"}`, 400, `unknown field \"content\"`},
 		{"trailing data", "PUT", "/api/v1/me/duty", `{"on_duty":true} {}`, 400, "trailing data"},

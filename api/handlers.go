@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -83,8 +84,8 @@ func (s *Server) position(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	if req.Lat == nil || req.Lon == nil || *req.Lat < -90 || *req.Lat > 90 || *req.Lon < -180 || *req.Lon > 180 || req.AccuracyM < 0 {
-		writeError(w, http.StatusBadRequest, "bad_request", "lat (-90..90) and lon (-180..180) are required; accuracy_m must not be negative")
+	if msg := positionProblem(req.Lat, req.Lon, req.Floor, req.AccuracyM); msg != "" {
+		writeError(w, http.StatusBadRequest, "bad_request", msg)
 		return
 	}
 	err := s.opt.Service.SetPosition(r.Context(), who(r).staff, vakt.Position{Lat: *req.Lat, Lon: *req.Lon, Floor: req.Floor, AccuracyM: req.AccuracyM})
@@ -93,6 +94,28 @@ func (s *Server) position(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// Bounds of a position report; anything outside is a broken or hostile phone.
+const (
+	minFloor, maxFloor = -20, 300
+	maxAccuracyM       = 100_000
+)
+
+// positionProblem names the first field of a position report that is missing or out
+// of range, or returns "".
+func positionProblem(lat, lon *float64, floor int, acc float64) string {
+	switch {
+	case lat == nil || math.IsNaN(*lat) || *lat < -90 || *lat > 90:
+		return "lat is required and must be within -90..90"
+	case lon == nil || math.IsNaN(*lon) || *lon < -180 || *lon > 180:
+		return "lon is required and must be within -180..180"
+	case floor < minFloor || floor > maxFloor:
+		return fmt.Sprintf("floor must be within %d..%d", minFloor, maxFloor)
+	case math.IsNaN(acc) || acc < 0 || acc > maxAccuracyM:
+		return fmt.Sprintf("accuracy_m must be within 0..%d", maxAccuracyM)
+	}
+	return ""
 }
 
 // alarmView is the alarm object of docs/api.md.

@@ -6,20 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	vakt "github.com/vakt/vakt"
-	"golang.org/x/crypto/bcrypt"
 )
-
-// dummyHash is compared against when the staff id is unknown, so a wrong id and a
-// wrong secret take the same time and get the same answer.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("vakt-no-such-staff"), bcrypt.DefaultCost)
 
 type session struct {
 	staff   vakt.StaffID
@@ -90,134 +83,6 @@ func (s *sessions) remove(tok string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, tokenHash(tok))
-}
-
-// limiter makes login brute force impracticable (S3): after a few failures per staff
-// id or per client address, further attempts are refused with 429 for a delay that
-// doubles with every failure, up to 15 minutes.
-type limiter struct {
-	clock vakt.Clock
-	mu    sync.Mutex
-	m     map[string]*strikes
-}
-
-type strikes struct {
-	n     int
-	until time.Time
-	last  time.Time
-}
-
-const (
-	freeFailures = 5
-	maxLockout   = 15 * time.Minute
-	forgetAfter  = time.Hour
-)
-
-func newLimiter(c vakt.Clock) *limiter { return &limiter{clock: c, m: map[string]*strikes{}} }
-
-// blocked reports how long any of keys is still locked out.
-func (l *limiter) blocked(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.clock.Now()
-	var wait time.Duration
-	for _, k := range keys {
-		if st, ok := l.m[k]; ok && now.Before(st.until) {
-			wait = max(wait, st.until.Sub(now))
-		}
-	}
-	return wait
-}
-
-func (l *limiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.clock.Now()
-	for _, k := range keys {
-		st, ok := l.m[k]
-		if !ok || now.Sub(st.last) > forgetAfter {
-			st = &strikes{}
-			l.m[k] = st
-		}
-		st.n++
-		st.last = now
-		if st.n >= freeFailures {
-			d := time.Second << min(st.n-freeFailures, 10)
-			st.until = now.Add(min(d, maxLockout))
-		}
-	}
-}
-
-func (l *limiter) succeed(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, k := range keys {
-		delete(l.m, k)
-	}
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-type loginRequest struct {
-	StaffID string `json:"staff_id"`
-	Secret  string `json:"secret"`
-}
-
-type staffView struct {
-	ID    string   `json:"id"`
-	Name  string   `json:"name"`
-	Roles []string `json:"roles"`
-}
-
-type loginResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Staff     staffView `json:"staff"`
-}
-
-func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	var req loginRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
-	keys := []string{"staff:" + req.StaffID, "addr:" + clientAddr(r)}
-	if wait := s.limiter.blocked(keys...); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeError(w, http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again later")
-		return
-	}
-	m, err := s.opt.Service.Staff(r.Context(), vakt.StaffID(req.StaffID))
-	hash := dummyHash
-	if err == nil && m.SecretHash != "" {
-		hash = []byte(m.SecretHash)
-	}
-	cmpErr := bcrypt.CompareHashAndPassword(hash, []byte(req.Secret))
-	if err != nil || m.SecretHash == "" || cmpErr != nil || req.StaffID == "" {
-		s.limiter.fail(keys...)
-		s.log.Warn("login refused", "staff", req.StaffID, "addr", clientAddr(r))
-		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong staff id or secret")
-		return
-	}
-	s.limiter.succeed(keys[0])
-	tok, sess := s.sessions.create(m.ID)
-	h := tokenHash(tok)
-	// Stored before it is handed out, so a phone never holds a login a restart forgets.
-	if err := s.opt.Service.SaveSession(r.Context(), vakt.Session{TokenHash: hex.EncodeToString(h[:]), Staff: m.ID, Expires: sess.expires}); err != nil {
-		s.sessions.remove(tok)
-		s.serviceError(w, r, err)
-		return
-	}
-	s.log.Info("login", "staff", m.ID)
-	writeJSON(w, http.StatusCreated, loginResponse{
-		Token: tok, ExpiresAt: sess.expires.UTC(),
-		Staff: staffView{ID: string(m.ID), Name: m.Name, Roles: nonNil(m.Roles)},
-	})
 }
 
 func nonNil(s []string) []string {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,6 +19,7 @@ const (
 	readTimeout  = 3 * pingInterval
 	writeTimeout = 5 * time.Second
 	maxInbound   = 4 << 10
+	junkLogEvery = time.Minute
 )
 
 // pushMessage is one server→phone WebSocket message (docs/api.md).
@@ -36,6 +38,7 @@ type phoneMessage struct {
 
 type conn struct {
 	staff vakt.StaffID
+	seq   uint64 // order of arrival: the lowest is the oldest
 	ws    *websocket.Conn
 	send  chan []byte
 	once  sync.Once
@@ -51,20 +54,57 @@ func (c *conn) close() {
 
 // hub knows every open phone connection by staff member.
 type hub struct {
-	log   *slog.Logger
-	mu    sync.Mutex
-	conns map[vakt.StaffID]map[*conn]struct{}
+	log      *slog.Logger
+	clock    vakt.Clock
+	maxConns int
+	mu       sync.Mutex
+	seq      uint64
+	conns    map[vakt.StaffID]map[*conn]struct{}
+	// ignored counts phone messages that were not understood (see reader).
+	ignored atomic.Int64
 }
 
-func newHub(l *slog.Logger) *hub { return &hub{log: l, conns: map[vakt.StaffID]map[*conn]struct{}{}} }
+func newHub(l *slog.Logger, c vakt.Clock, maxConns int) *hub {
+	return &hub{log: l, clock: c, maxConns: maxConns, conns: map[vakt.StaffID]map[*conn]struct{}{}}
+}
 
+// closeSuperseded is the close code sent to a connection replaced by a newer one of
+// the same staff member (4000-4999 are free for applications).
+const closeSuperseded = 4001
+
+// add registers c. A staff member holds at most maxConns connections; the oldest is
+// closed when a new one comes, because the newest is the phone that just
+// reconnected (a phone whose old socket the network has not yet torn down must win,
+// not be refused).
 func (h *hub) add(c *conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.conns[c.staff] == nil {
 		h.conns[c.staff] = map[*conn]struct{}{}
 	}
-	h.conns[c.staff][c] = struct{}{}
+	h.seq++
+	c.seq = h.seq
+	cs := h.conns[c.staff]
+	cs[c] = struct{}{}
+	var evict []*conn
+	for len(cs) > h.maxConns {
+		var oldest *conn
+		for o := range cs {
+			if oldest == nil || o.seq < oldest.seq {
+				oldest = o
+			}
+		}
+		delete(cs, oldest)
+		evict = append(evict, oldest)
+	}
+	h.mu.Unlock()
+	for _, o := range evict {
+		h.log.Info("phone connection replaced by a newer one", "staff", o.staff)
+		go func() { // the new phone never waits for the old socket
+			_ = o.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeSuperseded, "replaced by a newer connection"), time.Now().Add(time.Second))
+			o.close()
+		}()
+	}
 }
 
 func (h *hub) remove(c *conn) {
@@ -107,6 +147,9 @@ func (h *hub) closeAll() {
 		c.close()
 	}
 }
+
+// IgnoredMessages counts the phone messages that were not understood, since start.
+func (s *Server) IgnoredMessages() int64 { return s.hub.ignored.Load() }
 
 // Connected reports how many phone connections staff has (status page, tests).
 func (s *Server) Connected(staff vakt.StaffID) int {
@@ -174,7 +217,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 }
 
 // reader handles phone→server messages until the connection ends.
+//
+// A message it does not understand is counted and dropped; the warning about it is
+// logged at most once per junkLogEvery per connection, with the number dropped since,
+// so a phone (or anyone with a token) sending junk cannot fill the disk with log.
 func (s *Server) reader(c *conn) {
+	var junk int
+	var lastLog time.Time
 	c.ws.SetReadLimit(maxInbound)
 	_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
 	c.ws.SetPongHandler(func(string) error {
@@ -188,7 +237,12 @@ func (s *Server) reader(c *conn) {
 		_ = c.ws.SetReadDeadline(time.Now().Add(readTimeout))
 		var m phoneMessage
 		if json.Unmarshal(data, &m) != nil || m.Type != "delivered" || m.AlarmID == "" {
-			s.log.Warn("ignored phone message", "staff", c.staff)
+			s.hub.ignored.Add(1)
+			junk++
+			if now := s.opt.Clock.Now(); lastLog.IsZero() || now.Sub(lastLog) >= junkLogEvery {
+				s.log.Warn("ignored phone messages", "staff", c.staff, "count", junk)
+				junk, lastLog = 0, now
+			}
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

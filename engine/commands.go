@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -193,15 +194,60 @@ func (e *Engine) EndVisit(ctx context.Context, staff vakt.StaffID, id vakt.Visit
 	})
 }
 
+// visitLister is the read side of a store that can list a staff member's visits,
+// ended ones included (store.DB).
+type visitLister interface {
+	Visits(ctx context.Context, staff vakt.StaffID) ([]vakt.Visit, error)
+}
+
+// errVisitNotOpen is internal: the visit is not open, so it is looked up among the
+// caller's ended visits in the store.
+var errVisitNotOpen = errors.New("visit not open")
+
 // EPRSent records that a note was sent to the EPR system for a visit: metadata only.
+// Only for an existing visit of the caller: an open visit of someone else is
+// ErrForbidden; a visit that is neither open nor among the caller's ended visits is
+// ErrNotFound (the store has no lookup of someone else's ended visit by id, and
+// there is no need to tell a caller whose it is).
 func (e *Engine) EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.VisitID, system string) (vakt.EPRRecord, error) {
-	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.EPRRecord, error) {
+	record := func(e *Engine, b *vakt.Batch, now time.Time) vakt.EPRRecord {
 		r := vakt.EPRRecord{Visit: visit, System: system, SentAt: now, Staff: staff}
 		b.EPR = append(b.EPR, r)
 		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(staff), Action: "epr.sent", Subject: "visit:" + string(visit)})
 		b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "epr", At: now, Body: mustJSON(r)})
-		return r, nil
+		return r
+	}
+	r, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.EPRRecord, error) {
+		v, ok := e.st.visits[visit]
+		if !ok {
+			return vakt.EPRRecord{}, errVisitNotOpen
+		}
+		if v.Staff != staff {
+			return vakt.EPRRecord{}, fmt.Errorf("visit %s: %w", visit, vakt.ErrForbidden)
+		}
+		return record(e, b, now), nil
 	})
+	if !errors.Is(err, errVisitNotOpen) {
+		return r, err
+	}
+	// An ended visit: read outside the loop (the alarm path does not wait for it).
+	// It cannot be reopened or change hands, so the check stays true.
+	vl, ok := e.opt.Store.(visitLister)
+	if !ok {
+		return vakt.EPRRecord{}, fmt.Errorf("visit %s: %w", visit, vakt.ErrNotFound)
+	}
+	mine, err := vl.Visits(ctx, staff)
+	if err != nil {
+		return vakt.EPRRecord{}, fmt.Errorf("look up visit %s: %w", visit, err)
+	}
+	for _, v := range mine {
+		if v.ID == visit {
+			return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.EPRRecord, error) {
+				return record(e, b, now), nil
+			})
+		}
+	}
+	return vakt.EPRRecord{}, fmt.Errorf("visit %s: %w", visit, vakt.ErrNotFound)
 }
 
 // OpenVisits lists the staff member's visits that have not ended: what a phone shows

@@ -109,7 +109,6 @@ func demoConfig(t *testing.T, apiPort, brokerPort int) string {
 	}
 	s = storage.ReplaceAllLiteralString(s, "  path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
-	replace("url: tcp://127.0.0.1:1883", fmt.Sprintf("url: tcp://127.0.0.1:%d", brokerPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
 	replace("      - target: nearest\n        count: 1\n        roles: [nurse, assistant]",
 		"      - target: nearest\n        count: 2\n        roles: [nurse, assistant]")

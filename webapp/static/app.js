@@ -194,10 +194,16 @@ async function connect() {
   sock.onmessage = (ev) => {
     if (ws === sock) onPush(sock, ev.data);
   };
-  sock.onclose = () => {
+  sock.onclose = (ev) => {
     if (ws !== sock) return;
     ws = null;
     setOnline(false);
+    // 4001: the gateway closed this socket because a newer one of the same staff
+    // member took its place (another tab or phone); reconnecting would evict that one.
+    if (ev.code === 4001) {
+      toast(t('conn.replaced'));
+      return;
+    }
     scheduleReconnect();
   };
 }
