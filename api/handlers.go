@@ -142,7 +142,11 @@ type transmitterView struct {
 // view renders an alarm for one staff member: the distance is theirs, from the
 // position they had when it was offered to them.
 func (s *Server) view(a vakt.Alarm, viewer vakt.StaffID) alarmView {
-	t := s.tx[a.Transmitter]
+	return viewOf(s.hub.tx, a, viewer)
+}
+
+func viewOf(tx map[vakt.TransmitterID]vakt.Transmitter, a vakt.Alarm, viewer vakt.StaffID) alarmView {
+	t := tx[a.Transmitter]
 	v := alarmView{
 		ID: string(a.ID), Kind: string(a.Kind), Priority: int(a.Priority), State: string(a.State),
 		Transmitter: transmitterView{ID: string(a.Transmitter), Room: t.Location.Room, Zone: t.Location.Zone, Floor: t.Location.Floor},

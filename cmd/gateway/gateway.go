@@ -35,6 +35,7 @@ type Main struct {
 	Logger *slog.Logger
 	DB     *store.DB
 	Engine *engine.Engine
+	Hub    *api.Hub
 	API    *api.Server
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
@@ -43,6 +44,7 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
+	unlock  func()
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -72,18 +74,17 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.unlock, err = lockDatabase(cfg.Storage.Path); err != nil {
+		return err
+	}
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
 	transmitters := transmittersFromConfig(cfg)
-	m.API = api.New(api.Options{
-		Transmitters: transmitters,
-		Logger:       m.Logger,
-		Clock:        m.Clock,
-		SessionTTL:   cfg.API.SessionTTL.D(),
-		SeeAllRoles:  cfg.API.SeeAllRoles,
-	})
+	// Nothing is connected after construction: the hub (the engine's notifier)
+	// first, then the engine, then the phone API on the engine.
+	m.Hub = api.NewHub(api.HubOptions{Transmitters: transmitters, Logger: m.Logger, Clock: m.Clock})
 	// Serial ports observe alarms (status blocks back to the call system); they are
 	// built after the engine, so observers are handed over through this indirection.
 	observers := &observerList{}
@@ -93,7 +94,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Pagers:          pagers,
 		Store:           withFailpoint(m.DB),
 		Router:          router,
-		Notifier:        m.API,
+		Notifier:        m.Hub,
 		Clock:           m.Clock,
 		Logger:          m.Logger,
 		Transmitters:    transmitters,
@@ -108,7 +109,18 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.API.SetService(m.Engine)
+	m.API, err = api.New(api.Options{
+		Service:     m.Engine,
+		Hub:         m.Hub,
+		Admin:       personAdmin{db: m.DB, eng: m.Engine},
+		Logger:      m.Logger,
+		Clock:       m.Clock,
+		SessionTTL:  cfg.API.SessionTTL.D(),
+		SeeAllRoles: cfg.API.SeeAllRoles,
+	})
+	if err != nil {
+		return err
+	}
 
 	if cfg.Drivers.MQTT.Enabled {
 		mo, err := mqttOptions(cfg, m.Engine, m.Logger)
@@ -254,10 +266,14 @@ func (m *Main) Close() error {
 	if m.Broker != nil {
 		_ = m.Broker.Close()
 	}
+	var err error
 	if m.DB != nil {
-		return m.DB.Close()
+		err = m.DB.Close()
 	}
-	return nil
+	if m.unlock != nil {
+		m.unlock()
+	}
+	return err
 }
 
 // observerList fans committed alarm changes out to observers registered after the
