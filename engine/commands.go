@@ -42,12 +42,19 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	now := e.opt.Clock.Now()
 	a, ok := s.alarms[c.id]
 	if !ok {
-		c.reply <- result[vakt.Alarm]{err: fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)}
+		err := fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)
+		if st, closed := s.closed.state(c.id); closed {
+			// Closed alarms are not in memory; a late presence or a second
+			// complete is a conflict with what happened, not an unknown alarm.
+			err = fmt.Errorf("alarm %s is already %s: %w", c.id, st, vakt.ErrConflict)
+		}
+		c.reply <- result[vakt.Alarm]{err: err}
 		return nil
 	}
 	env := s.envFor(now, a)
 	var acts []routing.Action
 	var err error
+	var presence effect
 	switch c.verb {
 	case verbAccept:
 		acts, err = e.opt.Router.Accept(a, c.staff, env)
@@ -56,6 +63,14 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	case verbPresence:
 		acts, err = e.opt.Router.Presence(a, c.staff, env)
 	case verbComplete:
+		if a.Assignee == c.staff && a.State == vakt.StateAccepted {
+			// Completing says the assignee was there: presence is recorded first
+			// (its own transition and audit entry), then the completion.
+			pacts, perr := e.opt.Router.Presence(a, c.staff, env)
+			if perr == nil {
+				presence = e.record(b, a, "staff:"+string(c.staff), verbAction[verbPresence], pacts, now)
+			}
+		}
 		if a.Assignee == c.staff && (a.State == vakt.StateAccepted || a.State == vakt.StatePresent) {
 			e.visitForAlarm(b, a, c.note, now)
 		}
@@ -78,6 +93,9 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	snap := *a
 	snap.Offers = slices.Clone(a.Offers)
 	return func(err error) {
+		if presence != nil {
+			presence(err)
+		}
 		fx(err)
 		c.reply <- result[vakt.Alarm]{v: snap, err: err}
 	}

@@ -136,7 +136,6 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
 	acts := e.opt.Router.Raise(a, s.env(now, loc))
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
-	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
 	return a.ID, func(err error) { raised(err); offered(err) }
 }
 
@@ -191,12 +190,29 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 		if len(acts) == 0 && before.State == a.State && before.Tier == a.Tier && before.Deadline.Equal(a.Deadline) {
 			continue
 		}
-		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
+		fxs = append(fxs, e.recordAs(b, a, "system", "alarm.timer", timerTransition(before, a), acts, now))
 	}
 	fxs = append(fxs, e.supervise(b, now)...)
 	e.purgePositions(b, now)
 	s.seen.expire(now)
 	return runAll(fxs)
+}
+
+// timerTransition names what a timer did to an alarm, for the log.
+func timerTransition(before vakt.Alarm, a *vakt.Alarm) string {
+	switch {
+	case a.Forwarded && !before.Forwarded:
+		return "forwarded"
+	case before.Assignee != "" && a.Assignee == "":
+		return "re-alarmed"
+	case a.Round != before.Round:
+		return "new-round"
+	case a.Tier != before.Tier:
+		return "escalated"
+	case !a.State.Open():
+		return string(a.State)
+	}
+	return "offer-timed-out"
 }
 
 // runAll combines effects into one; nil entries are skipped.

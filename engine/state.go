@@ -23,6 +23,7 @@ type state struct {
 	open   map[openKey]vakt.AlarmID
 	visits map[vakt.VisitID]vakt.Visit // open visits
 	seen   *recentSources              // source\x00sourceID → what it did, recently
+	closed *recentClosed               // recently closed alarm ids → final state
 	// heard is when each supervised transmitter was last heard, on this process's
 	// clock (monotonic): a wall-clock jump or a restart never fires supervision early.
 	heard map[vakt.TransmitterID]time.Time
@@ -69,6 +70,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		open:         map[openKey]vakt.AlarmID{},
 		visits:       map[vakt.VisitID]vakt.Visit{},
 		seen:         newRecentSources(recentCapacity, len(snap.SeenSources)),
+		closed:       newRecentClosed(closedCapacity),
 		nextAlarm:    snap.NextAlarm,
 		peopleDirty:  true,
 	}
