@@ -76,7 +76,7 @@ type rig struct {
 	wrap         func(vakt.Store) vakt.Store
 	linger       time.Duration
 	logs         io.Writer // default: discarded
-	noNearest    bool // start with nearest-staff routing off
+	noNearest    bool      // start with nearest-staff routing off
 	disk         *failingStore
 	path         string
 	clock        *fakeclock.Clock
