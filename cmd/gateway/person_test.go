@@ -105,6 +105,14 @@ func TestErasePersonCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.Engine.Run(ctx) }()
 	addCloudPerson(t, m)
+	// On duty with a position (nearest-staff routing is on in the demo).
+	const lat, lon = 59.91394417, 10.75236693
+	if _, err := m.Engine.SetDuty(ctx, cloudPerson.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Engine.SetPosition(ctx, cloudPerson.ID, vakt.Position{Lat: lat, Lon: lon, Floor: 1}); err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	<-done
 	db := m.DB.Path()
@@ -113,11 +121,13 @@ func TestErasePersonCommand(t *testing.T) {
 	}
 	script, _ := filepath.Abs("../../scripts/grep-person.sh")
 	grep := func() (int, string) {
-		cmd := exec.Command("sh", script, db, cloudPerson.Name, cloudPerson.Phone, cloudPerson.Email)
+		cmd := exec.Command("sh", script, db, cloudPerson.Name, cloudPerson.Phone, cloudPerson.Email,
+			"float:59.91394417", "float:10.75236693")
 		b, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(b)
 	}
-	if rc, out := grep(); rc != 1 || !strings.Contains(out, cloudPerson.Name) {
+	_, noPython := exec.LookPath("python3") // the script needs it for the binary form only
+	if rc, out := grep(); rc != 1 || !strings.Contains(out, cloudPerson.Name) || (noPython == nil && !strings.Contains(out, "float:59.91394417 (binary >d)")) {
 		t.Fatalf("grep-person.sh before the erasure: exit %d, %s", rc, out)
 	}
 
