@@ -130,7 +130,11 @@ func (h *Hub) revoke(staff vakt.StaffID) {
 	delete(h.conns, staff)
 	h.mu.Unlock()
 	for _, c := range all {
-		c.close()
+		go func() {
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeRevoked, "login revoked"), time.Now().Add(time.Second))
+			c.close()
+		}()
 	}
 	h.log.Info("phone sessions revoked", "staff", staff, "connections", len(all))
 }
@@ -138,6 +142,10 @@ func (h *Hub) revoke(staff vakt.StaffID) {
 // closeSuperseded is the close code sent to a connection replaced by a newer one of
 // the same staff member (4000-4999 are free for applications).
 const closeSuperseded = 4001
+
+// closeRevoked is the close code sent when the person's logins were revoked (they
+// were removed from the directory or erased).
+const closeRevoked = 4003
 
 // add registers c. A staff member holds at most maxConns connections; the oldest is
 // closed when a new one comes, because the newest is the phone that just
