@@ -55,3 +55,17 @@ var (
 	// ErrClosed is returned after shutdown began.
 	ErrClosed = errors.New("vakt: closed")
 )
+
+// AlarmClosedError is a command on an alarm already completed or cancelled: a
+// conflict with what happened (it matches ErrConflict), not an unknown alarm.
+type AlarmClosedError struct {
+	ID    AlarmID
+	State AlarmState
+}
+
+func (e *AlarmClosedError) Error() string {
+	return "alarm " + string(e.ID) + " is already " + string(e.State)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *AlarmClosedError) Is(target error) bool { return target == ErrConflict }

@@ -183,12 +183,20 @@ func TestStaffActOnlyOnTheirAlarms(t *testing.T) {
 		{b, "complete", http.StatusForbidden},
 		{a, "presence", http.StatusOK},
 		{a, "complete", http.StatusOK},
-		{a, "complete", http.StatusNotFound}, // closed alarms are gone from the open set
+		// A closed alarm is a conflict with what happened, not an unknown one.
+		{a, "complete", http.StatusConflict},
+		{a, "presence", http.StatusConflict},
 	}
 	for i, s := range steps {
 		if code, body := f.do("POST", base+"/"+s.verb, s.token, ""); code != s.want {
 			t.Fatalf("step %d %s: %d %s, want %d", i, s.verb, code, body, s.want)
 		}
+	}
+	if code, body := f.do("POST", base+"/presence", a, ""); !strings.Contains(body, "this alarm is already completed") {
+		t.Errorf("presence after completion: %d %s, want a message saying it is already completed", code, body)
+	}
+	if code, _ := f.do("POST", "/api/v1/alarms/a-999/presence", a, ""); code != http.StatusNotFound {
+		t.Errorf("presence on an alarm that never was: %d, want 404", code)
 	}
 	if code, body := f.do("GET", "/api/v1/alarms", b, ""); code != 200 || body != "[]\n" {
 		t.Fatalf("nurse-b sees %d %s", code, body)

@@ -242,6 +242,10 @@ func (s *Server) alarmVerb(v verb) http.HandlerFunc {
 			a, err = s.opt.Service.Complete(r.Context(), c.staff, id, note)
 		}
 		if err != nil {
+			if ce := (*vakt.AlarmClosedError)(nil); errors.As(err, &ce) {
+				writeError(w, http.StatusConflict, "conflict", "this alarm is already "+string(ce.State))
+				return
+			}
 			if errors.Is(err, vakt.ErrConflict) {
 				writeError(w, http.StatusConflict, "conflict", conflictText[v])
 				return

@@ -46,7 +46,7 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 		if st, closed := s.closed.state(c.id); closed {
 			// Closed alarms are not in memory; a late presence or a second
 			// complete is a conflict with what happened, not an unknown alarm.
-			err = fmt.Errorf("alarm %s is already %s: %w", c.id, st, vakt.ErrConflict)
+			err = &vakt.AlarmClosedError{ID: c.id, State: st}
 		}
 		c.reply <- result[vakt.Alarm]{err: err}
 		return nil
