@@ -28,6 +28,9 @@ type Site struct {
 	// Lat/Lon is the site's reference point (used when a transmitter has none).
 	Lat float64 `yaml:"lat"`
 	Lon float64 `yaml:"lon"`
+	// Timezone is the IANA name of the site's time zone (Europe/Oslo), in which
+	// policy windows are read; empty: the system's local zone.
+	Timezone string `yaml:"timezone"`
 }
 
 // Zone is a wing or unit; zone-wide tiers and policies refer to it.
@@ -41,7 +44,7 @@ type Zone struct {
 type Transmitter struct {
 	ID       string  `yaml:"id"`
 	Kind     string  `yaml:"kind"`   // button, pull-cord, sos-pendant, fall, door, bed, smoke, nurse-call-line, sensor
-	Driver   string  `yaml:"driver"` // zigbee2mqtt, mqtt, espa
+	Driver   string  `yaml:"driver"` // a registered driver: zigbee2mqtt, mqtt, espa, ... (drivers.Names)
 	Address  string  `yaml:"address"`
 	Room     string  `yaml:"room"`
 	Zone     string  `yaml:"zone"`
@@ -51,20 +54,15 @@ type Transmitter struct {
 	Resident string  `yaml:"resident"`
 	// Supervision is the longest silence before a technical alarm; 0 = off.
 	Supervision Duration `yaml:"supervision"`
-	// Actions maps a Zigbee2MQTT "action" value to an event kind (call, emergency,
-	// cancel, ...), overriding the defaults.
-	Actions map[string]string `yaml:"actions"`
-	// Mapping is for generic JSON devices (driver mqtt).
-	Mapping *JSONMapping `yaml:"mapping"`
 	// LowBattery is the battery percentage below which a technical alarm is raised.
 	LowBattery int `yaml:"low_battery"`
-}
-
-// JSONMapping says which field and values of a generic device's JSON mean what.
-type JSONMapping struct {
-	Field        string            `yaml:"field"`
-	Values       map[string]string `yaml:"values"` // value → event kind
-	BatteryField string            `yaml:"battery_field"`
+	// Options holds the driver's own keys, written beside these (Zigbee2MQTT's
+	// actions, the generic mapping, ...): the value its drivers.Driver.Options
+	// returned, filled from the file; nil for a driver without options.
+	Options any `yaml:",driver"`
+	// PrimaryContacts are the staff ids of the resident's primary contacts, whom a
+	// tier with target primary offers.
+	PrimaryContacts []string `yaml:"primary_contacts"`
 }
 
 // Staff is a local directory entry, used until the cloud directory arrives.
@@ -102,12 +100,24 @@ type Policy struct {
 	Rooms    []string `yaml:"rooms"`
 	// ReAlarmAfter: accepted but no presence within this → offered again.
 	ReAlarmAfter Duration `yaml:"realarm_after"`
-	Tiers        []Tier   `yaml:"tiers"`
+	// Windows limit the policy to some times of the week (site.timezone); empty: always.
+	Windows []Window `yaml:"windows"`
+	// InterruptBusy sets interrupt_busy on every tier.
+	InterruptBusy bool   `yaml:"interrupt_busy"`
+	Tiers         []Tier `yaml:"tiers"`
+}
+
+// Window is a weekly time range: from From on each of Days until To ("22:00" to
+// "07:00" ends the next morning).
+type Window struct {
+	Days []string `yaml:"days"` // mon..sun, weekdays, weekend; empty: every day
+	From string   `yaml:"from"` // "HH:MM"
+	To   string   `yaml:"to"`   // "HH:MM"; "00:00" and "24:00" are midnight at the end
 }
 
 // Tier is one step of escalation.
 type Tier struct {
-	// Target: nearest, zone, site, role, arc, pager.
+	// Target: nearest, zone, site, role, primary, arc, pager.
 	Target string   `yaml:"target"`
 	Count  int      `yaml:"count"` // for nearest: how many at once
 	Roles  []string `yaml:"roles"`
@@ -115,6 +125,10 @@ type Tier struct {
 	Wait   Duration `yaml:"wait"`
 	// IncludeBusy offers to busy staff too (emergencies).
 	IncludeBusy bool `yaml:"include_busy"`
+	// InterruptBusy offers to busy staff whose only active alarm is less urgent.
+	InterruptBusy bool `yaml:"interrupt_busy"`
+	// Parallel (targets arc and pager) starts the tier together with the one before.
+	Parallel bool `yaml:"parallel"`
 	// Pager (target pager) names the drivers.serial port of an existing DECT/paging
 	// system, and CallAddress the pager or group to call there.
 	Pager       string `yaml:"pager"`

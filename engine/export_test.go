@@ -39,6 +39,9 @@ func Holds(ctx context.Context, e *Engine, id vakt.StaffID) ([]string, error) {
 		if _, ok := s.handling[id]; ok {
 			where = append(where, "handling")
 		}
+		if _, ok := s.active[id]; ok {
+			where = append(where, "active alarms")
+		}
 		return where, nil
 	})
 }

@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/broker"
 	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers"
+	_ "github.com/vakt/vakt/drivers/all" // every driver, registered
 	"github.com/vakt/vakt/drivers/mqtt"
-	"github.com/vakt/vakt/drivers/z2m"
 	"github.com/vakt/vakt/routing"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -30,9 +32,10 @@ func transmittersFromConfig(cfg *config.Config) []vakt.Transmitter {
 		}
 		out = append(out, vakt.Transmitter{
 			ID: vakt.TransmitterID(t.ID), Kind: vakt.TransmitterKind(t.Kind), Driver: t.Driver, Address: t.Address,
-			Location:    vakt.Location{Room: t.Room, Zone: t.Zone, Floor: t.Floor, Lat: lat, Lon: lon},
-			Resident:    t.Resident,
-			Supervision: t.Supervision.D(),
+			Location:        vakt.Location{Room: t.Room, Zone: t.Zone, Floor: t.Floor, Lat: lat, Lon: lon},
+			Resident:        t.Resident,
+			Supervision:     t.Supervision.D(),
+			PrimaryContacts: staffIDList(t.PrimaryContacts),
 		})
 	}
 	return out
@@ -75,22 +78,52 @@ func staffFromConfig(cfg *config.Config) (dir []vakt.Staff, initial []vakt.Staff
 	return dir, initial, pins, nil
 }
 
+func staffIDList(ids []string) []vakt.StaffID {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]vakt.StaffID, len(ids))
+	for i, id := range ids {
+		out[i] = vakt.StaffID(id)
+	}
+	return out
+}
+
+// routingConfig translates the policies. The configuration has been validated, so
+// the time zone loads and every window parses; a window that did not would become
+// an empty one, which routing.New refuses rather than route on a guess.
 func routingConfig(cfg *config.Config) routing.Config {
+	tz, err := cfg.Site.Location()
+	if err != nil {
+		tz = nil // cannot happen after validation; routing then uses time.Local
+	}
 	rc := routing.Config{
 		OfferConfirm:   cfg.Routing.OfferConfirm.D(),
 		FloorPenaltyM:  cfg.Routing.FloorPenaltyM,
 		NearestEnabled: cfg.Privacy.NearestRouting,
 		PositionTTL:    cfg.Privacy.PositionTTL.D(),
+		Location:       tz,
 	}
 	for _, p := range cfg.Policies {
-		rp := routing.Policy{Name: p.Name, Priority: vakt.Priority(p.Priority), Zone: p.Zone, Rooms: p.Rooms, ReAlarmAfter: p.ReAlarmAfter.D()}
+		rp := routing.Policy{
+			Name: p.Name, Priority: vakt.Priority(p.Priority), Zone: p.Zone, Rooms: p.Rooms,
+			ReAlarmAfter: p.ReAlarmAfter.D(), InterruptBusy: p.InterruptBusy,
+		}
 		for _, k := range p.Kinds {
 			rp.Kinds = append(rp.Kinds, vakt.EventKind(k))
+		}
+		for _, w := range p.Windows {
+			from, to, err := w.Span()
+			if err != nil {
+				from, to = 0, 0 // refused by routing.New: an empty window
+			}
+			rp.Windows = append(rp.Windows, routing.Window{Days: w.Weekdays(), From: from, To: to})
 		}
 		for _, t := range p.Tiers {
 			rp.Tiers = append(rp.Tiers, routing.Tier{
 				Target: routing.Target(t.Target), Count: t.Count, Roles: t.Roles, Zone: t.Zone,
-				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy, Pager: t.Pager, CallAddress: t.CallAddress,
+				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy, InterruptBusy: t.InterruptBusy, Parallel: t.Parallel,
+				Pager: t.Pager, CallAddress: t.CallAddress,
 			})
 		}
 		rc.Policies = append(rc.Policies, rp)
@@ -127,9 +160,7 @@ func brokerTLS(m config.MQTT) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "wss":
-	default:
+	if !slices.Contains(mqtt.TLSSchemes, u.Scheme) {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -157,7 +188,7 @@ func checkInLinger(cfg *config.Config) time.Duration {
 	return cfg.Storage.CheckInLinger.D()
 }
 
-func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.Options, error) {
+func mqttOptions(cfg *config.Config, log *slog.Logger) (mqtt.Options, error) {
 	m := cfg.Drivers.MQTT
 	tlsc, err := brokerTLS(m)
 	if err != nil {
@@ -166,35 +197,35 @@ func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.O
 	o := mqtt.Options{
 		TLS: tlsc,
 		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
-		BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
+		MaxPayload: m.MaxPayload, Logger: log,
 		Direct: direct(cfg),
 	}
-	for _, t := range cfg.Transmitters {
-		d := z2m.Device{ID: vakt.TransmitterID(t.ID), LowBattery: t.LowBattery}
-		switch t.Driver {
-		case "zigbee2mqtt":
-			d.Topic = m.BaseTopic + "/" + t.Address
-		case "mqtt":
-			d.Topic = t.Address
-			if t.Mapping != nil {
-				d.Generic = &z2m.Mapping{Field: t.Mapping.Field, BatteryField: t.Mapping.BatteryField, Values: kinds(t.Mapping.Values)}
-			}
-		default:
-			continue
-		}
-		d.Actions = kinds(t.Actions)
-		o.Devices = append(o.Devices, d)
-	}
-	return o, nil
+	o.Dialects, err = dialects(cfg)
+	return o, err
 }
 
-func kinds(m map[string]string) map[string]vakt.EventKind {
-	if len(m) == 0 {
-		return nil
+// dialects builds every registered MQTT dialect and gives each its transmitters, in
+// a loop over the registry: a new dialect needs nothing here.
+func dialects(cfg *config.Config) ([]drivers.Dialect, error) {
+	settings := cfg.Drivers.MQTT.Settings()
+	byName := map[string]drivers.Dialect{}
+	var out []drivers.Dialect
+	for _, name := range drivers.Names() {
+		f, _ := drivers.Lookup(name)
+		if d, ok := f(settings).(drivers.Dialect); ok {
+			byName[name] = d
+			out = append(out, d)
+		}
 	}
-	out := make(map[string]vakt.EventKind, len(m))
-	for k, v := range m {
-		out[k] = vakt.EventKind(v)
+	for i := range cfg.Transmitters {
+		t := &cfg.Transmitters[i]
+		d, ok := byName[t.Driver]
+		if !ok {
+			continue
+		}
+		if err := d.Add(t.Device()); err != nil {
+			return nil, fmt.Errorf("transmitters[%d] (%s): %w", i, t.ID, err)
+		}
 	}
-	return out
+	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vakt/vakt/api"
 	"github.com/vakt/vakt/broker"
 	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers"
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 	"github.com/vakt/vakt/engine"
@@ -40,11 +41,15 @@ type Main struct {
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
 	Serial []*serial.Port
+	// Sources are every configured driver transport (MQTT, serial ports), started,
+	// and stopped, in a loop.
+	Sources []drivers.Source
 
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
 	unlock  func()
+	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -81,18 +86,29 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
+	m.openService()
 	transmitters := transmittersFromConfig(cfg)
-	// Nothing is connected after construction: the hub (the engine's notifier)
-	// first, then the engine, then the phone API on the engine.
+	// Nothing is connected after construction: the hub (the engine's notifier) and
+	// the drivers first, then the engine, then the phone API on the engine.
 	m.Hub = api.NewHub(api.HubOptions{Transmitters: transmitters, Logger: m.Logger, Clock: m.Clock})
-	// Serial ports observe alarms (status blocks back to the call system); they are
-	// built after the engine, so observers are handed over through this indirection.
-	observers := &observerList{}
-	pagers := map[string]vakt.Pager{}
+	// The drivers open nothing until Start, which gives them the engine: built first,
+	// the serial ports go to the engine fully made, as observers (status blocks back to
+	// the call system) and pagers.
+	var (
+		observers []vakt.Observer
+		pagers    = map[string]vakt.Pager{}
+	)
+	if err := m.buildDrivers(); err != nil {
+		return err
+	}
+	for i, p := range m.Serial {
+		observers = append(observers, p)
+		pagers[cfg.Drivers.Serial[i].Name] = p
+	}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       []vakt.Observer{observers},
+		Observers:       append(observers, m.svc.metrics),
 		Pagers:          pagers,
-		Store:           withFailpoint(m.DB),
+		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
 		Clock:           m.Clock,
@@ -122,16 +138,6 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 
-	if cfg.Drivers.MQTT.Enabled {
-		mo, err := mqttOptions(cfg, m.Engine, m.Logger)
-		if err != nil {
-			return err
-		}
-		m.MQTT, err = mqtt.New(mo)
-		if err != nil {
-			return fmt.Errorf("mqtt driver: %w", err)
-		}
-	}
 	if cfg.Drivers.Broker.Enabled {
 		// The driver reads the embedded broker in-process: a publish is committed
 		// before the broker acknowledges it, whatever address the broker listens on.
@@ -144,19 +150,6 @@ func (m *Main) Open(ctx context.Context) error {
 			return fmt.Errorf("embedded broker: %w", err)
 		}
 	}
-	for i := range cfg.Drivers.Serial {
-		o, err := serialOptions(cfg, i, m.Engine, m.Logger, m.Clock)
-		if err != nil {
-			return err
-		}
-		p, err := serial.New(o)
-		if err != nil {
-			return fmt.Errorf("drivers.serial[%d]: %w", i, err)
-		}
-		m.Serial = append(m.Serial, p)
-		observers.add(p)
-		pagers[cfg.Drivers.Serial[i].Name] = p
-	}
 	m.httpLn, err = net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
@@ -164,8 +157,7 @@ func (m *Main) Open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.API)
 	mux.Handle("/app/", webapp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", m.readyz)
+	m.routeService(mux)
 	m.httpSrv = api.NewHTTPServer(mux, slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn))
 	return nil
 }
@@ -176,26 +168,17 @@ func (m *Main) APIAddr() string { return m.httpLn.Addr().String() }
 // Ready is closed once every part runs.
 func (m *Main) Ready() <-chan struct{} { return m.ready }
 
-func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-m.ready:
-		fmt.Fprintln(w, "ready")
-	default:
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}
-}
-
 // Run starts every part and serves until ctx ends or a part fails.
 func (m *Main) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
-	if m.MQTT != nil && direct(m.Config) {
-		// In-process: nothing to connect to, but it must run before the broker
-		// accepts the first publish.
-		if err := m.MQTT.Start(ctx); err != nil {
-			return fmt.Errorf("mqtt driver: %w", err)
+	// Every source runs before the embedded broker accepts the first publish (the
+	// MQTT driver reads it in-process).
+	for _, s := range m.Sources {
+		if err := m.startSource(ctx, s); err != nil {
+			return err
 		}
 	}
 	if m.Broker != nil {
@@ -204,22 +187,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		// Every publish is committed by the MQTT driver before the broker's PUBACK.
 		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr(), "handover", "in-process")
-	}
-	if m.MQTT != nil && !direct(m.Config) {
-		// Wait a moment for the subscription so "ready" means presses are heard; a
-		// broker that is down must not keep phones and serial calls waiting, so after
-		// that the driver goes on connecting in the background.
-		wait, cancelWait := context.WithTimeout(ctx, 3*time.Second)
-		err := m.MQTT.Start(wait)
-		cancelWait()
-		if err != nil {
-			m.Logger.Warn("mqtt broker not reachable yet; retrying in the background", "err", err)
-		}
-	}
-	for _, p := range m.Serial {
-		if err := p.Start(ctx); err != nil {
-			return fmt.Errorf("serial port %s: %w", p.Name(), err)
-		}
 	}
 	go func() {
 		var err error
@@ -234,6 +201,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
+	m.serviceReady(ctx)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -244,11 +212,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops everything in reverse order; sources first so nothing new arrives.
 func (m *Main) Close() error {
-	if m.MQTT != nil {
-		m.MQTT.Stop()
-	}
-	for _, p := range m.Serial {
-		_ = p.Stop()
+	m.serviceStopping()
+	for _, s := range m.Sources {
+		if err := s.Stop(); err != nil {
+			m.Logger.Warn("stop driver", "driver", s.Name(), "err", err)
+		}
 	}
 	if m.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -276,16 +244,51 @@ func (m *Main) Close() error {
 	return err
 }
 
-// observerList fans committed alarm changes out to observers registered after the
-// engine was built.
-type observerList struct {
-	list []vakt.Observer
+// sourceStartWait is how long Run waits for a source to reach its device, so that
+// "ready" means presses are heard; a broker that is down must not keep phones and
+// serial calls waiting, so after that the source goes on connecting in the background.
+const sourceStartWait = 3 * time.Second
+
+// startSource starts one driver transport with the engine as its ingester.
+func (m *Main) startSource(ctx context.Context, s drivers.Source) error {
+	wait, cancel := context.WithTimeout(ctx, sourceStartWait)
+	defer cancel()
+	err := s.Start(wait, m.Engine)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		m.Logger.Warn("driver not connected yet; retrying in the background", "driver", s.Name(), "err", err)
+		return nil
+	default:
+		return fmt.Errorf("driver %s: %w", s.Name(), err)
+	}
 }
 
-func (l *observerList) add(o vakt.Observer) { l.list = append(l.list, o) }
-
-func (l *observerList) AlarmChanged(a vakt.Alarm) {
-	for _, o := range l.list {
-		o.AlarmChanged(a)
+// buildDrivers builds every configured driver transport. Nothing is opened.
+func (m *Main) buildDrivers() error {
+	cfg := m.Config
+	if cfg.Drivers.MQTT.Enabled {
+		mo, err := mqttOptions(cfg, m.Logger)
+		if err != nil {
+			return err
+		}
+		if m.MQTT, err = mqtt.New(mo); err != nil {
+			return fmt.Errorf("mqtt driver: %w", err)
+		}
+		m.Sources = append(m.Sources, m.MQTT)
 	}
+	for i := range cfg.Drivers.Serial {
+		o, err := serialOptions(cfg, i, m.Logger, m.Clock)
+		if err != nil {
+			return err
+		}
+		p, err := serial.New(o)
+		if err != nil {
+			return fmt.Errorf("drivers.serial[%d]: %w", i, err)
+		}
+		m.Serial = append(m.Serial, p)
+		m.Sources = append(m.Sources, p)
+	}
+	return nil
 }
