@@ -8,6 +8,9 @@ const (
 	NoticeTaken     NoticeType = "taken"     // someone accepted it; stop ringing
 	NoticeUpdate    NoticeType = "update"    // any other change you should see
 	NoticeWithdrawn NoticeType = "withdrawn" // cancelled or no longer yours
+	// NoticeRevoked: the person left the directory or was erased; every login of
+	// theirs ends now (Alarm is empty).
+	NoticeRevoked NoticeType = "revoked"
 )
 
 // Notice is one message for one staff member's phone.

@@ -54,6 +54,31 @@ type Batch struct {
 	Outbox    []OutboxEntry
 	Sessions  []Session // logins to keep
 	Logouts   []string  // token hashes of sessions ended
+	// Removals are directory entries deleted with their live state and logins: the
+	// person no longer works here. Their visits, EPR records and alarms keep the id.
+	// Like Erasures they are applied before the batch's rows.
+	Removals []StaffID
+	// Erasures remove a person's personal data (G4); see Erasure.
+	Erasures []Erasure
+	// OutboxAckedUpTo > 0 deletes every outbox entry with Seq <= it and records it
+	// as the highest acknowledged seq: the cloud holds those entries durably.
+	OutboxAckedUpTo int64
+	// DirectoryCursor, when not nil, is stored as the cloud directory feed's cursor
+	// together with the directory changes it brought.
+	DirectoryCursor *string
+}
+
+// Erasure removes one person's personal data in the batch's transaction, before
+// the batch's own rows are written (those are written as given: a batch must not
+// hold rows of the person from before the erasure, and a row after it is a re-add): the directory entry (name, phone, e-mail, roles, zone,
+// credential hash), the live state with any position, and the logins are deleted;
+// in visits, EPR records and alarms (assignee and offers) the staff id is replaced
+// by Pseudonym, so the room and time facts and the alarm history survive without
+// the person. Audit entries are not rewritten (that would break the hash chain):
+// they hold ids only, which is why staff ids must be opaque. See docs/privacy.md.
+type Erasure struct {
+	Staff     StaffID
+	Pseudonym StaffID
 }
 
 // Empty reports whether there is nothing to commit.
@@ -61,7 +86,8 @@ func (b *Batch) Empty() bool {
 	return len(b.Events) == 0 && len(b.Alarms) == 0 && len(b.Directory) == 0 &&
 		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
 		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0 &&
-		len(b.Sessions) == 0 && len(b.Logouts) == 0
+		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.Removals) == 0 &&
+		len(b.Erasures) == 0 && b.OutboxAckedUpTo <= 0 && b.DirectoryCursor == nil
 }
 
 // Snapshot is the state the engine resumes from after a start or crash.
@@ -76,22 +102,35 @@ type Snapshot struct {
 	// SeenOrder lists SeenSources' keys oldest first (by commit order), so the
 	// engine forgets the oldest first when its bounded memory of them is full.
 	SeenOrder []string
-	// NextAlarm is a counter so alarm ids stay unique across restarts.
+	// NextAlarm is a counter so alarm ids stay unique across restarts: the next
+	// alarm gets FormatAlarmID(NextAlarm).
 	NextAlarm int64
 	// Sessions are the phone logins that have not expired.
 	Sessions []Session
 }
 
-// Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer).
+// Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer):
+// every change to state the engine holds in memory (alarms, directory, staff state
+// and positions, visits, sessions, erasures, outbox acknowledgements) is a Batch
+// committed by the engine's loop, never a write made beside it.
+//
+// The position scrub is part of the interface, not an optional extra found by a
+// type assertion: a wrapper that embeds a Store (metrics, failpoints) then forwards
+// it by construction. As an optional interface it was silently lost behind such a
+// wrapper, and no position was ever scrubbed from the files of a running gateway.
 type Store interface {
 	Commit(ctx context.Context, b *Batch) error
 	Load(ctx context.Context) (*Snapshot, error)
+	PositionPurger
 	Close() error
 }
 
 // PositionPurger is a store that can remove positions from its file and its
 // write-ahead log, not just from the current rows (G1): superseded and expired
-// positions must be gone from the disk, too.
+// positions must be gone from the disk, too. The engine's loop calls it right after
+// a commit whose batch removed a position or erased a person; it changes nothing
+// the engine holds in memory (the positions it clears are ones the engine already
+// dropped), it scrubs old bytes out of the files.
 type PositionPurger interface {
 	PurgePositions(ctx context.Context, olderThan time.Time) (int, error)
 }

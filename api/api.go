@@ -41,11 +41,15 @@ type Service interface {
 
 // Options configures the API server.
 type Options struct {
-	Service      Service
-	Transmitters []vakt.Transmitter
-	Logger       *slog.Logger
-	Clock        vakt.Clock
-	SessionTTL   time.Duration
+	// Service is the alarm path (the engine) and Hub the engine's notifier, both
+	// required: build the Hub, then the engine with it, then the Server.
+	Service Service
+	Hub     *Hub
+	// Admin serves /api/v1/admin (role AdminRole); nil leaves those endpoints out.
+	Admin      Admin
+	Logger     *slog.Logger
+	Clock      vakt.Clock
+	SessionTTL time.Duration
 	// SeeAllRoles may list every open alarm (e.g. nurse-lead).
 	SeeAllRoles []string
 	// MaxBody bounds request bodies (default 16 KiB).
@@ -56,9 +60,6 @@ type Options struct {
 	LoginConcurrency int
 	// BodyTimeout bounds reading one request body (default BodyTimeout).
 	BodyTimeout time.Duration
-	// MaxPhoneConns bounds the WebSockets of one staff member (default
-	// MaxPhoneConns); a new one closes the oldest.
-	MaxPhoneConns int
 }
 
 // Timeouts of the HTTP server: see NewHTTPServer.
@@ -86,20 +87,23 @@ func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
 	}
 }
 
-// Server serves the phone API and is the engine's vakt.Notifier.
+// Server serves the phone API; its Hub pushes to the phones.
 type Server struct {
 	opt      Options
 	log      *slog.Logger
-	tx       map[vakt.TransmitterID]vakt.Transmitter
 	sessions *sessions
 	limiter  *limiter
 	hash     *hasher
-	hub      *hub
+	hub      *Hub
 	mux      *http.ServeMux
 }
 
-// New builds the server.
-func New(opt Options) *Server {
+// New builds the server on a running alarm path: the sessions stored before a
+// restart are taken back at once.
+func New(opt Options) (*Server, error) {
+	if opt.Service == nil || opt.Hub == nil {
+		return nil, errors.New("api: the service (engine) and the hub are required: build the hub, then the engine with it as its notifier, then the server")
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -118,30 +122,17 @@ func New(opt Options) *Server {
 	if opt.BodyTimeout <= 0 {
 		opt.BodyTimeout = BodyTimeout
 	}
-	if opt.MaxPhoneConns <= 0 {
-		opt.MaxPhoneConns = MaxPhoneConns
-	}
 	s := &Server{
 		opt:      opt,
 		log:      opt.Logger,
-		tx:       map[vakt.TransmitterID]vakt.Transmitter{},
-		sessions: newSessions(opt.Clock, opt.SessionTTL),
+		sessions: newSessions(opt.Clock, opt.SessionTTL, opt.Hub),
 		limiter:  newLimiter(opt.Clock),
 		hash:     newHasher(opt.LoginConcurrency),
-		hub:      newHub(opt.Logger, opt.Clock, opt.MaxPhoneConns),
+		hub:      opt.Hub,
 	}
-	for _, t := range opt.Transmitters {
-		s.tx[t.ID] = t
-	}
+	s.sessions.restore(opt.Service.RestoredSessions())
 	s.routes()
-	return s
-}
-
-// SetService connects the alarm path. The server exists first because the engine
-// needs it as its notifier.
-func (s *Server) SetService(svc Service) {
-	s.opt.Service = svc
-	s.sessions.restore(svc.RestoredSessions())
+	return s, nil
 }
 
 // ServeHTTP implements http.Handler.

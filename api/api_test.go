@@ -50,15 +50,16 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-a"), bcrypt.MinCost)
 	hashB, _ := bcrypt.GenerateFromPassword([]byte("s3cret-b"), bcrypt.MinCost)
 	tx := []vakt.Transmitter{{ID: "room-1-sos", Location: vakt.Location{Room: "1", Zone: "east", Floor: 1, Lat: 59.9139, Lon: 10.7522}}}
-	opt := api.Options{Transmitters: tx, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	opt := api.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if tweak != nil {
 		tweak(&opt)
 	}
-	srv := api.New(opt)
+	hub := api.NewHub(api.HubOptions{Transmitters: tx, Logger: opt.Logger, Clock: opt.Clock})
+	opt.Hub = hub
 	near := vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}
 	far := vakt.Position{Lat: 59.9150, Lon: 10.7522, Floor: 1}
 	eng, err := engine.New(ctx, engine.Options{
-		Store: db, Router: router, Notifier: srv, Transmitters: tx, NearestRouting: true, PositionTTL: time.Hour,
+		Store: db, Router: router, Notifier: hub, Transmitters: tx, NearestRouting: true, PositionTTL: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Directory: []vakt.Staff{
 			{ID: "nurse-a", Name: "A", Roles: []string{"nurse"}, SecretHash: string(hash)},
@@ -72,7 +73,11 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.SetService(eng)
+	opt.Service = eng
+	srv, err := api.New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()
 	hs := httptest.NewServer(srv)
@@ -146,12 +151,20 @@ func TestStaffActOnlyOnTheirAlarms(t *testing.T) {
 		{b, "complete", http.StatusForbidden},
 		{a, "presence", http.StatusOK},
 		{a, "complete", http.StatusOK},
-		{a, "complete", http.StatusNotFound}, // closed alarms are gone from the open set
+		// A closed alarm is a conflict with what happened, not an unknown one.
+		{a, "complete", http.StatusConflict},
+		{a, "presence", http.StatusConflict},
 	}
 	for i, s := range steps {
 		if code, body := f.do("POST", base+"/"+s.verb, s.token, ""); code != s.want {
 			t.Fatalf("step %d %s: %d %s, want %d", i, s.verb, code, body, s.want)
 		}
+	}
+	if code, body := f.do("POST", base+"/presence", a, ""); !strings.Contains(body, "this alarm is already completed") {
+		t.Errorf("presence after completion: %d %s, want a message saying it is already completed", code, body)
+	}
+	if code, _ := f.do("POST", "/api/v1/alarms/a-999/presence", a, ""); code != http.StatusNotFound {
+		t.Errorf("presence on an alarm that never was: %d, want 404", code)
 	}
 	if code, body := f.do("GET", "/api/v1/alarms", b, ""); code != 200 || body != "[]\n" {
 		t.Fatalf("nurse-b sees %d %s", code, body)

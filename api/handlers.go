@@ -142,7 +142,11 @@ type transmitterView struct {
 // view renders an alarm for one staff member: the distance is theirs, from the
 // position they had when it was offered to them.
 func (s *Server) view(a vakt.Alarm, viewer vakt.StaffID) alarmView {
-	t := s.tx[a.Transmitter]
+	return viewOf(s.hub.tx, a, viewer)
+}
+
+func viewOf(tx map[vakt.TransmitterID]vakt.Transmitter, a vakt.Alarm, viewer vakt.StaffID) alarmView {
+	t := tx[a.Transmitter]
 	v := alarmView{
 		ID: string(a.ID), Kind: string(a.Kind), Priority: int(a.Priority), State: string(a.State),
 		Transmitter: transmitterView{ID: string(a.Transmitter), Room: t.Location.Room, Zone: t.Location.Zone, Floor: t.Location.Floor},
@@ -238,6 +242,10 @@ func (s *Server) alarmVerb(v verb) http.HandlerFunc {
 			a, err = s.opt.Service.Complete(r.Context(), c.staff, id, note)
 		}
 		if err != nil {
+			if ce := (*vakt.AlarmClosedError)(nil); errors.As(err, &ce) {
+				writeError(w, http.StatusConflict, "conflict", "this alarm is already "+string(ce.State))
+				return
+			}
 			if errors.Is(err, vakt.ErrConflict) {
 				writeError(w, http.StatusConflict, "conflict", conflictText[v])
 				return

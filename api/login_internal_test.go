@@ -37,13 +37,18 @@ func (directory) RestoredSessions() []vakt.Session                { return nil }
 func loginServer(t *testing.T, slots int) *Server {
 	t.Helper()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	s := New(Options{
-		Clock: fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)), LoginConcurrency: slots,
+	clk := fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	s, err := New(Options{
+		Clock: clk, LoginConcurrency: slots,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Hub:    NewHub(HubOptions{Clock: clk}),
+		Service: directory{staff: map[vakt.StaffID]vakt.Member{
+			"nurse-a": {Staff: vakt.Staff{ID: "nurse-a", SecretHash: string(hash)}},
+		}},
 	})
-	s.SetService(directory{staff: map[vakt.StaffID]vakt.Member{
-		"nurse-a": {Staff: vakt.Staff{ID: "nurse-a", SecretHash: string(hash)}},
-	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

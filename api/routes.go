@@ -76,6 +76,10 @@ var Routes = []Route{
 		handler: func(s *Server) http.HandlerFunc { return s.eprSent }},
 	{Method: "GET", Pattern: "/api/v1/stream",
 		handler: func(s *Server) http.HandlerFunc { return s.stream }},
+	{Method: "GET", Pattern: "/api/v1/admin/staff/{id}/export", Roles: []string{AdminRole},
+		handler: func(s *Server) http.HandlerFunc { return s.admin(s.exportStaff) }},
+	{Method: "DELETE", Pattern: "/api/v1/admin/staff/{id}", Roles: []string{AdminRole},
+		handler: func(s *Server) http.HandlerFunc { return s.admin(s.eraseStaff) }},
 }
 
 func (s *Server) routes() {

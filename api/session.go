@@ -17,18 +17,20 @@ import (
 type session struct {
 	staff   vakt.StaffID
 	expires time.Time
+	gen     uint64 // the hub's revocation count when made
 }
 
 // sessions holds bearer tokens by their SHA-256, never the tokens themselves.
 type sessions struct {
 	clock vakt.Clock
 	ttl   time.Duration
+	hub   *Hub // knows whose logins were revoked
 	mu    sync.Mutex
 	m     map[[32]byte]session
 }
 
-func newSessions(c vakt.Clock, ttl time.Duration) *sessions {
-	return &sessions{clock: c, ttl: ttl, m: map[[32]byte]session{}}
+func newSessions(c vakt.Clock, ttl time.Duration, h *Hub) *sessions {
+	return &sessions{clock: c, ttl: ttl, hub: h, m: map[[32]byte]session{}}
 }
 
 // tokenHash is what is kept of a token, in memory and on disk.
@@ -51,7 +53,7 @@ func (s *sessions) create(staff vakt.StaffID) (string, session) {
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
-	sess := session{staff: staff, expires: s.clock.Now().Add(s.ttl)}
+	sess := session{staff: staff, expires: s.clock.Now().Add(s.ttl), gen: s.hub.generation()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -72,7 +74,7 @@ func (s *sessions) lookup(tok string) (session, bool) {
 	if !ok {
 		return session{}, false
 	}
-	if s.clock.Now().After(sess.expires) {
+	if s.clock.Now().After(sess.expires) || s.hub.revokedSince(sess.staff, sess.gen) {
 		delete(s.m, k)
 		return session{}, false
 	}

@@ -52,31 +52,106 @@ func (c *conn) close() {
 	})
 }
 
-// hub knows every open phone connection by staff member.
-type hub struct {
+// Hub knows every open phone connection by staff member and is the engine's
+// vakt.Notifier. It is built first and handed to engine.New; the Server is built
+// after the engine, with the Hub and the engine as its Service, so nothing is
+// connected after construction.
+type Hub struct {
 	log      *slog.Logger
 	clock    vakt.Clock
 	maxConns int
+	tx       map[vakt.TransmitterID]vakt.Transmitter
 	mu       sync.Mutex
 	seq      uint64
 	conns    map[vakt.StaffID]map[*conn]struct{}
+	// gen counts revocations; revoked[staff] is the gen at which staff's logins
+	// were last revoked. A session made at an earlier gen is no longer valid.
+	gen     uint64
+	revoked map[vakt.StaffID]uint64
 	// ignored counts phone messages that were not understood (see reader).
 	ignored atomic.Int64
 }
 
-func newHub(l *slog.Logger, c vakt.Clock, maxConns int) *hub {
-	return &hub{log: l, clock: c, maxConns: maxConns, conns: map[vakt.StaffID]map[*conn]struct{}{}}
+// HubOptions configures a Hub.
+type HubOptions struct {
+	// Transmitters name the rooms shown with an alarm.
+	Transmitters []vakt.Transmitter
+	Logger       *slog.Logger
+	Clock        vakt.Clock
+	// MaxPhoneConns bounds the WebSockets of one staff member (default
+	// MaxPhoneConns); a new one closes the oldest.
+	MaxPhoneConns int
+}
+
+// NewHub builds the hub.
+func NewHub(opt HubOptions) *Hub {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Clock == nil {
+		opt.Clock = vakt.SystemClock{}
+	}
+	if opt.MaxPhoneConns <= 0 {
+		opt.MaxPhoneConns = MaxPhoneConns
+	}
+	h := &Hub{log: opt.Logger, clock: opt.Clock, maxConns: opt.MaxPhoneConns,
+		tx:    map[vakt.TransmitterID]vakt.Transmitter{},
+		conns: map[vakt.StaffID]map[*conn]struct{}{}, revoked: map[vakt.StaffID]uint64{}}
+	for _, t := range opt.Transmitters {
+		h.tx[t.ID] = t
+	}
+	return h
+}
+
+// generation is the revocation count now; a session records it when made.
+func (h *Hub) generation() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gen
+}
+
+// revokedSince reports whether staff's logins were revoked after gen.
+func (h *Hub) revokedSince(staff vakt.StaffID, gen uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g, ok := h.revoked[staff]
+	return ok && g > gen
+}
+
+// revoke ends every login and connection of staff (removed or erased).
+func (h *Hub) revoke(staff vakt.StaffID) {
+	h.mu.Lock()
+	h.gen++
+	h.revoked[staff] = h.gen
+	var all []*conn
+	for c := range h.conns[staff] {
+		all = append(all, c)
+	}
+	delete(h.conns, staff)
+	h.mu.Unlock()
+	for _, c := range all {
+		go func() {
+			_ = c.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(closeRevoked, "login revoked"), time.Now().Add(time.Second))
+			c.close()
+		}()
+	}
+	h.log.Info("phone sessions revoked", "staff", staff, "connections", len(all))
 }
 
 // closeSuperseded is the close code sent to a connection replaced by a newer one of
 // the same staff member (4000-4999 are free for applications).
 const closeSuperseded = 4001
 
+// closeRevoked is the close code sent when the person's logins were revoked (they
+// were removed from the directory or erased).
+const closeRevoked = 4003
+
 // add registers c. A staff member holds at most maxConns connections; the oldest is
 // closed when a new one comes, because the newest is the phone that just
 // reconnected (a phone whose old socket the network has not yet torn down must win,
 // not be refused).
-func (h *hub) add(c *conn) {
+func (h *Hub) add(c *conn) {
 	h.mu.Lock()
 	if h.conns[c.staff] == nil {
 		h.conns[c.staff] = map[*conn]struct{}{}
@@ -107,7 +182,7 @@ func (h *hub) add(c *conn) {
 	}
 }
 
-func (h *hub) remove(c *conn) {
+func (h *Hub) remove(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.conns[c.staff], c)
@@ -118,7 +193,7 @@ func (h *hub) remove(c *conn) {
 
 // push queues msg on every connection of staff. It never blocks: a phone whose
 // queue is full is disconnected, and gets every open offer again on reconnect.
-func (h *hub) push(staff vakt.StaffID, msg []byte) int {
+func (h *Hub) push(staff vakt.StaffID, msg []byte) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
@@ -134,7 +209,7 @@ func (h *hub) push(staff vakt.StaffID, msg []byte) int {
 	return n
 }
 
-func (h *hub) closeAll() {
+func (h *Hub) closeAll() {
 	h.mu.Lock()
 	all := []*conn{}
 	for _, cs := range h.conns {
@@ -158,20 +233,24 @@ func (s *Server) Connected(staff vakt.StaffID) int {
 	return len(s.hub.conns[staff])
 }
 
-// Notify implements vakt.Notifier.
-func (s *Server) Notify(staff vakt.StaffID, n vakt.Notice) {
+// Notify implements vakt.Notifier. A revoked notice ends the person's logins and
+// connections.
+func (h *Hub) Notify(staff vakt.StaffID, n vakt.Notice) {
 	msg := pushMessage{Type: string(n.Type)}
 	switch n.Type {
+	case vakt.NoticeRevoked:
+		h.revoke(staff)
+		return
 	case vakt.NoticeTaken:
 		msg.AlarmID, msg.By = string(n.Alarm.ID), string(n.By)
 	case vakt.NoticeWithdrawn:
 		msg.AlarmID = string(n.Alarm.ID)
 	default:
-		v := s.view(n.Alarm, staff)
+		v := viewOf(h.tx, n.Alarm, staff)
 		msg.Alarm = &v
 	}
 	b, _ := json.Marshal(msg)
-	s.hub.push(staff, b)
+	h.push(staff, b)
 }
 
 var upgrader = websocket.Upgrader{

@@ -42,12 +42,19 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	now := e.opt.Clock.Now()
 	a, ok := s.alarms[c.id]
 	if !ok {
-		c.reply <- result[vakt.Alarm]{err: fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)}
+		err := fmt.Errorf("alarm %s: %w", c.id, vakt.ErrNotFound)
+		if st, closed := s.closed.state(c.id); closed {
+			// Closed alarms are not in memory; a late presence or a second
+			// complete is a conflict with what happened, not an unknown alarm.
+			err = &vakt.AlarmClosedError{ID: c.id, State: st}
+		}
+		c.reply <- result[vakt.Alarm]{err: err}
 		return nil
 	}
 	env := s.envFor(now, a)
 	var acts []routing.Action
 	var err error
+	var presence effect
 	switch c.verb {
 	case verbAccept:
 		acts, err = e.opt.Router.Accept(a, c.staff, env)
@@ -56,6 +63,14 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	case verbPresence:
 		acts, err = e.opt.Router.Presence(a, c.staff, env)
 	case verbComplete:
+		if a.Assignee == c.staff && a.State == vakt.StateAccepted {
+			// Completing says the assignee was there: presence is recorded first
+			// (its own transition and audit entry), then the completion.
+			pacts, perr := e.opt.Router.Presence(a, c.staff, env)
+			if perr == nil {
+				presence = e.record(b, a, "staff:"+string(c.staff), verbAction[verbPresence], pacts, now)
+			}
+		}
 		if a.Assignee == c.staff && (a.State == vakt.StateAccepted || a.State == vakt.StatePresent) {
 			e.visitForAlarm(b, a, c.note, now)
 		}
@@ -78,6 +93,9 @@ func (c alarmCmd) apply(e *Engine, b *vakt.Batch) effect {
 	snap := *a
 	snap.Offers = slices.Clone(a.Offers)
 	return func(err error) {
+		if presence != nil {
+			presence(err)
+		}
 		fx(err)
 		c.reply <- result[vakt.Alarm]{v: snap, err: err}
 	}
@@ -250,21 +268,6 @@ func (e *Engine) EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.Vis
 	return vakt.EPRRecord{}, fmt.Errorf("visit %s: %w", visit, vakt.ErrNotFound)
 }
 
-// OpenVisits lists the staff member's visits that have not ended: what a phone shows
-// again after a restart during a home-care round.
-func (e *Engine) OpenVisits(ctx context.Context, staff vakt.StaffID) ([]vakt.Visit, error) {
-	return do(ctx, e, func(e *Engine, _ *vakt.Batch, _ time.Time) ([]vakt.Visit, error) {
-		out := []vakt.Visit{}
-		for _, v := range e.st.visits {
-			if v.Staff == staff {
-				out = append(out, v)
-			}
-		}
-		slices.SortFunc(out, func(a, b vakt.Visit) int { return a.Start.Compare(b.Start) })
-		return out, nil
-	})
-}
-
 func pendingOffer(a *vakt.Alarm, id vakt.StaffID) bool {
 	for _, o := range a.Offers {
 		if o.Staff == id && o.Status == vakt.OfferPending {
@@ -273,3 +276,89 @@ func pendingOffer(a *vakt.Alarm, id vakt.StaffID) bool {
 	}
 	return false
 }
+
+// SetDuty puts a staff member on or off duty. Going off duty drops the position at
+// once: positions are kept only while on duty (G1).
+func (e *Engine) SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error) {
+	return e.updateStaff(ctx, id, "staff.duty", func(st *vakt.StaffState) error {
+		st.OnDuty = on
+		if !on && st.Position != nil {
+			st.Position = nil
+			e.st.scrub = true // gone from every file before the answer
+		}
+		return nil
+	})
+}
+
+// SetAvailability sets available, busy or away.
+func (e *Engine) SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error) {
+	return e.updateStaff(ctx, id, "staff.availability", func(st *vakt.StaffState) error {
+		if !a.Valid() {
+			return fmt.Errorf("availability %q: %w", a, vakt.ErrConflict)
+		}
+		st.Availability = a
+		return nil
+	})
+}
+
+// ErrPositionRefused: the position was not stored (off duty, or nearest routing off).
+var ErrPositionRefused = fmt.Errorf("position not kept: off duty or nearest-staff routing disabled: %w", vakt.ErrConflict)
+
+// SetPosition keeps the latest position only, only while on duty and only when
+// nearest-staff routing is on; nothing else about positions is stored or synced.
+func (e *Engine) SetPosition(ctx context.Context, id vakt.StaffID, p vakt.Position) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
+		if _, ok := e.st.directory[id]; !ok {
+			return struct{}{}, fmt.Errorf("staff %s: %w", id, vakt.ErrNotFound)
+		}
+		st := e.st.staffState(id)
+		if !e.opt.NearestRouting || !st.OnDuty {
+			return struct{}{}, ErrPositionRefused
+		}
+		p.At = now
+		st.Position = &p
+		e.rows.staffState(b, *st)
+		e.st.touch(id)
+		return struct{}{}, nil
+	})
+	return err
+}
+
+func (e *Engine) updateStaff(ctx context.Context, id vakt.StaffID, action string, f func(*vakt.StaffState) error) (vakt.StaffState, error) {
+	return do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.StaffState, error) {
+		if _, ok := e.st.directory[id]; !ok {
+			return vakt.StaffState{}, fmt.Errorf("staff %s: %w", id, vakt.ErrNotFound)
+		}
+		st := e.st.staffState(id)
+		if err := f(st); err != nil {
+			return vakt.StaffState{}, err
+		}
+		e.rows.staffState(b, *st)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(id), Action: action, Subject: "staff:" + string(id)})
+		e.st.touch(id)
+		return *st, nil
+	})
+}
+
+// SaveSession keeps a phone's login (its token hash) through restarts; the phone gets
+// its answer after the commit, so a login it was given is on disk.
+func (e *Engine) SaveSession(ctx context.Context, se vakt.Session) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
+		b.Sessions = append(b.Sessions, se)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(se.Staff), Action: "session.login", Subject: "staff:" + string(se.Staff)})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// EndSession forgets a login (logout).
+func (e *Engine) EndSession(ctx context.Context, tokenHash string) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, _ time.Time) (struct{}, error) {
+		b.Logouts = append(b.Logouts, tokenHash)
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// RestoredSessions are the logins stored when the engine started.
+func (e *Engine) RestoredSessions() []vakt.Session { return e.sessions }

@@ -75,7 +75,8 @@ type rig struct {
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
 	linger       time.Duration
-	noNearest    bool // start with nearest-staff routing off
+	logs         io.Writer // default: discarded
+	noNearest    bool      // start with nearest-staff routing off
 	disk         *failingStore
 	path         string
 	clock        *fakeclock.Clock
@@ -122,9 +123,13 @@ func (r *rig) start(walkTest bool) {
 	if r.wrap != nil {
 		st = r.wrap(db)
 	}
+	logs := r.logs
+	if logs == nil {
+		logs = io.Discard
+	}
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 		CheckInLinger: r.linger,
 		Transmitters:  r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{

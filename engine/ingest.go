@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"fmt"
-	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -130,7 +128,7 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 		prio = ev.Priority
 	}
 	a := &vakt.Alarm{
-		ID:          vakt.AlarmID(fmt.Sprintf("a-%d", s.nextAlarm)),
+		ID:          vakt.FormatAlarmID(s.nextAlarm),
 		Transmitter: ev.Transmitter,
 		Kind:        ev.Kind,
 		Priority:    prio,
@@ -147,7 +145,6 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	env.Primary = s.transmitters[ev.Transmitter].PrimaryContacts
 	acts := e.opt.Router.Raise(a, env)
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
-	e.log.Info("alarm raised", "alarm", a.ID, "transmitter", a.Transmitter, "kind", a.Kind, "priority", a.Priority, "offers", len(acts))
 	return a.ID, func(err error) { raised(err); offered(err) }
 }
 
@@ -184,62 +181,4 @@ func (e *Engine) transmitterPresence(b *vakt.Batch, ev vakt.Event, now time.Time
 		return id, nil
 	}
 	return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.presence", acts, now)
-}
-
-// tickOp fires every due timer.
-type tickOp struct{}
-
-func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
-	s := e.st
-	now := e.opt.Clock.Now()
-	var fxs []effect
-	for _, a := range s.alarms {
-		if a.Deadline.IsZero() || a.Deadline.After(now) {
-			continue
-		}
-		before := *a
-		acts := e.opt.Router.Tick(a, s.envFor(now, a))
-		if len(acts) == 0 && before.State == a.State && before.Tier == a.Tier && before.Deadline.Equal(a.Deadline) {
-			continue
-		}
-		fxs = append(fxs, e.record(b, a, "system", "alarm.timer", acts, now))
-	}
-	fxs = append(fxs, e.supervise(b, now)...)
-	e.purgePositions(b, now)
-	s.seen.expire(now)
-	return runAll(fxs)
-}
-
-// runAll combines effects into one; nil entries are skipped.
-func runAll(fxs []effect) effect {
-	fxs = slices.DeleteFunc(fxs, func(fx effect) bool { return fx == nil })
-	if len(fxs) == 0 {
-		return nil
-	}
-	return func(err error) {
-		for _, fx := range fxs {
-			fx(err)
-		}
-	}
-}
-
-// supervise raises an "offline" technical alarm for every supervised transmitter not
-// heard from within its period (Zigbee2MQTT's own availability timeouts are far too
-// loose for care alarms). Another silent period counts as a repeat of the open alarm;
-// the next message from the transmitter closes it (restored).
-func (e *Engine) supervise(b *vakt.Batch, now time.Time) []effect {
-	s := e.st
-	var fxs []effect
-	for id, at := range s.heard {
-		if now.Sub(at) < s.transmitters[id].Supervision {
-			continue
-		}
-		s.heard[id] = now
-		ev := vakt.Event{Transmitter: id, Kind: vakt.EventOffline, Source: "supervision", ReceivedAt: now, Text: "missed check-in"}
-		e.log.Warn("transmitter silent: missed check-in", "transmitter", id)
-		alarm, fx := e.raise(b, ev, now)
-		b.Events = append(b.Events, vakt.EventRecord{Event: ev, Alarm: alarm})
-		fxs = append(fxs, fx)
-	}
-	return fxs
 }

@@ -141,3 +141,41 @@ func (r *recentSources) resize(size int) {
 }
 
 func (r *recentSources) len() int { return len(r.byKey) }
+
+// closedCapacity bounds how many recently closed alarm ids are remembered, so a
+// phone's late presence or second complete gets 409 (already completed) rather
+// than 404; older ids, and every id after a restart, answer 404.
+const closedCapacity = 4096
+
+// recentClosed remembers the states of the last closedCapacity alarms closed, in
+// O(1) per alarm: a ring of ids and a map.
+type recentClosed struct {
+	ring  []vakt.AlarmID
+	head  int
+	byID  map[vakt.AlarmID]vakt.AlarmState
+	limit int
+}
+
+func newRecentClosed(limit int) *recentClosed {
+	return &recentClosed{byID: map[vakt.AlarmID]vakt.AlarmState{}, limit: limit}
+}
+
+func (r *recentClosed) add(id vakt.AlarmID, st vakt.AlarmState) {
+	if _, ok := r.byID[id]; ok {
+		r.byID[id] = st
+		return
+	}
+	if len(r.ring) < r.limit {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.byID, r.ring[r.head])
+		r.ring[r.head] = id
+		r.head = (r.head + 1) % r.limit
+	}
+	r.byID[id] = st
+}
+
+func (r *recentClosed) state(id vakt.AlarmID) (vakt.AlarmState, bool) {
+	st, ok := r.byID[id]
+	return st, ok
+}

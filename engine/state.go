@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"slices"
 	"sort"
 	"strconv"
@@ -24,6 +23,7 @@ type state struct {
 	open   map[openKey]vakt.AlarmID
 	visits map[vakt.VisitID]vakt.Visit // open visits
 	seen   *recentSources              // source\x00sourceID → what it did, recently
+	closed *recentClosed               // recently closed alarm ids → final state
 	// heard is when each supervised transmitter was last heard, on this process's
 	// clock (monotonic): a wall-clock jump or a restart never fires supervision early.
 	heard map[vakt.TransmitterID]time.Time
@@ -78,6 +78,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		open:         map[openKey]vakt.AlarmID{},
 		visits:       map[vakt.VisitID]vakt.Visit{},
 		seen:         newRecentSources(recentCapacity, len(snap.SeenSources)),
+		closed:       newRecentClosed(closedCapacity),
 		nextAlarm:    snap.NextAlarm,
 		peopleDirty:  true,
 	}
@@ -98,7 +99,7 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		a := snap.OpenAlarms[i]
 		s.alarms[a.ID] = &a
 		s.open[keyFor(a.Transmitter, a.Kind)] = a.ID
-		if n := alarmNumber(a.ID); n >= s.nextAlarm {
+		if n, _ := vakt.ParseAlarmID(a.ID); n >= s.nextAlarm {
 			s.nextAlarm = n + 1
 		}
 	}
@@ -134,11 +135,6 @@ func newState(opt Options, snap *vakt.Snapshot) *state {
 		s.nextAlarm = 1
 	}
 	return s
-}
-
-func alarmNumber(id vakt.AlarmID) int64 {
-	n, _ := strconv.ParseInt(string(id[min(2, len(id)):]), 10, 64)
-	return n
 }
 
 func visitNumber(id vakt.VisitID) int64 {
@@ -309,28 +305,4 @@ func (s *state) staffState(id vakt.StaffID) *vakt.StaffState {
 		s.staff[id] = st
 	}
 	return st
-}
-
-// alarmRecord is the outbox body for an alarm change: ids and facts only, never
-// names or positions (positions never leave the gateway).
-type alarmRecord struct {
-	ID          vakt.AlarmID       `json:"id"`
-	Transmitter vakt.TransmitterID `json:"transmitter"`
-	Kind        vakt.EventKind     `json:"kind"`
-	Priority    vakt.Priority      `json:"priority"`
-	State       vakt.AlarmState    `json:"state"`
-	Count       int                `json:"count"`
-	Tier        int                `json:"tier"`
-	Assignee    vakt.StaffID       `json:"assignee,omitempty"`
-	RaisedAt    time.Time          `json:"raised_at"`
-	At          time.Time          `json:"at"`
-	Forwarded   bool               `json:"forwarded,omitempty"`
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only our own plain structs are marshalled
-	}
-	return b
 }

@@ -4,8 +4,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -47,17 +45,6 @@ func fromNullInt(n sql.NullInt64) *int {
 	}
 	v := int(n.Int64)
 	return &v
-}
-
-// alarmNumber returns n for an alarm id "<prefix>-<n>" (the engine's "a-12"), and
-// false for ids of any other shape, which then do not move the counter.
-func alarmNumber(id vakt.AlarmID) (int64, bool) {
-	i := strings.LastIndexByte(string(id), '-')
-	n, err := strconv.ParseInt(string(id)[i+1:], 10, 64)
-	if err != nil || n <= 0 {
-		return 0, false
-	}
-	return n, true
 }
 
 // offerJSON is one element of alarms.offers. The JSON names are the stored format:

@@ -144,11 +144,14 @@ func (s *statements) close() error {
 // Commit applies the whole batch in one BEGIN IMMEDIATE transaction, committed with
 // synchronous=FULL: when it returns nil all of it is on disk, otherwise none of it.
 //
-// In order: events are inserted; alarms, directory entries, staff states,
+// In order: b.Removals and b.Erasures are applied (see vakt.Erasure); events are
+// inserted; alarms, directory entries, staff states,
 // transmitter health and visits are upserted as whole rows (except that an alarm's
 // transmitter, kind and raised time are kept from its first insert); EPR records are
-// inserted (a repeat of the same visit, system and time is ignored); each
-// b.Outbox entry is queued (At defaults to now); then each audit record is chained
+// inserted (a repeat of the same visit, system and time is ignored); logins are
+// kept and ended; outbox entries up to b.OutboxAckedUpTo are deleted and that seq recorded; the directory
+// cursor is stored; each b.Outbox entry is queued (At defaults to now); then each
+// audit record is chained
 // (Seq = previous + 1, At defaults to now, Prev = previous hash, Hash =
 // ChainHash) and queued in the outbox too, as kind "audit" with the JSON body
 // {"seq","at","actor","action","subject","prev","hash"}, "at" being the RFC 3339
@@ -171,12 +174,13 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 
 	head, counter := db.head, db.counter
 	seqs := make([]int64, len(b.Outbox))
-	err := db.apply(ctx, b, &head, &counter, seqs)
+	var acked int64
+	err := db.apply(ctx, b, &head, &counter, seqs, &acked)
 	if err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.head, db.counter = head, counter
-	db.outboxLen.Add(int64(len(b.Outbox) + len(b.Audit)))
+	db.outboxLen.Add(int64(len(b.Outbox)+len(b.Audit)) - acked)
 	for i := range b.Outbox {
 		b.Outbox[i].Seq = seqs[i]
 	}
@@ -184,7 +188,7 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 }
 
 // apply runs the transaction, advancing head and counter in the caller's copies.
-func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter *int64, seqs []int64) (err error) {
+func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter *int64, seqs []int64, acked *int64) (err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -195,6 +199,30 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}()
 	now := db.now()
+
+	// Removals and erasures come first: the batch's own rows are written after
+	// them as given, so a person erased and added again in one batch (a directory
+	// page saying so) ends up added. The engine leaves out of the batch the rows it
+	// had queued for the person before the erasure.
+	for _, id := range b.Removals {
+		for _, q := range []struct{ what, query string }{
+			{"directory", `DELETE FROM staff WHERE id = ?`},
+			{"state", `DELETE FROM staff_state WHERE staff_id = ?`},
+			{"sessions", `DELETE FROM sessions WHERE staff_id = ?`},
+		} {
+			if _, err := tx.ExecContext(ctx, q.query, string(id)); err != nil {
+				return fmt.Errorf("remove staff %s: %s: %w", id, q.what, err)
+			}
+		}
+	}
+	for _, er := range b.Erasures {
+		if er.Staff == "" || er.Pseudonym == "" || er.Pseudonym == er.Staff {
+			return fmt.Errorf("erase staff %q: the pseudonym must be set and differ from the id", er.Staff)
+		}
+		if err := erase(ctx, tx, er.Staff, er.Pseudonym); err != nil {
+			return fmt.Errorf("erase staff %s: %w", er.Staff, err)
+		}
+	}
 
 	if len(b.Events) > 0 {
 		args := make([]any, 0, len(b.Events)*db.st.event.width)
@@ -222,7 +250,7 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 				string(a.State), nanos(a.RaisedAt), nanos(a.UpdatedAt), int64(a.Count), a.Policy,
 				int64(a.Tier), nanos(a.TierStartedAt), int64(a.Round), string(a.Assignee),
 				nanos(a.AcceptedAt), offers, nanos(a.Deadline), a.Forwarded, a.WalkTest)
-			if n, ok := alarmNumber(a.ID); ok && n > next {
+			if n, ok := vakt.ParseAlarmID(a.ID); ok && n > next {
 				next = n
 			}
 		}
@@ -314,6 +342,26 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?`, now.UnixNano()); err != nil {
 			return fmt.Errorf("expired sessions: %w", err)
+		}
+	}
+
+	if b.OutboxAckedUpTo > 0 {
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, b.OutboxAckedUpTo)
+		if err != nil {
+			return fmt.Errorf("outbox acknowledgement: %w", err)
+		}
+		if *acked, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("outbox acknowledgement: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = max(value, ?) WHERE key = 'outbox_acked'`,
+			b.OutboxAckedUpTo); err != nil {
+			return fmt.Errorf("outbox acknowledgement: %w", err)
+		}
+	}
+	if b.DirectoryCursor != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sync_state (key, value) VALUES ('directory_cursor', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, *b.DirectoryCursor); err != nil {
+			return fmt.Errorf("directory cursor: %w", err)
 		}
 	}
 

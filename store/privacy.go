@@ -10,8 +10,9 @@ import (
 	vakt "github.com/vakt/vakt"
 )
 
-// Privacy operations (G1, G3, G4). The writes go through the writer connection like
-// Commit; each ends with a TRUNCATE checkpoint so the removed bytes are gone from
+// Privacy operations (G1, G3, G4). Erasure is a Batch field applied by Commit
+// (vakt.Erasure); PurgePositions, which the engine's loop runs after such a commit,
+// ends with a TRUNCATE checkpoint so the removed bytes are gone from
 // the main file (secure_delete zeroes freed space in the pages written back) and
 // from the WAL (truncated to zero bytes). What the file system or the SD card's
 // flash translation layer keep of blocks SQLite overwrote is beyond SQLite's reach;
@@ -41,22 +42,6 @@ func (db *DB) PurgePositions(ctx context.Context, olderThan time.Time) (int, err
 		db.log.Info("positions purged", "count", n)
 	}
 	return int(n), nil
-}
-
-// ClearAllPositions clears every stored position: nearest-staff routing was turned
-// off (G1).
-func (db *DB) ClearAllPositions(ctx context.Context) error {
-	if err := db.writable(); err != nil {
-		return err
-	}
-	if _, err := db.w.ExecContext(ctx, `UPDATE staff_state SET `+clearPosition+` WHERE pos_lat IS NOT NULL
-		OR pos_lon IS NOT NULL OR pos_at IS NOT NULL`); err != nil {
-		return fmt.Errorf("store: clear positions: %w", err)
-	}
-	if err := db.checkpoint(ctx); err != nil {
-		return fmt.Errorf("store: clear positions: %w", err)
-	}
-	return nil
 }
 
 // StaffExportFormat names the version of the StaffExport JSON document.
@@ -263,50 +248,12 @@ func (db *DB) ExportStaff(ctx context.Context, id vakt.StaffID) (StaffExport, er
 	return x, nil
 }
 
-// EraseStaff removes a staff member's personal data (G4), in one transaction:
-//   - the directory row (name, phone, e-mail, roles, zone, credential hash) and the
-//     live state (availability, position) are deleted;
-//   - visits, EPR records and alarms (assignee and offers) keep their rows, with the
-//     staff id replaced by pseudonym, so statistics and the alarm history survive;
-//   - audit entries are not touched: rewriting them would break the hash chain.
-//     They hold ids only (never names, phone numbers, e-mail addresses or
-//     positions), so what remains there is the staff id, which therefore must be
-//     an opaque id that says nothing about the person (not "nurse-anna"); once the
-//     directory row is gone nothing on the gateway links it to a person.
-//
-// Entries already in the outbox are left as they are: they carry ids only, and the
-// cloud applies the same erasure. Erasing an id that holds nothing is not an
-// error. The engine must also drop the person from its memory.
-func (db *DB) EraseStaff(ctx context.Context, id vakt.StaffID, pseudonym string) error {
-	if err := db.writable(); err != nil {
-		return err
-	}
-	if id == "" || pseudonym == "" {
-		return fmt.Errorf("store: erase staff: empty id or pseudonym")
-	}
-	if pseudonym == string(id) {
-		return fmt.Errorf("store: erase staff %s: pseudonym equals the id", id)
-	}
-	if err := db.erase(ctx, id, vakt.StaffID(pseudonym)); err != nil {
-		return fmt.Errorf("store: erase staff %s: %w", id, err)
-	}
-	if err := db.checkpoint(ctx); err != nil {
-		return fmt.Errorf("store: erase staff %s: %w", id, err)
-	}
-	db.log.Info("staff erased", "staff", pseudonym)
-	return nil
-}
-
-func (db *DB) erase(ctx context.Context, id, pseudonym vakt.StaffID) (err error) {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
+// erase applies one vakt.Erasure inside the commit's transaction (see its doc).
+// Entries already in the outbox are left as they are: they carry ids only, never a
+// name, phone number, e-mail address or position, and the cloud applies the same
+// erasure. Erasing an id that holds nothing is not an error. The checkpoint that
+// scrubs the old bytes from the files runs after the commit (PurgePositions).
+func erase(ctx context.Context, tx *sql.Tx, id, pseudonym vakt.StaffID) error {
 	for _, q := range []struct{ what, query string }{
 		{"directory", `DELETE FROM staff WHERE id = ?1`},
 		{"state", `DELETE FROM staff_state WHERE staff_id = ?1`},
@@ -315,12 +262,12 @@ func (db *DB) erase(ctx context.Context, id, pseudonym vakt.StaffID) (err error)
 		{"epr records", `UPDATE epr_records SET staff_id = ?2 WHERE staff_id = ?1`},
 		{"alarms", `UPDATE alarms SET assignee = ?2 WHERE assignee = ?1`},
 	} {
-		if _, err := tx.ExecContext(ctx, q.query, id, pseudonym); err != nil {
+		if _, err := tx.ExecContext(ctx, q.query, string(id), string(pseudonym)); err != nil {
 			return fmt.Errorf("%s: %w", q.what, err)
 		}
 	}
 
-	alarms, err := collect(scanAlarm)(tx.QueryContext(ctx, alarmsOfStaff, id))
+	alarms, err := collect(scanAlarm)(tx.QueryContext(ctx, alarmsOfStaff, string(id)))
 	if err != nil {
 		return fmt.Errorf("offers: %w", err)
 	}
@@ -338,5 +285,5 @@ func (db *DB) erase(ctx context.Context, id, pseudonym vakt.StaffID) (err error)
 			return fmt.Errorf("offers of alarm %s: %w", a.ID, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }

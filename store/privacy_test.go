@@ -83,14 +83,19 @@ func TestPurgePositionsLeavesNoTrace(t *testing.T) {
 		t.Errorf("s-1's current position was purged: %+v", p)
 	}
 
-	if err := db.ClearAllPositions(ctx); err != nil {
+	// Nearest-staff routing off: the engine commits the cleared row, then purges
+	// everything (olderThan in the future).
+	cleared := s.Staff[0]
+	cleared.Position = nil
+	commit(t, db, &vakt.Batch{Staff: []vakt.StaffState{cleared}})
+	if _, err := db.PurgePositions(ctx, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if hits := found(t, path, needles(moves[2][0], moves[2][1])); len(hits) > 0 {
 		t.Errorf("cleared position still in the files: %v", hits)
 	}
 	if s, _ := db.Load(ctx); s.Staff[0].Position != nil {
-		t.Errorf("position after ClearAllPositions: %+v", s.Staff[0].Position)
+		t.Errorf("position after clearing: %+v", s.Staff[0].Position)
 	}
 	db.Close()
 	if hits := found(t, path, gone); len(hits) > 0 {
@@ -202,9 +207,7 @@ func TestEraseStaffLeavesNoTrace(t *testing.T) {
 		}
 	}
 
-	if err := db.EraseStaff(ctx, personal.ID, "erased-1"); err != nil {
-		t.Fatal(err)
-	}
+	eraseStaff(t, db, personal.ID, "erased-1")
 	if hits := found(t, path, gone); len(hits) > 0 {
 		t.Errorf("erased data still in the files: %v", hits)
 	}
@@ -246,9 +249,7 @@ func TestEraseStaffLeavesNoTrace(t *testing.T) {
 		t.Errorf("export after erasure: %+v, %v", x, err)
 	}
 	// Erasing again is fine.
-	if err := db.EraseStaff(ctx, personal.ID, "erased-1"); err != nil {
-		t.Error(err)
-	}
+	eraseStaff(t, db, personal.ID, "erased-1")
 	db.Close()
 	if hits := found(t, path, gone); len(hits) > 0 {
 		t.Errorf("after close: %v", hits)
@@ -258,11 +259,25 @@ func TestEraseStaffLeavesNoTrace(t *testing.T) {
 	}
 }
 
+// eraseStaff commits an erasure and scrubs the files, as the engine's loop does.
+func eraseStaff(t *testing.T, db *DB, id vakt.StaffID, pseudonym vakt.StaffID) {
+	t.Helper()
+	commit(t, db, &vakt.Batch{Erasures: []vakt.Erasure{{Staff: id, Pseudonym: pseudonym}}})
+	if _, err := db.PurgePositions(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEraseStaffNeedsPseudonym(t *testing.T) {
 	db, _ := newTestDB(t)
-	for _, p := range []string{"", string(personal.ID)} {
-		if err := db.EraseStaff(context.Background(), personal.ID, p); err == nil {
-			t.Errorf("EraseStaff with pseudonym %q succeeded", p)
+	commit(t, db, personalBatch())
+	for _, p := range []vakt.StaffID{"", personal.ID} {
+		err := db.Commit(context.Background(), &vakt.Batch{Erasures: []vakt.Erasure{{Staff: personal.ID, Pseudonym: p}}})
+		if err == nil {
+			t.Errorf("erasure with pseudonym %q committed", p)
 		}
+	}
+	if x, _ := db.ExportStaff(context.Background(), personal.ID); x.Directory == nil {
+		t.Error("a refused erasure removed the directory entry: the batch must fail whole")
 	}
 }

@@ -89,26 +89,60 @@ func (db *DB) Outbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.Out
 	return entries, nil
 }
 
-// DeleteOutbox removes every entry with Seq <= uptoSeq, once the cloud acknowledged
-// them. Only the sync uploader calls it. It writes, so it goes through the writer's
-// single connection: it waits while a Commit holds that connection (database/sql
-// queues it; SQLite's busy_timeout covers any other process holding the file).
-func (db *DB) DeleteOutbox(ctx context.Context, uptoSeq int64) error {
-	if err := db.writable(); err != nil {
-		return err
-	}
-	res, err := db.w.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, uptoSeq)
+// PendingOutbox is Outbox under the name the sync uploader's interface uses: up to
+// limit entries with Seq > afterSeq, in Seq order, read from the read pool. Entries
+// are deleted only by a commit with Batch.OutboxAckedUpTo (the engine's
+// AcknowledgeOutbox), never here.
+func (db *DB) PendingOutbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.OutboxEntry, error) {
+	return db.Outbox(ctx, afterSeq, limit)
+}
+
+// OutboxStats describes the outbox's backlog.
+type OutboxStats struct {
+	Entries int64
+	Bytes   int64     // sum of the bodies' lengths
+	Oldest  time.Time // At of the oldest entry; zero when empty
+}
+
+// OutboxStats counts the backlog. It reads every entry's length, so it is for the
+// status page and the uploader's backlog check, not for every commit; OutboxLen
+// is the cheap count.
+func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
+	var (
+		st     OutboxStats
+		oldest sql.NullInt64
+	)
+	err := db.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(body)), 0),
+		(SELECT at FROM outbox ORDER BY seq LIMIT 1) FROM outbox`).Scan(&st.Entries, &st.Bytes, &oldest)
 	if err != nil {
-		return fmt.Errorf("store: delete outbox: %w", err)
+		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)
 	}
-	if n, err := res.RowsAffected(); err == nil {
-		db.outboxLen.Add(-n)
+	st.Oldest = fromNanos(oldest)
+	return st, nil
+}
+
+// OutboxAcked is the highest seq the cloud acknowledged (0 before the first).
+func (db *DB) OutboxAcked(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'outbox_acked'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: outbox acknowledged seq: %w", err)
 	}
-	return nil
+	return n, nil
+}
+
+// DirectoryCursor is the cloud directory feed's cursor last committed ("" before
+// the first page).
+func (db *DB) DirectoryCursor(ctx context.Context) (string, error) {
+	var c string
+	err := db.r.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE key = 'directory_cursor'`).Scan(&c)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: directory cursor: %w", err)
+	}
+	return c, nil
 }
 
 // OutboxLen is the number of entries waiting for the cloud. It is kept in memory
-// (counted at Open, then moved by Commit and DeleteOutbox), because counting a
+// (counted at Open, then moved by Commit), because counting a
 // backlog of a million rows on every status-page refresh would scan them all.
 func (db *DB) OutboxLen(ctx context.Context) (int64, error) {
 	return db.outboxLen.Load(), nil

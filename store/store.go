@@ -1,10 +1,19 @@
 // Package store keeps the gateway's durable state in one SQLite file and implements
 // vakt.Store. It is the only package that imports modernc.org/sqlite.
 //
-// Two database/sql pools share the file: a writer with exactly one connection (rule 3:
-// one writer; every write, Commit or otherwise, queues for that connection) and a
-// read-only pool for the API, the status page and sync. WAL mode lets readers run
-// while the writer commits.
+// Rule 3 of architecture.md, "one writer", means one writing goroutine, not one
+// connection: the engine's loop is the only caller of Commit and of PurgePositions
+// (the scrub it runs right after some commits), and every change to state the
+// engine holds in memory (alarms, the directory, staff state and positions, visits,
+// logins, erasures, removals, outbox acknowledgements, the directory cursor) is a
+// field of the vakt.Batch it commits. No other method writes. If something wrote
+// beside the engine, the engine's memory would write the old row back with its
+// next change, as an erasure made here used to be undone by the next offer.
+//
+// Two database/sql pools share the file: a writer with exactly one connection (so
+// a write never waits on SQLite's lock for another of ours) and a read-only pool
+// for the API, the status page, exports and sync. WAL mode lets readers run while
+// the writer commits.
 //
 // Every time is stored as INTEGER unix nanoseconds in UTC, NULL for a zero time.
 // Values read back are in UTC and carry no monotonic reading. A record made while
@@ -66,8 +75,8 @@ type Options struct {
 // autocheckpoint (a PASSIVE checkpoint once the WAL holds 1000 pages, ≈4 MB, run by
 // the committing connection) and journal_size_limit caps the WAL file at 8 MB
 // after a checkpoint resets it, so a storm's WAL does not stay large on the SD card.
-// After PurgePositions, ClearAllPositions and EraseStaff the store runs
-// wal_checkpoint(TRUNCATE): with secure_delete on, freed cells are zeroed in the
+// PurgePositions, which the engine runs after a commit that removed a position or
+// erased a person, ends with wal_checkpoint(TRUNCATE): with secure_delete on, freed cells are zeroed in the
 // pages the checkpoint writes back to the main file, and the truncate removes the
 // WAL frames that still held the old bytes (G1, G4). Close runs a TRUNCATE
 // checkpoint too. A TRUNCATE checkpoint waits up to busy_timeout (5 s) for readers

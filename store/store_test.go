@@ -350,17 +350,31 @@ func TestOutbox(t *testing.T) {
 		t.Errorf("OutboxLen = %d, want 4", n)
 	}
 
-	if err := db.DeleteOutbox(ctx, 2); err != nil {
-		t.Fatal(err)
+	if st, err := db.OutboxStats(ctx); err != nil || st.Entries != 4 || !st.Oldest.Equal(t0) || st.Bytes == 0 {
+		t.Errorf("OutboxStats = %+v, %v; want 4 entries, oldest at t0", st, err)
 	}
-	if rest, _ := db.Outbox(ctx, 0, 0); len(rest) != 2 || rest[0].Seq != 3 {
-		t.Errorf("after DeleteOutbox(2): %+v", rest)
+	commit(t, db, &vakt.Batch{OutboxAckedUpTo: 2})
+	if rest, _ := db.PendingOutbox(ctx, 0, 0); len(rest) != 2 || rest[0].Seq != 3 {
+		t.Errorf("after acknowledging up to 2: %+v", rest)
 	}
 	if n, _ := db.OutboxLen(ctx); n != 2 {
 		t.Errorf("OutboxLen = %d, want 2", n)
 	}
-	if err := db.DeleteOutbox(ctx, 4); err != nil {
-		t.Fatal(err)
+	if n, _ := db.OutboxAcked(ctx); n != 2 {
+		t.Errorf("OutboxAcked = %d, want 2", n)
+	}
+	commit(t, db, &vakt.Batch{OutboxAckedUpTo: 4})
+	commit(t, db, &vakt.Batch{OutboxAckedUpTo: 3}) // a late, lower acknowledgement does not move it back
+	if n, _ := db.OutboxAcked(ctx); n != 4 {
+		t.Errorf("OutboxAcked = %d, want 4", n)
+	}
+	if st, _ := db.OutboxStats(ctx); st.Entries != 0 || !st.Oldest.IsZero() {
+		t.Errorf("OutboxStats of the empty outbox = %+v", st)
+	}
+	cursor := "c-17"
+	commit(t, db, &vakt.Batch{DirectoryCursor: &cursor})
+	if c, _ := db.DirectoryCursor(ctx); c != cursor {
+		t.Errorf("DirectoryCursor = %q, want %q", c, cursor)
 	}
 
 	// Drained empty and reopened, seqs still never repeat: the cloud drops repeats.
@@ -397,7 +411,7 @@ func TestPragmas(t *testing.T) {
 	db, _ := newTestDB(t)
 	for q, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1",
-		"busy_timeout": "5000", "user_version": "2", // the number of migrations
+		"busy_timeout": "5000", "user_version": "3", // the number of migrations
 	} {
 		var got string
 		if err := db.w.QueryRowContext(ctx, "PRAGMA "+q).Scan(&got); err != nil || got != want {
@@ -440,8 +454,8 @@ func TestClosed(t *testing.T) {
 	if err := db.Commit(ctx, fullBatch()); !errors.Is(err, vakt.ErrClosed) {
 		t.Errorf("Commit after Close: %v, want ErrClosed", err)
 	}
-	if err := db.DeleteOutbox(ctx, 1); !errors.Is(err, vakt.ErrClosed) {
-		t.Errorf("DeleteOutbox after Close: %v, want ErrClosed", err)
+	if _, err := db.PurgePositions(ctx, t0); !errors.Is(err, vakt.ErrClosed) {
+		t.Errorf("PurgePositions after Close: %v, want ErrClosed", err)
 	}
 	if err := db.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

@@ -2,12 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
 
+	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
 )
 
@@ -74,4 +82,155 @@ func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "audit log %s: chain intact, %d entries checked (head %d, hash %.16s…)\n", cfg.Storage.Path, n, seq, hash)
 	return nil
+}
+
+// errGatewayRunning: another process (a running gateway) holds the database. Two
+// engines on one file would be two writers, each writing its memory back over the
+// other's changes (rule 3), so the person commands refuse.
+var errGatewayRunning = errors.New("the database is in use by a running gateway")
+
+// lockDatabase takes the exclusive lock that says "an engine runs on this
+// database": an flock on "<path>.lock", held until unlock (the kernel drops it
+// when the process dies, so a crash never leaves it behind). It is a separate
+// file because closing any descriptor of the database file itself would drop
+// SQLite's own POSIX locks.
+func lockDatabase(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("storage.path %s: create folder: %w", path, err)
+	}
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage.path %s: lock file: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("storage.path %s: %w", path, errGatewayRunning)
+		}
+		return nil, fmt.Errorf("storage.path %s: lock: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// personAdmin serves the person commands (G3, G4) for the admin endpoints and the
+// CLI: the export is a read of the store, audited through the engine; the erasure
+// is an engine operation.
+type personAdmin struct {
+	db  *store.DB
+	eng *engine.Engine
+}
+
+func (p personAdmin) ExportStaff(ctx context.Context, actor string, id vakt.StaffID) (any, error) {
+	x, err := p.db.ExportStaff(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.eng.RecordExport(ctx, actor, id); err != nil {
+		return nil, fmt.Errorf("audit the export: %w", err)
+	}
+	return x, nil
+}
+
+func (p personAdmin) EraseStaff(ctx context.Context, actor string, id vakt.StaffID) (any, error) {
+	return p.eng.EraseStaff(ctx, actor, id)
+}
+
+// offline is the store and engine of a stopped gateway, opened in-process for a
+// person command.
+type offline struct {
+	personAdmin
+	stop func() error
+}
+
+func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockDatabase(cfg.Storage.Path)
+	if errors.Is(err, errGatewayRunning) {
+		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*offline, error) { unlock(); return nil, err }
+	router, err := routing.New(routingConfig(cfg))
+	if err != nil {
+		return fail(fmt.Errorf("routing: %w", err))
+	}
+	directory, initial, pins, err := staffFromConfig(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{Logger: log})
+	if err != nil {
+		return fail(fmt.Errorf("open database %s: %w", cfg.Storage.Path, err))
+	}
+	eng, err := engine.New(ctx, engine.Options{
+		Store: db, Router: router, Logger: log,
+		Notifier:     vakt.NotifierFunc(func(vakt.StaffID, vakt.Notice) {}), // no phones: the gateway is stopped
+		Transmitters: transmittersFromConfig(cfg), Directory: directory, InitialStaff: initial,
+		PinnedPositions: pins, NearestRouting: cfg.Privacy.NearestRouting, PositionTTL: cfg.Privacy.PositionTTL.D(),
+		WalkTest: cfg.Site.WalkTest,
+	})
+	if err != nil {
+		db.Close()
+		return fail(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = eng.Run(runCtx); close(done) }()
+	return &offline{personAdmin: personAdmin{db: db, eng: eng}, stop: func() error {
+		cancel()
+		<-done
+		err := db.Close()
+		unlock()
+		return err
+	}}, nil
+}
+
+// personCommand parses -config and -staff and runs f on the offline engine,
+// printing its answer as JSON.
+func personCommand(name string, args []string, stdout, stderr io.Writer,
+	f func(ctx context.Context, p personAdmin, id vakt.StaffID) (any, error)) (err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file (for storage.path and the configured staff)")
+	staff := fs.String("staff", "", "staff id")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" || *staff == "" {
+		return fmt.Errorf("%s: -config FILE and -staff ID are required", name)
+	}
+	ctx := context.Background()
+	o, err := openOffline(ctx, *path, stderr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer func() {
+		if cerr := o.stop(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s: close: %w", name, cerr)
+		}
+	}()
+	v, err := f(ctx, o.personAdmin, vakt.StaffID(*staff))
+	if err != nil {
+		return fmt.Errorf("%s: staff %s: %w", name, *staff, err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdExportPerson(args []string, stdout, stderr io.Writer) error {
+	return personCommand("export-person", args, stdout, stderr, func(ctx context.Context, p personAdmin, id vakt.StaffID) (any, error) {
+		return p.ExportStaff(ctx, "technician", id)
+	})
+}
+
+func cmdErasePerson(args []string, stdout, stderr io.Writer) error {
+	return personCommand("erase-person", args, stdout, stderr, func(ctx context.Context, p personAdmin, id vakt.StaffID) (any, error) {
+		return p.EraseStaff(ctx, "technician", id)
+	})
 }

@@ -41,6 +41,7 @@ type Main struct {
 	Logger *slog.Logger
 	DB     *store.DB
 	Engine *engine.Engine
+	Hub    *api.Hub
 	API    *api.Server
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
@@ -52,6 +53,7 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
+	unlock  func()
 	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
@@ -85,19 +87,18 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.unlock, err = lockDatabase(cfg.Storage.Path); err != nil {
+		return err
+	}
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
 	m.openService()
 	transmitters := transmittersFromConfig(cfg)
-	m.API = api.New(api.Options{
-		Transmitters: transmitters,
-		Logger:       m.Logger,
-		Clock:        m.Clock,
-		SessionTTL:   cfg.API.SessionTTL.D(),
-		SeeAllRoles:  cfg.API.SeeAllRoles,
-	})
+	// Nothing is connected after construction: the hub (the engine's notifier) and
+	// the drivers first, then the engine, then the phone API on the engine.
+	m.Hub = api.NewHub(api.HubOptions{Transmitters: transmitters, Logger: m.Logger, Clock: m.Clock})
 	// The drivers open nothing until Start, which gives them the engine: built first,
 	// the serial ports go to the engine fully made, as observers (status blocks back to
 	// the call system) and pagers.
@@ -119,7 +120,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Pagers:          pagers,
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
-		Notifier:        m.API,
+		Notifier:        m.Hub,
 		Clock:           m.Clock,
 		Logger:          m.Logger,
 		Transmitters:    transmitters,
@@ -134,7 +135,18 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.API.SetService(m.Engine)
+	m.API, err = api.New(api.Options{
+		Service:     m.Engine,
+		Hub:         m.Hub,
+		Admin:       personAdmin{db: m.DB, eng: m.Engine},
+		Logger:      m.Logger,
+		Clock:       m.Clock,
+		SessionTTL:  cfg.API.SessionTTL.D(),
+		SeeAllRoles: cfg.API.SeeAllRoles,
+	})
+	if err != nil {
+		return err
+	}
 
 	if cfg.Drivers.Broker.Enabled {
 		// The driver reads the embedded broker in-process: a publish is committed
@@ -232,10 +244,14 @@ func (m *Main) Close() error {
 	if m.Broker != nil {
 		_ = m.Broker.Close()
 	}
+	var err error
 	if m.DB != nil {
-		return m.DB.Close()
+		err = m.DB.Close()
 	}
-	return nil
+	if m.unlock != nil {
+		m.unlock()
+	}
+	return err
 }
 
 // sourceStartWait is how long Run waits for a source to reach its device, so that

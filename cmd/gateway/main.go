@@ -6,6 +6,8 @@
 //	gateway serial-monitor -port DEV    decode a live ESPA 4.4.4 line, read-only
 //	gateway phone -staff ID -secret S   act as a staff phone (demo, commissioning)
 //	gateway verify-audit -config FILE   check the audit hash chain
+//	gateway export-person -config FILE -staff ID   everything held about a person (G3)
+//	gateway erase-person -config FILE -staff ID    erase a person's personal data (G4)
 //	gateway healthcheck -url URL        exit 0 when a running gateway is ready
 //	gateway version
 package main
@@ -48,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPhone(rest, stdout)
 	case "verify-audit":
 		err = cmdVerifyAudit(rest, stdout)
+	case "export-person":
+		err = cmdExportPerson(rest, stdout, stderr)
+	case "erase-person":
+		err = cmdErasePerson(rest, stdout, stderr)
 	case "healthcheck":
 		err = cmdHealthcheck(rest, stdout)
 	case "version", "-version", "--version":
@@ -78,6 +84,11 @@ commands:
   serial-monitor -port DEV    decode a live ESPA 4.4.4 line (read-only) while commissioning
   phone -staff ID -secret S   act as a staff phone: print pushes, confirm offers (demo, commissioning)
   verify-audit -config FILE   verify the audit log's hash chain
+  export-person -config FILE -staff ID
+                              print everything held about a person as JSON (docs/privacy.md)
+  erase-person -config FILE -staff ID
+                              erase a person's personal data; with the gateway stopped (a
+                              running gateway: DELETE /api/v1/admin/staff/ID instead)
   healthcheck -url URL        exit 0 when the gateway at URL (/readyz) is ready
   version                     print the version
 `)

@@ -16,6 +16,16 @@ import (
 // once the batch is committed. Phones are told even if the commit failed: the alarm
 // still reaches someone from memory while storage is broken (R6).
 func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts []routing.Action, now time.Time) effect {
+	transition := strings.TrimPrefix(action, "alarm.")
+	if transition == "presence" {
+		transition = "present"
+	}
+	return e.recordAs(b, a, actor, action, transition, acts, now)
+}
+
+// recordAs is record with the transition named for the log: a timer (audited
+// "alarm.timer") escalated, forwarded, re-alarmed or only moved an offer on.
+func (e *Engine) recordAs(b *vakt.Batch, a *vakt.Alarm, actor, action, transition string, acts []routing.Action, now time.Time) effect {
 	s := e.st
 	a.UpdatedAt = now
 	for _, act := range acts {
@@ -49,8 +59,17 @@ func (e *Engine) record(b *vakt.Batch, a *vakt.Alarm, actor, action string, acts
 		if s.open[keyFor(a.Transmitter, a.Kind)] == a.ID {
 			delete(s.open, keyFor(a.Transmitter, a.Kind))
 		}
+		s.closed.add(a.ID, a.State)
 	}
-	return func(error) { e.tell(snap, acts) }
+	return func(err error) {
+		// Every transition at INFO by id (ids only: the demo terminal shows that an
+		// accept worked); after the commit, so the log says what is on disk.
+		if err == nil {
+			e.log.Info("alarm "+transition, "alarm", snap.ID, "state", snap.State, "tier", snap.Tier,
+				"by", actor, "transmitter", snap.Transmitter)
+		}
+		e.tell(snap, acts)
+	}
 }
 
 // tell sends the notices for a committed transition and informs observers.

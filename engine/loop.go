@@ -1,0 +1,220 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+)
+
+// Run is the loop. It returns when ctx ends or Close is called.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.stopped)
+	// Apply the start-up merge (directory from config, initial demo state) and fire
+	// any deadline that passed while the gateway was down.
+	e.process(ctx, []op{startOp{}, tickOp{}})
+	batch := make([]op, 0, e.opt.MaxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.done:
+			return nil
+		case o := <-e.in:
+			batch = append(batch[:0], o)
+		}
+		// Group commit: take whatever else is already queued, up to MaxBatch.
+	drain:
+		for len(batch) < e.opt.MaxBatch {
+			select {
+			case o := <-e.in:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		batch = e.linger(ctx, batch)
+		e.process(ctx, batch)
+	}
+}
+
+// linger holds a batch of nothing but plain check-ins for up to CheckInLinger, so
+// a quiet site's steady trickle of supervision messages shares commits instead of
+// paying one fsync'd transaction each — the SD card's wear (P6). A check-in is still
+// acknowledged only after its commit, just a little later. Anything else that
+// arrives (a press, a phone's answer, a timer) ends the wait at once.
+func (e *Engine) linger(ctx context.Context, batch []op) []op {
+	if e.opt.CheckInLinger <= 0 || !e.allQuiet(batch) {
+		return batch
+	}
+	expired := make(chan struct{})
+	t := e.opt.Clock.AfterFunc(e.opt.CheckInLinger, func() { close(expired) })
+	defer t.Stop()
+	for len(batch) < e.opt.MaxBatch {
+		select {
+		case o := <-e.in:
+			batch = append(batch, o)
+			if !e.quiet(o) {
+				return batch
+			}
+		case <-expired:
+			return batch
+		case <-ctx.Done():
+			return batch
+		case <-e.done:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (e *Engine) allQuiet(batch []op) bool {
+	for _, o := range batch {
+		if !e.quiet(o) {
+			return false
+		}
+	}
+	return true
+}
+
+// quiet reports whether o is a check-in that changes nothing but health: no open
+// "offline" alarm waits to be closed by it.
+func (e *Engine) quiet(o op) bool {
+	in, ok := o.(ingestOp)
+	if !ok || in.ev.Kind != vakt.EventCheckIn {
+		return false
+	}
+	_, offline := e.st.open[keyFor(in.ev.Transmitter, vakt.EventOffline)]
+	return !offline
+}
+
+// process applies ops, commits once, then runs their effects.
+func (e *Engine) process(ctx context.Context, ops []op) {
+	b := &vakt.Batch{}
+	e.rows.reset()
+	effects := make([]effect, 0, len(ops))
+	for _, o := range ops {
+		fx := o.apply(e, b)
+		effects = append(effects, e.pending...)
+		e.pending = e.pending[:0]
+		if fx != nil {
+			effects = append(effects, fx)
+		}
+	}
+	var err error
+	if !b.Empty() {
+		start := time.Now()
+		err = e.opt.Store.Commit(ctx, b)
+		e.noteCommit(len(b.Events), time.Since(start), err)
+	}
+	if err != nil {
+		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))
+	} else {
+		e.scrubPositions(e.opt.Clock.Now())
+	}
+	for _, fx := range effects {
+		fx(err)
+	}
+	if b.Empty() {
+		// nothing was written: says nothing about the disk
+	} else if err != nil && !e.degraded {
+		e.degraded = true
+		e.storageEvent(ctx, vakt.EventOffline)
+	} else if err == nil && e.degraded {
+		e.degraded = false
+		e.storageEvent(ctx, vakt.EventCheckIn)
+	}
+	e.armTimer()
+	e.published()
+}
+
+// StorageTransmitter is the pseudo-transmitter of the gateway's own database: when
+// commits fail (disk full, card worn out) an "offline" technical alarm is raised on
+// it and routed like any technical alarm — phones are reached from memory meanwhile
+// (R6) — and the first commit that works again closes it.
+const StorageTransmitter vakt.TransmitterID = "gateway-storage"
+
+func (e *Engine) storageEvent(ctx context.Context, kind vakt.EventKind) {
+	b := &vakt.Batch{}
+	e.rows.reset()
+	ev := vakt.Event{Transmitter: StorageTransmitter, Kind: kind, Source: "storage", Text: "database not writable"}
+	fx := e.ingest(b, ev)
+	err := e.opt.Store.Commit(ctx, b)
+	if fx != nil {
+		fx(err)
+	}
+	if kind == vakt.EventCheckIn {
+		e.log.Info("database writable again")
+	}
+}
+
+// submit queues o without blocking; ErrBusy when the queue is full.
+func (e *Engine) submit(o op) error {
+	select {
+	case <-e.done:
+		return vakt.ErrClosed
+	default:
+	}
+	select {
+	case e.in <- o:
+		return nil
+	default:
+		return vakt.ErrBusy
+	}
+}
+
+// call queues o and waits for its reply (commands from phones and the CLI).
+func call[T any](ctx context.Context, e *Engine, mk func(reply chan<- result[T]) op) (T, error) {
+	reply := make(chan result[T], 1)
+	var zero T
+	select {
+	case e.in <- mk(reply):
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-e.done:
+		return zero, vakt.ErrClosed
+	}
+	select {
+	case r := <-reply:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-e.stopped:
+		return zero, vakt.ErrClosed
+	}
+}
+
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// armTimer makes sure one wake-up is pending for the earliest deadline.
+func (e *Engine) armTimer() {
+	next := e.st.nextDeadline()
+	if next.IsZero() {
+		if e.timer != nil {
+			e.timer.Stop()
+			e.timer = nil
+		}
+		e.timerAt = time.Time{}
+		return
+	}
+	if e.timer != nil && e.timerAt.Equal(next) {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	d := next.Sub(e.opt.Clock.Now())
+	if d < 0 {
+		d = 0
+	}
+	e.timerAt = next
+	e.timer = e.opt.Clock.AfterFunc(d, func() {
+		select {
+		case e.in <- tickOp{}:
+		case <-e.done:
+		}
+	})
+}
