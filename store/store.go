@@ -173,6 +173,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// ErrInUse: another process (a running gateway, or a person command) holds the
+// database's lock.
+var ErrInUse = errors.New("in use: another gateway runs on this database")
+
 // lockFile takes an exclusive flock on <path>.lock, held until the returned file is
 // closed (Close, or the process's end: the kernel drops it even after SIGKILL). A
 // second writer on one database would break the one-writer rule and the cached
@@ -186,7 +190,7 @@ func lockFile(path string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("store: %s is in use: another gateway runs on this database (it holds %s); stop it first, or give this one another storage.path", path, name)
+			return nil, fmt.Errorf("store: %s: %w (it holds %s); stop it first, or give this one another storage.path", path, ErrInUse, name)
 		}
 		return nil, fmt.Errorf("store: lock %s: %w", name, err)
 	}

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/config"
@@ -84,34 +81,6 @@ func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// errGatewayRunning: another process (a running gateway) holds the database. Two
-// engines on one file would be two writers, each writing its memory back over the
-// other's changes (rule 3), so the person commands refuse.
-var errGatewayRunning = errors.New("the database is in use by a running gateway")
-
-// lockDatabase takes the exclusive lock that says "an engine runs on this
-// database": an flock on "<path>.lock", held until unlock (the kernel drops it
-// when the process dies, so a crash never leaves it behind). It is a separate
-// file because closing any descriptor of the database file itself would drop
-// SQLite's own POSIX locks.
-func lockDatabase(path string) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("storage.path %s: create folder: %w", path, err)
-	}
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("storage.path %s: lock file: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("storage.path %s: %w", path, errGatewayRunning)
-		}
-		return nil, fmt.Errorf("storage.path %s: lock: %w", path, err)
-	}
-	return func() { f.Close() }, nil
-}
-
 // personAdmin serves the person commands (G3, G4) for the admin endpoints and the
 // CLI: the export is a read of the store, audited through the engine; the erasure
 // is an engine operation.
@@ -147,14 +116,7 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDatabase(cfg.Storage.Path)
-	if errors.Is(err, errGatewayRunning) {
-		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*offline, error) { unlock(); return nil, err }
+	fail := func(err error) (*offline, error) { return nil, err }
 	router, err := routing.New(routingConfig(cfg))
 	if err != nil {
 		return fail(fmt.Errorf("routing: %w", err))
@@ -164,7 +126,11 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 		return fail(err)
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// store.Open takes the database's lock: a running gateway holds it.
 	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{Logger: log})
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("open database %s: %w", cfg.Storage.Path, err))
 	}
@@ -185,9 +151,7 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 	return &offline{personAdmin: personAdmin{db: db, eng: eng}, stop: func() error {
 		cancel()
 		<-done
-		err := db.Close()
-		unlock()
-		return err
+		return db.Close()
 	}}, nil
 }
 

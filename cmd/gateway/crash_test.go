@@ -94,7 +94,11 @@ func startChild(t *testing.T, cfg string, apiPort int, env ...string) *child {
 	select {
 	case <-ready:
 	case <-c.exited:
-		t.Fatal("gateway exited during start")
+		var last []string
+		for len(c.stderr) > 0 {
+			last = append(last, <-c.stderr)
+		}
+		t.Fatalf("gateway exited during start; stderr:\n%s", strings.Join(last, "\n"))
 	case <-time.After(waitLimit):
 		t.Fatalf("gateway not ready within %v", waitLimit)
 	}

@@ -53,7 +53,6 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
-	unlock  func()
 	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
@@ -85,9 +84,6 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	directory, initial, pins, err := staffFromConfig(cfg)
 	if err != nil {
-		return err
-	}
-	if m.unlock, err = lockDatabase(cfg.Storage.Path); err != nil {
 		return err
 	}
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
@@ -247,9 +243,6 @@ func (m *Main) Close() error {
 	var err error
 	if m.DB != nil {
 		err = m.DB.Close()
-	}
-	if m.unlock != nil {
-		m.unlock()
 	}
 	return err
 }
