@@ -40,6 +40,20 @@ func startGateway(t testing.TB, cfgPath string, clock vakt.Clock, observers ...v
 	return m, client{t: t, base: "http://" + m.APIAddr()}
 }
 
+// settle returns once the engine has finished the batch that told the test what it
+// waited for, including re-arming its timer: the fake clock arms a timer at its own
+// now + delay, so a clock moved between the engine's reading of now and its arming
+// would push the deadline out by the jump. A ping goes through the loop's queue
+// behind that batch.
+func settle(t testing.TB, m *Main) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := m.Engine.Ping(ctx); err != nil {
+		t.Fatalf("engine ping: %v", err)
+	}
+}
+
 // TestPressReachesNearestNurse is the spine, end to end, against both brokers: a
 // Zigbee2MQTT SOS press → an offer on the nearest nurse's WebSocket → nobody accepts
 // → tier 2 → accept → "taken" to the others → presence → complete.
@@ -53,7 +67,7 @@ func TestPressReachesNearestNurse(t *testing.T) {
 			}
 			clock := fakeclock.New(time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC))
 			watch := newAlarmWatch()
-			_, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, embedded), clock, watch)
+			m, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, embedded), clock, watch)
 
 			nurse1 := c.phone("nurse-1", c.login("nurse-1", "demo"))
 			nurse2 := c.phone("nurse-2", c.login("nurse-2", "demo"))
@@ -69,6 +83,7 @@ func TestPressReachesNearestNurse(t *testing.T) {
 
 			// Nobody accepts within tier 1's wait: the zone tier offers it to nurse-2
 			// too, and nurse-1's offer stays open.
+			settle(t, m)
 			clock.Advance(31 * time.Second)
 			if got := nurse2.expect("offer"); got.Alarm.ID != a.ID || got.Alarm.Tier != 2 {
 				t.Fatalf("tier 2 offer to nurse-2 = %+v", *got.Alarm)
