@@ -58,6 +58,8 @@ type Batch struct {
 	Outbox    []OutboxEntry
 	Sessions  []Session // logins to keep
 	Logouts   []string  // token hashes of sessions ended
+	// SessionsEnded ends every stored login of these staff (their secret changed).
+	SessionsEnded []StaffID
 	// Removals are directory entries deleted with their live state and logins: the
 	// person no longer works here. Their visits, EPR records and alarms keep the id.
 	Removals []StaffID
@@ -95,7 +97,7 @@ func (b *Batch) Empty() bool {
 	return len(b.Events) == 0 && len(b.Alarms) == 0 && len(b.Directory) == 0 &&
 		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
 		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0 &&
-		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.Removals) == 0 &&
+		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.SessionsEnded) == 0 && len(b.Removals) == 0 &&
 		len(b.Erasures) == 0 && b.OutboxAckedUpTo <= 0 && b.DirectoryCursor == nil && !b.CompactHealth
 }
 

@@ -209,7 +209,15 @@ func parseYAML(data []byte) (f *ast.File, err error) {
 // empty, bounded) into cfg.Cloud.Token, relative to the configuration file.
 func (d *decoder) cloudToken(cfg *Config) {
 	c := &cfg.Cloud
-	if !c.Enabled || c.TokenFile == "" {
+	if !c.Enabled {
+		return
+	}
+	if c.TokenFile == "" {
+		if cfg.Site.Demo {
+			// The demo syncs with a cloudsim started with -token <site.id>:demo, and
+			// a token file from a clone would not have mode 0600.
+			c.Token = Secret{Value: DemoCloudToken, From: "demo default"}
+		}
 		return
 	}
 	tok, err := d.secrets.resolve("file:" + c.TokenFile)

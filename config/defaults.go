@@ -28,8 +28,10 @@ const (
 	DefaultSerialGuardTime = 50 * time.Millisecond
 	DefaultNearestCount    = 1
 	DefaultCloudBatchSize  = 1000
-	DefaultCloudUpload     = 5 * time.Second
-	DefaultCloudDirectory  = time.Minute
+	// DemoCloudToken is the cloud token in demo mode without cloud.token_file.
+	DemoCloudToken        = "demo"
+	DefaultCloudUpload    = 5 * time.Second
+	DefaultCloudDirectory = time.Minute
 	// DefaultCloudBacklogEntries: about two weeks of a busy site's records.
 	DefaultCloudBacklogEntries = 1_000_000
 )

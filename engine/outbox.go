@@ -24,6 +24,18 @@ func (e *Engine) AcknowledgeOutbox(ctx context.Context, upTo int64) error {
 	return err
 }
 
+// CompactOutboxHealth deletes every queued health sample that a newer sample of the
+// same transmitter supersedes, in one commit: the bounded backlog's first step
+// while the cloud is away (docs/sync-protocol.md). Nothing else leaves the outbox
+// unacknowledged.
+func (e *Engine) CompactOutboxHealth(ctx context.Context) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, _ time.Time) (struct{}, error) {
+		b.CompactHealth = true
+		return struct{}{}, nil
+	})
+	return err
+}
+
 // The outbox bodies are the sync contract's typed schemas, defined once in the
 // root package (vakt.OutboxAlarm, ...): ids and facts only, never names or positions.
 

@@ -298,6 +298,11 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 	}
 
 	// Phone logins: kept by token hash; expired ones go whenever logins are written.
+	for _, id := range b.SessionsEnded {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE staff_id = ?`, string(id)); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
+		}
+	}
 	if len(b.Sessions) > 0 || len(b.Logouts) > 0 {
 		for _, se := range b.Sessions {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, staff_id, expires_at) VALUES (?, ?, ?)

@@ -20,6 +20,7 @@ import (
 	"github.com/vakt/vakt/engine"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
+	cloudsync "github.com/vakt/vakt/sync"
 	"github.com/vakt/vakt/webapp"
 )
 
@@ -40,6 +41,11 @@ type Main struct {
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
 	Serial []*serial.Port
+	// Cloud is the cloud sync (nil unless cloud.enabled); Cloud.Stats is its
+	// health for the status page and /metrics.
+	Cloud *Cloud
+
+	cloudDone chan struct{}
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -105,9 +111,17 @@ func (m *Main) Open(ctx context.Context) error {
 		PositionTTL:     cfg.Privacy.PositionTTL.D(),
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
+		Boot:            cloudsync.NewBootID(),
+		ClockSynced:     cloudsync.ClockSynced,
 	})
 	if err != nil {
 		return err
+	}
+	if m.Cloud, err = newCloud(cfg, m.Engine, m.DB, m.Clock, m.Logger); err != nil {
+		return err
+	}
+	if m.Cloud != nil {
+		observers.add(m.Cloud) // every committed alarm change wakes the uploader
 	}
 	m.API, err = api.New(api.Options{
 		Service:     m.Engine,
@@ -232,6 +246,11 @@ func (m *Main) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("phone api: %w", err)
 		}
 	}()
+	if m.Cloud != nil {
+		m.cloudDone = make(chan struct{})
+		go func() { defer close(m.cloudDone); m.Cloud.run(ctx) }()
+		m.Logger.Info("cloud sync started", "gateway_id", m.Config.Cloud.GatewayID)
+	}
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
 	select {
@@ -259,6 +278,9 @@ func (m *Main) Close() error {
 	}
 	if m.API != nil {
 		m.API.Close()
+	}
+	if m.cloudDone != nil {
+		<-m.cloudDone // Run's end stopped it; it must not outlive the engine
 	}
 	if m.Engine != nil {
 		_ = m.Engine.Close()

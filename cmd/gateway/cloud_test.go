@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	stdsync "sync"
+	"syscall"
+	"testing"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/store"
+	"github.com/vakt/vakt/sync/cloudsim"
+	"github.com/vakt/vakt/sync/cloudsim/sqlitestore"
+	"github.com/vakt/vakt/sync/wire"
+)
+
+const (
+	demoGateway = "solbakken-demo"
+	demoToken   = "demo"
+)
+
+// cloud is a reference cloud (sync/cloudsim over its SQLite store) on a fixed
+// loopback port, which can be stopped and started again on the same port and file:
+// the gateway sees a cloud that goes away and comes back.
+type cloud struct {
+	t      *testing.T
+	port   int
+	dbPath string
+	db     *sqlitestore.DB
+	sim    *cloudsim.Sim
+	stopFn func()
+}
+
+func startCloud(t *testing.T) *cloud {
+	c := &cloud{t: t, port: freePort(t), dbPath: filepath.Join(t.TempDir(), "cloud.db")}
+	c.start()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *cloud) start() {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := sqlitestore.Open(ctx, c.dbPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	sim := cloudsim.New(db, cloudsim.Options{Tokens: map[string]string{demoToken: demoGateway}})
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- sim.Serve(ctx, fmt.Sprintf("127.0.0.1:%d", c.port), ready) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		c.t.Fatalf("cloudsim: %v", err)
+	}
+	c.db, c.sim = db, sim
+	c.stopFn = func() { cancel(); <-done; _ = db.Close() }
+}
+
+// stop takes the cloud away: connections are refused until start.
+func (c *cloud) stop() {
+	if c.stopFn != nil {
+		c.stopFn()
+		c.stopFn = nil
+	}
+}
+
+func (c *cloud) url() string { return fmt.Sprintf("http://127.0.0.1:%d", c.port) }
+
+// seqs are the gateway's entries as the cloud stored them, in arrival order.
+func (c *cloud) seqs() []int64 {
+	c.t.Helper()
+	s, err := c.db.Seqs(context.Background(), demoGateway)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+func (c *cloud) entry(seq int64) wire.Envelope {
+	c.t.Helper()
+	e, err := c.db.Entry(context.Background(), demoGateway, seq)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return e
+}
+
+// raised lists the transmitters of the alarm.raised entries the cloud holds, in
+// seq order.
+func (c *cloud) raised() []string {
+	c.t.Helper()
+	var out []string
+	for _, s := range c.seqs() {
+		e := c.entry(s)
+		if e.Kind != wire.KindAlarm {
+			continue
+		}
+		var a wire.Alarm
+		if err := json.Unmarshal(e.Body, &a); err != nil {
+			c.t.Fatal(err)
+		}
+		if a.Transition == "alarm.raised" {
+			out = append(out, a.Transmitter)
+		}
+	}
+	return out
+}
+
+// cloudDemoConfig is the demo configuration syncing with c (or with any URL),
+// polling an empty outbox every 100 ms so tests do not wait for the default.
+func cloudDemoConfig(t *testing.T, apiPort, brokerPort int, url, extra string) string {
+	t.Helper()
+	path := demoConfig(t, apiPort, brokerPort, true)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "cloud:\n  enabled: false\n  url: http://127.0.0.1:8090\n",
+		"cloud:\n  enabled: true\n  url: "+url+"\n  upload_interval: 100ms\n"+extra, 1)
+	if !strings.Contains(s, "url: "+url) {
+		t.Fatal("demo.yaml's cloud section changed")
+	}
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// logChild is the gateway binary as a child process with its JSON log (stdout)
+// kept, so a test can count what it logged.
+type logChild struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mu     stdsync.Mutex
+	lines  []string
+	notify chan struct{}
+}
+
+func startLogChild(t *testing.T, cfg string, apiPort int, env ...string) *logChild {
+	t.Helper()
+	cmd := exec.Command(gatewayBinary(t), "run", "-config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &logChild{cmd: cmd, exited: make(chan struct{}), notify: make(chan struct{}, 1)}
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			c.mu.Lock()
+			c.lines = append(c.lines, sc.Text())
+			c.mu.Unlock()
+			select {
+			case c.notify <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	go func() { <-scanned; _ = cmd.Wait(); close(c.exited) }()
+	t.Cleanup(c.kill)
+	waitFor(t, "gateway ready", func() bool {
+		select {
+		case <-c.exited:
+			t.Fatalf("gateway exited during start:\n%s", c.log())
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", apiPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+func (c *logChild) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+// term stops the gateway as systemd does and waits for it.
+func (c *logChild) term() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.exited
+}
+
+func (c *logChild) log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.lines, "\n")
+}
+
+// count is how many log lines contain s.
+func (c *logChild) count(s string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// gatewayOutbox opens the stopped gateway's database and returns what waits in its
+// outbox and the seq the cloud acknowledged.
+func gatewayOutbox(t *testing.T, cfg string) (pending []vakt.OutboxEntry, acked int64) {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(cfg), "vakt.db")
+	ctx := context.Background()
+	db, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if pending, err = db.Outbox(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if acked, err = db.OutboxAcked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return pending, acked
+}
+
+// exactlyOnceInOrder checks that the cloud holds seqs 1..n, each once, stored in
+// increasing order (nothing compacted in these tests, so no holes).
+func exactlyOnceInOrder(t *testing.T, seqs []int64) {
+	t.Helper()
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("cloud seqs are not 1..%d each once in order: %v", len(seqs), seqs)
+		}
+	}
+}
+
+// TestCloudOutageWhileAlarmsKeepComing: the gateway syncs with cloudsim; cloudsim
+// goes away while presses keep coming; the presses are alarmed as before (the phone
+// gets its offers), the outage is logged once (not once per retry), and when
+// cloudsim is back everything arrives, in order, exactly once.
+func TestCloudOutageWhileAlarmsKeepComing(t *testing.T) {
+	cl := startCloud(t)
+	brokerPort, apiPort := freePort(t), freePort(t)
+	cfg := cloudDemoConfig(t, apiPort, brokerPort, cl.url(), "")
+	gw := startLogChild(t, cfg, apiPort)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
+
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency"}`)
+	waitFor(t, "the first alarm in the cloud", func() bool { return len(cl.raised()) == 1 })
+
+	cl.stop()
+	for _, p := range [][2]string{{"room201/sos", `{"action":"emergency"}`}, {"room111/cord", `{"action":"single"}`},
+		{"room102/sos", `{"sos":true}`}} {
+		press(t, brokerPort, "zigbee2mqtt/"+p[0], p[1]) // returns after the PUBACK: committed
+	}
+	waitFor(t, "the outage logged", func() bool { return gw.count("cloud unreachable") > 0 })
+	// The alarm path does not wait for the cloud: all four are open for the lead.
+	waitFor(t, "four open alarms", func() bool { return strings.Count(openAlarms(t, c), `"id":"a-`) == 4 })
+
+	cl.start()
+	waitFor(t, "the backlog drained", func() bool { return gw.count("cloud reachable again") > 0 && len(cl.raised()) == 4 })
+	if n := gw.count("cloud unreachable"); n != 1 {
+		t.Errorf("the outage was logged %d times, want once:\n%s", n, gw.log())
+	}
+	gw.term()
+
+	seqs := cl.seqs()
+	exactlyOnceInOrder(t, seqs)
+	pending, acked := gatewayOutbox(t, cfg)
+	if acked != seqs[len(seqs)-1] {
+		t.Errorf("gateway acked %d, cloud holds up to %d", acked, seqs[len(seqs)-1])
+	}
+	for _, e := range pending {
+		if e.Seq <= acked {
+			t.Errorf("entry %d (%s) still in the outbox after its acknowledgement", e.Seq, e.Kind)
+		}
+	}
+	if got := strings.Join(cl.raised(), " "); got != "room-101-sos room-201-sos room-111-cord room-102-sos" {
+		t.Errorf("raised in the cloud in the order %s, want the presses' order", got)
+	}
+	kinds := map[string]bool{}
+	for _, s := range seqs {
+		e := cl.entry(s)
+		kinds[e.Kind] = true
+		if e.Boot == "" {
+			t.Errorf("entry %d has no boot id", s)
+		}
+		if strings.Contains(string(e.Body), "lat") || strings.Contains(string(e.Body), "lon\"") {
+			t.Errorf("entry %d carries a position: %s", s, e.Body)
+		}
+	}
+	if !kinds["alarm"] || !kinds["audit"] {
+		t.Errorf("kinds in the cloud: %v", kinds)
+	}
+}
