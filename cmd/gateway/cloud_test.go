@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -309,4 +312,125 @@ func TestCloudOutageWhileAlarmsKeepComing(t *testing.T) {
 	if !kinds["alarm"] || !kinds["audit"] {
 		t.Errorf("kinds in the cloud: %v", kinds)
 	}
+}
+
+// technicianSees waits until the technician is offered the technical alarm on
+// transmitter id and returns it.
+func technicianSees(t *testing.T, c client, id string) pushMsg {
+	t.Helper()
+	p := c.phone("tech-1", c.login("tech-1", "demo"))
+	for {
+		m := p.expect("offer")
+		if m.Alarm != nil && m.Alarm.Transmitter.ID == id {
+			return m
+		}
+	}
+}
+
+// TestCloudUntrustedCertificate: a cloud whose TLS certificate the gateway does not
+// trust gets nothing (not one request reaches it), the log says what to change,
+// and the technician is offered a technical alarm naming the cause.
+func TestCloudUntrustedCertificate(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
+	srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.StartTLS()
+	defer srv.Close()
+	var logs lockedBuffer
+	brokerPort, apiPort := freePort(t), freePort(t)
+	cfg := cloudDemoConfig(t, apiPort, brokerPort, srv.URL, "")
+	m, c := startGatewayLog(t, cfg, &logs)
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency"}`)
+
+	offer := technicianSees(t, c, "gateway-sync-cloud-tls")
+	if offer.Alarm.Priority != int(vakt.PriorityTechnical) {
+		t.Errorf("technical alarm priority %d", offer.Alarm.Priority)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests reached the untrusted cloud", n)
+	}
+	if !strings.Contains(logs.String(), "cloud.ca_file") {
+		t.Errorf("the log does not say what to change:\n%s", logs.String())
+	}
+	st, err := m.Cloud.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Upload.Fatal || st.Upload.Reason != "cloud-tls" || st.Backlog == 0 {
+		t.Errorf("sync status %+v", st)
+	}
+}
+
+// TestCloudTokenRefused: a token the cloud does not know (401) is fatal: nothing
+// is stored, the technician gets a technical alarm naming cloud-auth, and the
+// entries wait in the outbox.
+func TestCloudTokenRefused(t *testing.T) {
+	cl := startCloud(t)
+	var logs lockedBuffer
+	brokerPort, apiPort := freePort(t), freePort(t)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("not-the-gateways-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cloudDemoConfig(t, apiPort, brokerPort, cl.url(), "  token_file: "+tok+"\n")
+	m, c := startGatewayLog(t, cfg, &logs)
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency"}`)
+
+	technicianSees(t, c, "gateway-sync-cloud-auth")
+	if n := len(cl.seqs()); n != 0 {
+		t.Errorf("the cloud stored %d entries from a refused token", n)
+	}
+	if s := logs.String(); !strings.Contains(s, "cloud.token_file") || strings.Contains(s, "not-the-gateways-token") {
+		t.Errorf("the log should name cloud.token_file and never the token:\n%s", s)
+	}
+	if n := strings.Count(logs.String(), "cloud sync stopped"); n != 1 {
+		t.Errorf("the fatal condition was logged %d times, want once", n)
+	}
+	if st, _ := m.Cloud.Stats(context.Background()); st.Backlog == 0 {
+		t.Error("the outbox is empty: entries were dropped")
+	}
+}
+
+// lockedBuffer is a log sink safe for the gateway's goroutines and the test.
+type lockedBuffer struct {
+	mu  stdsync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startGatewayLog is startGateway (in-process) with the JSON log kept.
+func startGatewayLog(t *testing.T, cfgPath string, log io.Writer) (*Main, client) {
+	t.Helper()
+	m := &Main{ConfigPath: cfgPath, Log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Open(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-m.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("gateway stopped: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = m.Close()
+	})
+	return m, client{t: t, base: "http://" + m.APIAddr()}
 }
