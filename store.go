@@ -62,6 +62,7 @@ type Batch struct {
 	SessionsEnded []StaffID
 	// Removals are directory entries deleted with their live state and logins: the
 	// person no longer works here. Their visits, EPR records and alarms keep the id.
+	// Like Erasures they are applied before the batch's rows.
 	Removals []StaffID
 	// Erasures remove a person's personal data (G4); see Erasure.
 	Erasures []Erasure
@@ -80,8 +81,9 @@ type Batch struct {
 	CompactHealth bool
 }
 
-// Erasure removes one person's personal data in the batch's transaction, after
-// every upsert of the batch: the directory entry (name, phone, e-mail, roles, zone,
+// Erasure removes one person's personal data in the batch's transaction, before
+// the batch's own rows are written (those are written as given: a batch must not
+// hold rows of the person from before the erasure, and a row after it is a re-add): the directory entry (name, phone, e-mail, roles, zone,
 // credential hash), the live state with any position, and the logins are deleted;
 // in visits, EPR records and alarms (assignee and offers) the staff id is replaced
 // by Pseudonym, so the room and time facts and the alarm history survive without

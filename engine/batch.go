@@ -40,3 +40,14 @@ func upsert[K comparable, V any](index map[K]int, list *[]V, k K, v V) {
 	index[k] = len(*list)
 	*list = append(*list, v)
 }
+
+// has reports whether this commit holds a staff state row for id.
+func (r *rows) has(id vakt.StaffID) bool { _, ok := r.staff[id]; return ok }
+
+// reindexStaff rebuilds the staff index after rows were taken out of b.Staff.
+func (r *rows) reindexStaff(b *vakt.Batch) {
+	clear(r.staff)
+	for i, st := range b.Staff {
+		r.staff[st.Staff] = i
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -93,6 +92,7 @@ func (e *Engine) eraseIn(b *vakt.Batch, actor string, id, pseudonym vakt.StaffID
 	if request != "" {
 		out.AuditSubject = "erasure:" + request
 	}
+	e.stripBatch(b, id, pseudonym)
 	d := e.dropPerson(b, id, pseudonym, actor, now)
 	out.OffersWithdrawn, out.AlarmsReoffered, out.VisitsEnded = d.withdrawn, d.reoffered, d.visits
 	b.Erasures = append(b.Erasures, vakt.Erasure{Staff: id, Pseudonym: pseudonym})
@@ -214,6 +214,45 @@ func (e *Engine) dropPerson(b *vakt.Batch, id, pseudonym vakt.StaffID, actor str
 	return d
 }
 
+// stripBatch takes out of this commit's batch what earlier operations queued for
+// id: the store applies a removal or erasure before the batch's rows, so a row
+// left in would bring the person back. Directory entries, live state and logins
+// go; visits, EPR records and alarms get the pseudonym (an erasure) or keep the id
+// (a removal).
+func (e *Engine) stripBatch(b *vakt.Batch, id, pseudonym vakt.StaffID) {
+	b.Directory = slices.DeleteFunc(b.Directory, func(d vakt.Staff) bool { return d.ID == id })
+	if e.rows.has(id) {
+		b.Staff = slices.DeleteFunc(b.Staff, func(st vakt.StaffState) bool { return st.Staff == id })
+		e.rows.reindexStaff(b)
+	}
+	b.Sessions = slices.DeleteFunc(b.Sessions, func(se vakt.Session) bool { return se.Staff == id })
+	if pseudonym == "" {
+		return
+	}
+	for i := range b.Visits {
+		if b.Visits[i].Staff == id {
+			b.Visits[i].Staff = pseudonym
+		}
+	}
+	for i := range b.EPR {
+		if b.EPR[i].Staff == id {
+			b.EPR[i].Staff = pseudonym
+		}
+	}
+	for i := range b.Alarms {
+		a := &b.Alarms[i]
+		if a.Assignee == id {
+			a.Assignee = pseudonym
+		}
+		for j := range a.Offers {
+			if a.Offers[j].Staff == id {
+				a.Offers = slices.Clone(a.Offers)
+				a.Offers[j].Staff = pseudonym
+			}
+		}
+	}
+}
+
 func findOffer(a *vakt.Alarm, id vakt.StaffID) int {
 	for i := range a.Offers {
 		if a.Offers[i].Staff == id {
@@ -224,99 +263,108 @@ func findOffer(a *vakt.Alarm, id vakt.StaffID) int {
 }
 
 // DirectoryChange is one page of the cloud's directory feed, applied as one engine
-// operation and one commit: all of it or none of it.
+// operation and one commit, in order: all of it or none of it.
 type DirectoryChange struct {
-	// Upserts add or replace whole directory entries.
-	Upserts []vakt.Staff
-	// Removals: the person no longer works here. Offers are withdrawn, alarms
-	// they had accepted offered again, open visits ended, sessions ended; their
-	// directory entry and live state are deleted (visits and alarms keep the id).
-	Removals []vakt.StaffID
-	// Erasures are erasure requests (G4), each as EraseStaff does it, audited
-	// "staff.erased" with subject "erasure:<request id>".
-	Erasures []ErasureRequest
+	Ops []DirectoryOp
 	// Cursor, when not nil, is stored in the same commit.
 	Cursor *string
 }
 
-// ErasureRequest is one erasure the cloud asks for.
-type ErasureRequest struct {
-	Staff     vakt.StaffID
+// DirectoryOpKind is what one directory change does.
+type DirectoryOpKind string
+
+const (
+	// DirectoryUpsert adds or replaces the whole entry Staff.
+	DirectoryUpsert DirectoryOpKind = "upsert"
+	// DirectoryRemove: the person (Staff.ID) no longer works here. Offers are
+	// withdrawn, alarms they had accepted offered again, open visits ended,
+	// sessions ended; their directory entry and live state are deleted (visits and
+	// alarms keep the id).
+	DirectoryRemove DirectoryOpKind = "remove"
+	// DirectoryErase is an erasure request (G4) for Staff.ID, done as EraseStaff
+	// does it and audited "staff.erased" with subject "erasure:<RequestID>".
+	DirectoryErase DirectoryOpKind = "erase"
+)
+
+// DirectoryOp is one change of a DirectoryChange.
+type DirectoryOp struct {
+	Kind DirectoryOpKind
+	// Staff is the whole entry for an upsert; only its ID counts otherwise.
+	Staff     vakt.Staff
 	RequestID string
 }
 
-// ApplyDirectory applies a page of directory changes from the cloud in one commit.
-// Entries defined in the configuration file win over the cloud's upserts and
-// removals (skipped, with a warning); an erasure of such an entry refuses the whole
-// change with ErrConfigStaff, since the site must remove the person from the file
-// first. The actor of every audit entry is "cloud".
+// ApplyDirectory applies a page of directory changes from the cloud in one commit,
+// in the page's order. Entries defined in the configuration file win over the
+// cloud's upserts and removals (skipped, with a warning); an erasure of such an
+// entry refuses the whole page with ErrConfigStaff, since the site must remove the
+// person from the file first. An unknown kind or an empty id refuses the page too.
+// The actor of every audit entry is "cloud".
 func (e *Engine) ApplyDirectory(ctx context.Context, ch DirectoryChange) error {
-	pseudonyms := make([]vakt.StaffID, len(ch.Erasures))
-	for i := range ch.Erasures {
-		if ch.Erasures[i].Staff == "" {
-			return errors.New("directory change: an erasure names no staff id")
+	pseudonyms := make([]vakt.StaffID, len(ch.Ops))
+	for i, op := range ch.Ops {
+		if op.Staff.ID == "" {
+			return fmt.Errorf("directory change %d (%s): no staff id", i, op.Kind)
 		}
-		p, err := newPseudonym()
-		if err != nil {
-			return err
-		}
-		pseudonyms[i] = p
-	}
-	for _, u := range ch.Upserts {
-		if u.ID == "" {
-			return errors.New("directory change: an upsert has no staff id")
+		switch op.Kind {
+		case DirectoryUpsert, DirectoryRemove:
+		case DirectoryErase:
+			p, err := newPseudonym()
+			if err != nil {
+				return err
+			}
+			pseudonyms[i] = p
+		default:
+			return fmt.Errorf("directory change %d: unknown kind %q (want upsert, remove or erase)", i, op.Kind)
 		}
 	}
 	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
-		for _, er := range ch.Erasures {
-			if e.configStaff(er.Staff) {
-				return struct{}{}, fmt.Errorf("directory change: erase staff %s (request %s): %w", er.Staff, er.RequestID, ErrConfigStaff)
+		for _, op := range ch.Ops {
+			if op.Kind == DirectoryErase && e.configStaff(op.Staff.ID) {
+				return struct{}{}, fmt.Errorf("directory change: erase staff %s (request %s): %w", op.Staff.ID, op.RequestID, ErrConfigStaff)
 			}
 		}
 		s := e.st
-		for _, u := range ch.Upserts {
-			if e.configStaff(u.ID) {
-				e.log.Warn("cloud directory entry ignored: the configuration file defines this staff id", "staff", u.ID)
-				continue
-			}
-			old, had := s.directory[u.ID]
-			if had && sameStaff(old, u) {
-				continue
-			}
-			if had && old.SecretHash != u.SecretHash {
-				// A new secret: whoever logged in with the old one is logged out,
-				// on this run's phones now and in the stored logins.
-				id := u.ID
-				b.SessionsEnded = append(b.SessionsEnded, id)
-				e.pending = append(e.pending, func(err error) {
-					if err == nil {
-						e.opt.Notifier.Notify(id, vakt.Notice{Type: vakt.NoticeRevoked})
-					}
-				})
-			}
-			u.Roles = slices.Clone(u.Roles)
-			s.directory[u.ID] = u
-			s.peopleDirty = true
-			b.Directory = append(b.Directory, u)
-			b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "cloud", Action: "staff.directory-upsert", Subject: "staff:" + string(u.ID)})
-		}
-		for _, id := range ch.Removals {
-			if e.configStaff(id) {
-				e.log.Warn("cloud directory removal ignored: the configuration file defines this staff id", "staff", id)
-				continue
-			}
-			if _, ok := s.directory[id]; !ok {
-				if _, ok := s.staff[id]; !ok {
+		for i, op := range ch.Ops {
+			id := op.Staff.ID
+			switch {
+			case op.Kind == DirectoryErase:
+				e.eraseIn(b, "cloud", id, pseudonyms[i], op.RequestID, now)
+			case e.configStaff(id):
+				e.log.Warn("cloud directory change ignored: the configuration file defines this staff id", "staff", id, "op", op.Kind)
+			case op.Kind == DirectoryUpsert:
+				u := op.Staff
+				old, had := s.directory[id]
+				if had && sameStaff(old, u) {
 					continue
 				}
+				if had && old.SecretHash != u.SecretHash {
+					// A new secret: whoever logged in with the old one is logged
+					// out, on this run's phones now and in the stored logins.
+					b.SessionsEnded = append(b.SessionsEnded, id)
+					e.pending = append(e.pending, func(err error) {
+						if err == nil {
+							e.opt.Notifier.Notify(id, vakt.Notice{Type: vakt.NoticeRevoked})
+						}
+					})
+				}
+				u.Roles = slices.Clone(u.Roles)
+				s.directory[id] = u
+				s.peopleDirty = true
+				b.Directory = append(b.Directory, u)
+				b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "cloud", Action: "staff.directory-upsert", Subject: "staff:" + string(id)})
+			case op.Kind == DirectoryRemove:
+				_, inDir := s.directory[id]
+				_, inState := s.staff[id]
+				if !inDir && !inState {
+					continue
+				}
+				e.stripBatch(b, id, "")
+				e.dropPerson(b, id, "", "cloud", now)
+				b.Removals = append(b.Removals, id)
+				b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "cloud", Action: "staff.removed", Subject: "staff:" + string(id)})
+				e.log.Info("staff removed from the directory", "staff", id)
 			}
-			e.dropPerson(b, id, "", "cloud", now)
-			b.Removals = append(b.Removals, id)
-			b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "cloud", Action: "staff.removed", Subject: "staff:" + string(id)})
-			e.log.Info("staff removed from the directory", "staff", id)
-		}
-		for i, er := range ch.Erasures {
-			e.eraseIn(b, "cloud", er.Staff, pseudonyms[i], er.RequestID, now)
 		}
 		if ch.Cursor != nil {
 			c := *ch.Cursor

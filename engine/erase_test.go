@@ -26,7 +26,7 @@ const lastLat, lastLon = 59.91390012345, 10.75220054321
 func addMarked(t *testing.T, r *rig) {
 	t.Helper()
 	ctx := context.Background()
-	if err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Upserts: []vakt.Staff{marked}}); err != nil {
+	if err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{{Kind: engine.DirectoryUpsert, Staff: marked}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.eng.SetDuty(ctx, marked.ID, true); err != nil {
@@ -204,15 +204,17 @@ func TestApplyDirectory(t *testing.T) {
 	r := newRig(t)
 	other := vakt.Staff{ID: "s-2", Name: "Other", Roles: []string{"nurse"}}
 	c1 := "c-1"
-	if err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Upserts: []vakt.Staff{marked, other}, Cursor: &c1}); err != nil {
+	if err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{
+		{Kind: engine.DirectoryUpsert, Staff: marked}, {Kind: engine.DirectoryUpsert, Staff: other}}, Cursor: &c1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.eng.Staff(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}
 	c2 := "c-2"
-	err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Removals: []vakt.StaffID{other.ID},
-		Erasures: []engine.ErasureRequest{{Staff: marked.ID, RequestID: "req-7"}}, Cursor: &c2})
+	err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{
+		{Kind: engine.DirectoryRemove, Staff: vakt.Staff{ID: other.ID}},
+		{Kind: engine.DirectoryErase, Staff: vakt.Staff{ID: marked.ID}, RequestID: "req-7"}}, Cursor: &c2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,8 +237,9 @@ func TestApplyDirectory(t *testing.T) {
 	}
 	// An erasure of a configured person refuses the whole page.
 	c3 := "c-3"
-	err = r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Upserts: []vakt.Staff{other},
-		Erasures: []engine.ErasureRequest{{Staff: "near", RequestID: "req-8"}}, Cursor: &c3})
+	err = r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{
+		{Kind: engine.DirectoryUpsert, Staff: other},
+		{Kind: engine.DirectoryErase, Staff: vakt.Staff{ID: "near"}, RequestID: "req-8"}}, Cursor: &c3})
 	if !errors.Is(err, engine.ErrConfigStaff) {
 		t.Errorf("erasing a configured person from the cloud = %v, want ErrConfigStaff", err)
 	}
@@ -245,6 +248,22 @@ func TestApplyDirectory(t *testing.T) {
 	}
 	if c, _ := r.db.DirectoryCursor(ctx); c != c2 {
 		t.Errorf("a refused page moved the cursor to %q", c)
+	}
+	// In the page's order: erased, then hired again under the same id.
+	err = r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{
+		{Kind: engine.DirectoryErase, Staff: vakt.Staff{ID: other.ID}, RequestID: "req-9"},
+		{Kind: engine.DirectoryUpsert, Staff: other}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.eng.Staff(ctx, other.ID); err != nil || m.Name != other.Name {
+		t.Errorf("erase then upsert: %+v, %v; want the new entry", m, err)
+	}
+	if x, err := r.db.ExportStaff(ctx, other.ID); err != nil || x.Directory == nil || x.Directory.Name != other.Name {
+		t.Errorf("erase then upsert, on disk: %+v, %v; want the new entry", x.Directory, err)
+	}
+	if err := r.eng.ApplyDirectory(ctx, engine.DirectoryChange{Ops: []engine.DirectoryOp{{Kind: "rename", Staff: other}}}); err == nil {
+		t.Error("an unknown kind was accepted")
 	}
 }
 

@@ -139,12 +139,12 @@ func (s *statements) close() error {
 // Commit applies the whole batch in one BEGIN IMMEDIATE transaction, committed with
 // synchronous=FULL: when it returns nil all of it is on disk, otherwise none of it.
 //
-// In order: events are inserted; alarms, directory entries, staff states,
+// In order: b.Removals and b.Erasures are applied (see vakt.Erasure); events are
+// inserted; alarms, directory entries, staff states,
 // transmitter health and visits are upserted as whole rows (except that an alarm's
 // transmitter, kind and raised time are kept from its first insert); EPR records are
 // inserted (a repeat of the same visit, system and time is ignored); logins are
-// kept and ended; b.Removals and b.Erasures are applied (see vakt.Erasure); outbox
-// entries up to b.OutboxAckedUpTo are deleted and that seq recorded; the directory
+// kept and ended; outbox entries up to b.OutboxAckedUpTo are deleted and that seq recorded; the directory
 // cursor is stored; each b.Outbox entry is queued (At defaults to now); then each
 // audit record is chained
 // (Seq = previous + 1, At defaults to now, Prev = previous hash, Hash =
@@ -194,6 +194,30 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}()
 	now := db.now()
+
+	// Removals and erasures come first: the batch's own rows are written after
+	// them as given, so a person erased and added again in one batch (a directory
+	// page saying so) ends up added. The engine leaves out of the batch the rows it
+	// had queued for the person before the erasure.
+	for _, id := range b.Removals {
+		for _, q := range []struct{ what, query string }{
+			{"directory", `DELETE FROM staff WHERE id = ?`},
+			{"state", `DELETE FROM staff_state WHERE staff_id = ?`},
+			{"sessions", `DELETE FROM sessions WHERE staff_id = ?`},
+		} {
+			if _, err := tx.ExecContext(ctx, q.query, string(id)); err != nil {
+				return fmt.Errorf("remove staff %s: %s: %w", id, q.what, err)
+			}
+		}
+	}
+	for _, er := range b.Erasures {
+		if er.Staff == "" || er.Pseudonym == "" || er.Pseudonym == er.Staff {
+			return fmt.Errorf("erase staff %q: the pseudonym must be set and differ from the id", er.Staff)
+		}
+		if err := erase(ctx, tx, er.Staff, er.Pseudonym); err != nil {
+			return fmt.Errorf("erase staff %s: %w", er.Staff, err)
+		}
+	}
 
 	if len(b.Events) > 0 {
 		args := make([]any, 0, len(b.Events)*db.st.event.width)
@@ -321,27 +345,6 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}
 
-	// Removals and erasures come after every upsert, so a row this batch wrote for
-	// the person goes with the rest.
-	for _, id := range b.Removals {
-		for _, q := range []struct{ what, query string }{
-			{"directory", `DELETE FROM staff WHERE id = ?`},
-			{"state", `DELETE FROM staff_state WHERE staff_id = ?`},
-			{"sessions", `DELETE FROM sessions WHERE staff_id = ?`},
-		} {
-			if _, err := tx.ExecContext(ctx, q.query, string(id)); err != nil {
-				return fmt.Errorf("remove staff %s: %s: %w", id, q.what, err)
-			}
-		}
-	}
-	for _, er := range b.Erasures {
-		if er.Staff == "" || er.Pseudonym == "" || er.Pseudonym == er.Staff {
-			return fmt.Errorf("erase staff %q: the pseudonym must be set and differ from the id", er.Staff)
-		}
-		if err := erase(ctx, tx, er.Staff, er.Pseudonym); err != nil {
-			return fmt.Errorf("erase staff %s: %w", er.Staff, err)
-		}
-	}
 	if b.OutboxAckedUpTo > 0 {
 		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq <= ?`, b.OutboxAckedUpTo)
 		if err != nil {

@@ -228,45 +228,36 @@ func (c *Cloud) CheckBacklog() {
 }
 
 // applyDirectory applies one page of the cloud's directory feed through the
-// engine. The engine applies a change's upserts, then removals, then erasures;
-// a page that touches one person twice (removed, then hired again) is applied in
-// parts in feed order, the cursor stored with the last part. A crash between parts
-// refetches the page, and every change is idempotent.
+// engine: one operation, one commit, the changes in feed order, the cursor with
+// them.
 func (c *Cloud) applyDirectory(ctx context.Context, page cloudsync.DirectoryChange) error {
-	var parts []engine.DirectoryChange
-	cur := engine.DirectoryChange{}
-	seen := map[string]bool{}
-	for _, ch := range page.Changes {
-		if seen[ch.StaffID] {
-			parts = append(parts, cur)
-			cur, seen = engine.DirectoryChange{}, map[string]bool{}
-		}
-		seen[ch.StaffID] = true
-		switch ch.Op {
+	ch := engine.DirectoryChange{Ops: make([]engine.DirectoryOp, 0, len(page.Changes))}
+	for _, w := range page.Changes {
+		op := engine.DirectoryOp{Staff: vakt.Staff{ID: vakt.StaffID(w.StaffID)}, RequestID: w.RequestID}
+		switch w.Op {
 		case wire.OpUpsert:
-			s := ch.Staff
-			cur.Upserts = append(cur.Upserts, vakt.Staff{ID: vakt.StaffID(s.ID), Name: s.Name, Phone: s.Phone,
-				Email: s.Email, Roles: slices.Clone(s.Roles), Zone: s.Zone, SecretHash: s.SecretHash})
+			s := w.Staff
+			op.Kind = engine.DirectoryUpsert
+			op.Staff = vakt.Staff{ID: vakt.StaffID(s.ID), Name: s.Name, Phone: s.Phone, Email: s.Email,
+				Roles: slices.Clone(s.Roles), Zone: s.Zone, SecretHash: s.SecretHash}
 		case wire.OpRemove:
-			cur.Removals = append(cur.Removals, vakt.StaffID(ch.StaffID))
+			op.Kind = engine.DirectoryRemove
 		case wire.OpErase:
-			cur.Erasures = append(cur.Erasures, engine.ErasureRequest{Staff: vakt.StaffID(ch.StaffID), RequestID: ch.RequestID})
+			op.Kind = engine.DirectoryErase
 		default:
-			return fmt.Errorf("directory op %q unknown", ch.Op) // validated before; never skip
+			return fmt.Errorf("directory op %q unknown", w.Op) // validated before; never skip
 		}
+		ch.Ops = append(ch.Ops, op)
 	}
 	cursor := page.Cursor
-	cur.Cursor = &cursor
-	parts = append(parts, cur)
-	for _, p := range parts {
-		if err := c.eng.ApplyDirectory(ctx, p); err != nil {
-			if errors.Is(err, engine.ErrConfigStaff) {
-				return fmt.Errorf("%w (the cloud asked to erase a person the configuration file defines)", err)
-			}
-			return err
+	ch.Cursor = &cursor
+	if err := c.eng.ApplyDirectory(ctx, ch); err != nil {
+		if errors.Is(err, engine.ErrConfigStaff) {
+			return fmt.Errorf("%w (the cloud asked to erase a person the configuration file defines)", err)
 		}
+		return err
 	}
-	c.log.Info("cloud directory applied", "changes", len(page.Changes), "parts", len(parts))
+	c.log.Info("cloud directory applied", "changes", len(page.Changes))
 	return nil
 }
 

@@ -44,7 +44,7 @@ func addCloudPerson(t *testing.T, m *Main) {
 	p := cloudPerson
 	h, _ := bcrypt.GenerateFromPassword([]byte("cloud-secret"), bcrypt.MinCost)
 	p.SecretHash = string(h)
-	if err := m.Engine.ApplyDirectory(context.Background(), engine.DirectoryChange{Upserts: []vakt.Staff{p}}); err != nil {
+	if err := m.Engine.ApplyDirectory(context.Background(), engine.DirectoryChange{Ops: []engine.DirectoryOp{{Kind: engine.DirectoryUpsert, Staff: p}}}); err != nil {
 		t.Fatal(err)
 	}
 }
