@@ -26,6 +26,7 @@ func TestImportRules(t *testing.T) {
 		"github.com/mochi-mqtt/server/v2":     mod + "/broker",
 		"github.com/gorilla/websocket":        mod + "/api",
 		"github.com/goccy/go-yaml":            mod + "/config",
+		"github.com/prometheus/client_golang": mod + "/metrics",
 		"golang.org/x/crypto/bcrypt":          "", // checked below: api, cmd/gateway and config
 	}
 	noIO := map[string]bool{"net": true, "net/http": true, "os": true, "database/sql": true, "os/exec": true}

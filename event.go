@@ -70,6 +70,11 @@ type Event struct {
 	// Health carried by the message; nil when the source did not say.
 	Battery     *int // percent
 	LinkQuality *int
+	// Clears lists technical conditions the message reports as over (tamper closed
+	// again, battery back above its threshold plus a margin): an open technical alarm
+	// of that kind on the transmitter closes. Drivers decide, since only they know a
+	// device's thresholds.
+	Clears []EventKind
 	// ReceivedAt is the wall clock when read. Mono is the monotonic reading.
 	ReceivedAt time.Time
 	Mono       time.Duration

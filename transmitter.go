@@ -39,6 +39,9 @@ type Transmitter struct {
 	Resident string
 	// Supervision is the longest silence before a technical alarm (0 = not supervised).
 	Supervision time.Duration
+	// PrimaryContacts are the resident's primary contact staff, whom a routing tier
+	// with target primary offers.
+	PrimaryContacts []StaffID
 }
 
 // TransmitterHealth is what the gateway last heard from a transmitter.

@@ -130,3 +130,15 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// Caller resolves a request's bearer token to the staff member logged in with it, so
+// other pages served beside the API (the technician's status page) use the same
+// logins without a second session store.
+func (s *Server) Caller(r *http.Request) (vakt.StaffID, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	sess, found := s.sessions.lookup(strings.TrimSpace(tok))
+	return sess.staff, found
+}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -338,4 +339,22 @@ func validFilter(f string) bool {
 		}
 	}
 	return !strings.HasPrefix(f, "$share/")
+}
+
+// Clients lists the ids of the connected clients, sorted (the status page shows them).
+func (b *Broker) Clients() []string {
+	b.mu.Lock()
+	srv := b.server
+	b.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	var ids []string
+	for id, cl := range srv.Clients.GetAll() {
+		if !cl.Closed() && !cl.Net.Inline {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -29,6 +29,9 @@ type Site struct {
 	// Lat/Lon is the site's reference point (used when a transmitter has none).
 	Lat float64 `yaml:"lat"`
 	Lon float64 `yaml:"lon"`
+	// Timezone is the IANA name of the site's time zone (Europe/Oslo), in which
+	// policy windows are read; empty: the system's local zone.
+	Timezone string `yaml:"timezone"`
 }
 
 // Zone is a wing or unit; zone-wide tiers and policies refer to it.
@@ -59,6 +62,9 @@ type Transmitter struct {
 	Mapping *JSONMapping `yaml:"mapping"`
 	// LowBattery is the battery percentage below which a technical alarm is raised.
 	LowBattery int `yaml:"low_battery"`
+	// PrimaryContacts are the staff ids of the resident's primary contacts, whom a
+	// tier with target primary offers.
+	PrimaryContacts []string `yaml:"primary_contacts"`
 }
 
 // JSONMapping says which field and values of a generic device's JSON mean what.
@@ -103,12 +109,24 @@ type Policy struct {
 	Rooms    []string `yaml:"rooms"`
 	// ReAlarmAfter: accepted but no presence within this → offered again.
 	ReAlarmAfter Duration `yaml:"realarm_after"`
-	Tiers        []Tier   `yaml:"tiers"`
+	// Windows limit the policy to some times of the week (site.timezone); empty: always.
+	Windows []Window `yaml:"windows"`
+	// InterruptBusy sets interrupt_busy on every tier.
+	InterruptBusy bool   `yaml:"interrupt_busy"`
+	Tiers         []Tier `yaml:"tiers"`
+}
+
+// Window is a weekly time range: from From on each of Days until To ("22:00" to
+// "07:00" ends the next morning).
+type Window struct {
+	Days []string `yaml:"days"` // mon..sun, weekdays, weekend; empty: every day
+	From string   `yaml:"from"` // "HH:MM"
+	To   string   `yaml:"to"`   // "HH:MM"; "00:00" and "24:00" are midnight at the end
 }
 
 // Tier is one step of escalation.
 type Tier struct {
-	// Target: nearest, zone, site, role, arc, pager.
+	// Target: nearest, zone, site, role, primary, arc, pager.
 	Target string   `yaml:"target"`
 	Count  int      `yaml:"count"` // for nearest: how many at once
 	Roles  []string `yaml:"roles"`
@@ -116,6 +134,10 @@ type Tier struct {
 	Wait   Duration `yaml:"wait"`
 	// IncludeBusy offers to busy staff too (emergencies).
 	IncludeBusy bool `yaml:"include_busy"`
+	// InterruptBusy offers to busy staff whose only active alarm is less urgent.
+	InterruptBusy bool `yaml:"interrupt_busy"`
+	// Parallel (targets arc and pager) starts the tier together with the one before.
+	Parallel bool `yaml:"parallel"`
 	// Pager (target pager) names the drivers.serial port of an existing DECT/paging
 	// system, and CallAddress the pager or group to call there.
 	Pager       string `yaml:"pager"`

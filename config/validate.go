@@ -36,7 +36,7 @@ var (
 		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
 		string(vakt.EventLowBattery), string(vakt.EventTamper), string(vakt.EventOffline),
 	}
-	tierTargets      = []string{"nearest", "zone", "site", "role", "arc", "pager"}
+	tierTargets      = []string{"nearest", "zone", "site", "role", "primary", "arc", "pager"}
 	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
 	parities         = []string{"none", "even", "odd"}
 	serialRoles      = []string{"slave", "control-station"}
@@ -290,6 +290,9 @@ func (v *validator) site() {
 		v.ident("site.id", s.ID, "site", nil)
 	}
 	v.latLon("site", s.Lat, s.Lon)
+	if _, err := s.Location(); err != nil {
+		v.errorf("site.timezone", "unknown time zone %s: use an IANA name such as %q, or leave it out for the system's", quoteShort(s.Timezone), "Europe/Oslo")
+	}
 }
 
 func (v *validator) zoneList() {
@@ -338,6 +341,10 @@ func (v *validator) transmitterList() {
 		v.notNegative(p+".supervision", t.Supervision)
 		if t.LowBattery < 0 || t.LowBattery > 100 {
 			v.errorf(p+".low_battery", "%d is not a percentage (0..100; 0 = only the device's own low-battery flag)", t.LowBattery)
+		}
+		contacts := map[string]string{}
+		for j, id := range t.PrimaryContacts {
+			v.ident(indexPath(p+".primary_contacts", j), id, "staff", contacts)
 		}
 
 		if len(t.Actions) > 0 && driverOK && t.Driver != "zigbee2mqtt" {
@@ -497,7 +504,12 @@ func (v *validator) staffList() {
 
 func (v *validator) policyList() {
 	seen := map[string]string{}
-	routed := map[string]string{} // scope + kind → policy path
+	routed := map[string]string{} // scope + kind → policy path, for policies without windows
+	type timed struct {
+		path string
+		week *week
+	}
+	windowed := map[string][]timed{} // scope + kind → policies with windows
 	for i := range v.c.Policies {
 		pol := &v.c.Policies[i]
 		p := indexPath("policies", i)
@@ -529,16 +541,25 @@ func (v *validator) policyList() {
 			}
 		}
 		v.notNegative(p+".realarm_after", pol.ReAlarmAfter)
+		var wk *week
+		if pol.Windows != nil {
+			wk = v.windows(p+".windows", pol.Windows)
+		}
 
 		if len(pol.Tiers) == 0 {
 			v.errorf(p+".tiers", "at least one tier is required: whom to offer the alarm to, and how long to wait")
 		}
 		for j := range pol.Tiers {
-			v.tier(indexPath(p+".tiers", j), &pol.Tiers[j])
+			tp := indexPath(p+".tiers", j)
+			v.tier(tp, &pol.Tiers[j])
+			if j == 0 && pol.Tiers[j].Parallel {
+				v.errorf(tp+".parallel", "the first tier cannot be parallel: no tier comes before it")
+			}
 		}
 
-		// The most specific policy wins (room, zone, site); two at the same level
-		// for the same kind would leave the choice to chance.
+		// The most specific policy wins (room, zone, site; then naming the kind;
+		// then an open window); two at the same level for the same kind would
+		// leave the choice to chance: both without windows, or windows that overlap.
 		scopes := []string{"the whole site"}
 		switch {
 		case len(pol.Rooms) > 0:
@@ -556,11 +577,25 @@ func (v *validator) policyList() {
 		for _, scope := range scopes {
 			for _, k := range kinds {
 				key := scope + "\x00" + k
-				if first, dup := routed[key]; dup {
-					what := fmt.Sprintf("alarm kind %q", k)
-					if all {
-						what = "every care alarm (no kinds)"
+				what := fmt.Sprintf("alarm kind %q", k)
+				if all {
+					what = "every care alarm (no kinds)"
+				}
+				if wk != nil {
+					clash := false
+					for _, o := range windowed[key] {
+						if m := wk.overlap(o.week); m >= 0 {
+							v.errorf(p+".windows", "%s in %s is already routed by %s at overlapping times (e.g. %s); make the windows meet without overlapping, or merge the two policies", what, scope, v.where(o.path), minuteName(m))
+							clash = true
+							break
+						}
 					}
+					if !clash {
+						windowed[key] = append(windowed[key], timed{p, wk})
+					}
+					continue
+				}
+				if first, dup := routed[key]; dup {
 					v.errorf(p+".kinds", "%s in %s is already routed by %s; merge the two policies", what, scope, v.where(first))
 					continue
 				}
@@ -570,13 +605,67 @@ func (v *validator) policyList() {
 	}
 }
 
+// windows checks a policy's windows and returns the minutes of the week they cover
+// (nil when one is invalid: overlaps are then not checked).
+func (v *validator) windows(p string, ws []Window) *week {
+	if len(ws) == 0 {
+		v.errorf(p, "an empty list would never match; leave windows out for a policy that always applies")
+		return nil
+	}
+	wk, all := new(week), true
+	for i, w := range ws {
+		wp := indexPath(p, i)
+		ok := true
+		for j, d := range w.Days {
+			if _, known := dayNames[strings.ToLower(d)]; !known {
+				v.errorf(indexPath(wp+".days", j), "unknown day %s; use %s", quoteShort(d), dayList)
+				ok = false
+			}
+		}
+		if w.Days != nil && len(w.Days) == 0 {
+			v.errorf(wp+".days", "an empty list would never match; leave days out for every day")
+			ok = false
+		}
+		from, err := clock(w.From, false)
+		if err != nil {
+			v.errorf(wp+".from", "%v", err)
+			ok = false
+		}
+		to, err := clock(w.To, true)
+		if err != nil {
+			v.errorf(wp+".to", "%v", err)
+			ok = false
+		} else if to == 0 {
+			to = 24 * time.Hour
+		}
+		if ok && from == to {
+			v.errorf(wp+".to", "equals from: the window would be empty (for a whole day write from: \"00:00\", to: \"24:00\")")
+			ok = false
+		}
+		if ok {
+			wk.addWindow(w)
+		}
+		all = all && ok
+	}
+	if !all {
+		return nil
+	}
+	return wk
+}
+
 func (v *validator) tier(p string, t *Tier) {
 	if !v.oneOf(p+".target", t.Target, "tier target", tierTargets) {
 		return
 	}
-	if t.Target != "arc" {
+	switch {
+	case t.Parallel && t.Target != "arc" && t.Target != "pager":
+		v.errorf(p+".parallel", "only targets arc and pager can be parallel (they hold no offers); to offer more staff at once, widen this tier's target or roles")
+	case t.Parallel && t.Wait != 0:
+		v.errorf(p+".wait", "a parallel tier runs on the wait of the tier it starts with; leave wait out")
+	case t.Parallel:
+	case t.Target != "arc":
 		v.positive(p+".wait", t.Wait, "30s")
-	} else {
+	default:
 		v.notNegative(p+".wait", t.Wait)
 	}
 	switch {

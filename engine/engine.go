@@ -102,6 +102,8 @@ type Engine struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	view viewState // the published View (view.go)
 }
 
 // Stats are counters for the status page and metrics.

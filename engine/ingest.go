@@ -66,7 +66,12 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 
 	var fx, back effect
 	if ev.Kind != vakt.EventOffline {
-		back = e.restored(b, ev, now)
+		back = e.restored(b, ev, vakt.EventOffline, now)
+	}
+	for _, k := range ev.Clears {
+		if k.Technical() && k != ev.Kind {
+			back = runAll([]effect{back, e.restored(b, ev, k, now)})
+		}
 	}
 	switch {
 	case ev.Kind.Raises() || ev.Kind.Technical():
@@ -85,11 +90,14 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	return runAll([]effect{back, fx})
 }
 
-// restored closes an open "offline" technical alarm when the transmitter is heard
-// from again, unless a technician already accepted it (then they close it).
-func (e *Engine) restored(b *vakt.Batch, ev vakt.Event, now time.Time) effect {
+// restored closes an open technical alarm of kind when its condition is over: an
+// "offline" one when the transmitter is heard from again, a tamper or low-battery one
+// when the driver says it cleared (ev.Clears) — unless a technician already accepted
+// it (then they close it). Each episode is thus exactly one alarm: raised once,
+// repeats folded into it, closed once.
+func (e *Engine) restored(b *vakt.Batch, ev vakt.Event, kind vakt.EventKind, now time.Time) effect {
 	s := e.st
-	id, ok := s.open[keyFor(ev.Transmitter, vakt.EventOffline)]
+	id, ok := s.open[keyFor(ev.Transmitter, kind)]
 	if !ok {
 		return nil
 	}
@@ -108,10 +116,10 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	loc := s.location(ev.Transmitter)
 	if id, ok := s.open[key]; ok {
 		a := s.alarms[id]
-		acts := e.opt.Router.Repeat(a, ev.Priority, s.envFor(now, a))
+		acts := e.opt.Router.RepeatKind(a, ev.Kind, ev.Priority, s.envFor(now, a))
 		return id, e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.repeated", acts, now)
 	}
-	pol := e.opt.Router.Policy(ev.Kind, loc)
+	pol := e.opt.Router.PolicyAt(ev.Kind, loc, now)
 	prio := ev.Kind.DefaultPriority()
 	if pol.Priority != 0 {
 		prio = pol.Priority
@@ -133,7 +141,9 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 	s.alarms[a.ID] = a
 	s.open[key] = a.ID
 	raised := e.record(b, a, "transmitter:"+string(ev.Transmitter), "alarm.raised", nil, now)
-	acts := e.opt.Router.Raise(a, s.env(now, loc))
+	env := s.env(now, loc)
+	env.Primary = s.transmitters[ev.Transmitter].PrimaryContacts
+	acts := e.opt.Router.Raise(a, env)
 	offered := e.record(b, a, "system", "alarm.offered", acts, now)
 	return a.ID, func(err error) { raised(err); offered(err) }
 }

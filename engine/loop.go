@@ -127,6 +127,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		e.storageEvent(ctx, vakt.EventCheckIn)
 	}
 	e.armTimer()
+	e.published()
 }
 
 // StorageTransmitter is the pseudo-transmitter of the gateway's own database: when

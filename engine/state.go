@@ -45,6 +45,14 @@ type state struct {
 	peopleDirty   bool
 	handlingDirty bool
 	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
+	active        map[vakt.StaffID]activeAlarms
+}
+
+// activeAlarms is how many open alarms a staff member has accepted, and the most
+// urgent priority among them (routing's interrupt-busy tiers use it).
+type activeAlarms struct {
+	n    int
+	prio vakt.Priority
 }
 
 type openKey struct {
@@ -182,6 +190,7 @@ func (s *state) touch(id vakt.StaffID) {
 // another emergency because of a itself (a re-alarmed emergency may go back to them).
 func (s *state) envFor(now time.Time, a *vakt.Alarm) routing.Env {
 	env := s.env(now, s.location(a.Transmitter))
+	env.Primary = s.transmitters[a.Transmitter].PrimaryContacts
 	if a.Assignee == "" || a.Priority != vakt.PriorityEmergency || s.handling[a.Assignee] != 1 {
 		return env
 	}
@@ -221,13 +230,28 @@ func (s *state) countHandling() {
 	if s.handling == nil {
 		s.handling = map[vakt.StaffID]int{}
 	}
+	clear(s.active)
+	if s.active == nil {
+		s.active = map[vakt.StaffID]activeAlarms{}
+	}
 	for _, a := range s.alarms {
 		if a.Assignee != "" && a.Priority == vakt.PriorityEmergency {
 			s.handling[a.Assignee]++
 		}
+		if a.Assignee != "" && a.State.Open() {
+			c := s.active[a.Assignee]
+			c.n++
+			if c.prio == 0 || a.Priority < c.prio {
+				c.prio = a.Priority
+			}
+			s.active[a.Assignee] = c
+		}
 	}
 	for i := range s.people {
-		s.people[i].HandlingEmergency = s.handling[s.people[i].Staff] > 0
+		p := &s.people[i]
+		p.HandlingEmergency = s.handling[p.Staff] > 0
+		c := s.active[p.Staff]
+		p.Active, p.ActivePriority = c.n, c.prio
 	}
 	s.handlingDirty = false
 }

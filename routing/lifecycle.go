@@ -93,6 +93,7 @@ func (s *step) fill() int {
 	var buf [8]Candidate
 	cands := s.r.rank(buf[:0], rankRequest{
 		tier: t, env: &s.env, skip: newExcluder(s.a.Offers), k: k, confirm: confirm,
+		interrupt: t.InterruptBusy || s.pol.InterruptBusy, prio: s.a.Priority,
 	})
 	s.a.Offers = slices.Grow(s.a.Offers, len(cands))
 	s.acts = slices.Grow(s.acts, len(cands))
@@ -122,12 +123,46 @@ func (s *step) startTier() bool {
 	if t.Target != TargetARC {
 		return s.fill() > 0
 	}
+	s.forward()
+	return t.Wait > 0
+}
+
+// forward hands the alarm to the centre, once per alarm.
+func (s *step) forward() {
 	s.a.State = vakt.StateForwarded
 	if !s.a.Forwarded {
 		s.a.Forwarded = true
 		s.acts = append(s.acts, Action{Kind: ActForward})
 	}
-	return t.Wait > 0
+}
+
+// startGroup starts the current tier and the parallel tiers right after it, which
+// begin with it (the centre told at once at night, beside the nearest nurse). The
+// current tier keeps the timers; it reports what startTier reports for it.
+func (s *step) startGroup() bool {
+	worth := s.startTier()
+	for _, t := range s.pol.Tiers[s.a.Tier:] {
+		if !t.Parallel {
+			break
+		}
+		switch t.Target {
+		case TargetARC:
+			s.forward()
+		case TargetPager:
+			s.acts = append(s.acts, Action{Kind: ActPage, Pager: t.Pager, CallAddress: t.CallAddress})
+		}
+	}
+	return worth
+}
+
+// nextLead is the number of the next tier after tier i that is not parallel (those
+// started with the tier before them), len(Tiers)+1 when none is left.
+func (s *step) nextLead(i int) int {
+	i++
+	for i <= len(s.pol.Tiers) && s.pol.Tiers[i-1].Parallel {
+		i++
+	}
+	return i
 }
 
 // escalate moves on to the next tier that offers someone; earlier offers stay open.
@@ -141,7 +176,8 @@ func (s *step) escalate(roundStarted bool) {
 	a := s.a
 	n := len(s.pol.Tiers)
 	for {
-		if a.Tier >= n {
+		next := s.nextLead(a.Tier)
+		if next > n {
 			if a.Forwarded && hasARC(&s.pol) {
 				a.Tier = n
 				return
@@ -152,10 +188,11 @@ func (s *step) escalate(roundStarted bool) {
 			}
 			s.newRound()
 			roundStarted = true
+			next = 1
 		}
-		a.Tier++
+		a.Tier = next
 		a.TierStartedAt = s.now()
-		if s.startTier() {
+		if s.startGroup() {
 			return
 		}
 	}

@@ -30,7 +30,8 @@ type move struct {
 	do    int
 	staff string
 	prio  vakt.Priority
-	env   func(*Env) // changes to the world before the call
+	kind  vakt.EventKind // doRepeat: the repeat's kind ("" the alarm's)
+	env   func(*Env)     // changes to the world before the call
 
 	err       error
 	want      []Action
@@ -81,7 +82,7 @@ func script(t *testing.T, r *Router, people []Person, moves []move) *vakt.Alarm 
 		case doCancel:
 			acts, cancelled = r.Cancel(a, env)
 		case doRepeat:
-			acts = r.Repeat(a, m.prio, env)
+			acts = r.RepeatKind(a, m.kind, m.prio, env)
 		default:
 			t.Fatalf("move %d: unknown action %d", i, m.do)
 		}

@@ -71,8 +71,16 @@ func validatePolicy(p *Policy) []error {
 	if p.ReAlarmAfter < 0 {
 		fail("re-alarm after must be >= 0, got %v", p.ReAlarmAfter)
 	}
+	for i, w := range p.Windows {
+		if err := validateWindow(w); err != nil {
+			fail("window %d: %v", i+1, err)
+		}
+	}
 	if len(p.Tiers) == 0 {
 		fail("needs at least one tier")
+	}
+	if len(p.Tiers) > 0 && p.Tiers[0].Parallel {
+		fail("tier 1 cannot be parallel: no tier comes before it")
 	}
 	for i := range p.Tiers {
 		for _, err := range validateTier(&p.Tiers[i]) {
@@ -82,10 +90,41 @@ func validatePolicy(p *Policy) []error {
 	return errs
 }
 
+func validateWindow(w Window) error {
+	day := 24 * time.Hour
+	switch {
+	case w.From < 0 || w.From >= day:
+		return fmt.Errorf("from must be 00:00..23:59, got %v", w.From)
+	case w.To <= 0 || w.To > day:
+		return fmt.Errorf("to must be 00:01..24:00, got %v", w.To)
+	case w.From == w.To:
+		return errors.New("from and to are equal: the window would be empty")
+	}
+	for _, d := range w.Days {
+		if d < time.Sunday || d > time.Saturday {
+			return fmt.Errorf("day %d is not a weekday", d)
+		}
+	}
+	return nil
+}
+
 func validateTier(t *Tier) []error {
 	var errs []error
+	if t.Parallel {
+		if t.Target != TargetARC && t.Target != TargetPager {
+			errs = append(errs, fmt.Errorf("only arc and pager tiers can be parallel, not %q", t.Target))
+		}
+		if t.Wait != 0 {
+			// It runs on the wait of the tier it starts with.
+			errs = append(errs, fmt.Errorf("a parallel tier has no wait of its own, got %v", t.Wait))
+		}
+		if t.Target == TargetPager && (t.Pager == "" || t.CallAddress == "") {
+			errs = append(errs, errors.New("pager target needs a pager and a call address"))
+		}
+		return errs
+	}
 	switch t.Target {
-	case TargetNearest, TargetZone, TargetSite:
+	case TargetNearest, TargetZone, TargetSite, TargetPrimary:
 	case TargetRole:
 		if len(t.Roles) == 0 {
 			errs = append(errs, errors.New("role target needs roles"))
@@ -101,7 +140,7 @@ func validateTier(t *Tier) []error {
 		}
 		return errs
 	default:
-		errs = append(errs, fmt.Errorf("unknown target %q (want nearest, zone, site, role, arc or pager)", t.Target))
+		errs = append(errs, fmt.Errorf("unknown target %q (want nearest, zone, site, role, primary, arc or pager)", t.Target))
 	}
 	if t.Wait <= 0 {
 		errs = append(errs, errors.New("wait must be > 0"))
@@ -120,6 +159,10 @@ func clonePolicies(ps []Policy) []Policy {
 		p := &ps[i]
 		p.Kinds = slices.Clone(p.Kinds)
 		p.Rooms = slices.Clone(p.Rooms)
+		p.Windows = slices.Clone(p.Windows)
+		for j := range p.Windows {
+			p.Windows[j].Days = slices.Clone(p.Windows[j].Days)
+		}
 		p.Tiers = slices.Clone(p.Tiers)
 		for j := range p.Tiers {
 			p.Tiers[j].Roles = slices.Clone(p.Tiers[j].Roles)
@@ -136,11 +179,13 @@ const (
 	roomMatch
 )
 
-// match scores how specifically p covers an alarm of kind at loc, 0 for not at all.
-// The location decides first (room, zone, site); at the same location a policy
-// that names the kind beats a catch-all, so a site-wide "everything" policy never
-// shadows a site-wide emergency policy, wherever it is listed.
-func (p *Policy) match(kind vakt.EventKind, loc vakt.Location) int {
+// match scores how specifically p covers an alarm of kind at loc at now, 0 for not
+// at all. The location decides first (room, zone, site); at the same location a
+// policy that names the kind beats a catch-all, so a site-wide "everything" policy
+// never shadows a site-wide emergency policy, wherever it is listed; then a policy
+// with an open window beats one without windows (the night policy beats the
+// all-day one while it is night).
+func (p *Policy) match(kind vakt.EventKind, loc vakt.Location, now time.Time, tz *time.Location) int {
 	named := 1
 	if len(p.Kinds) == 0 {
 		// Technical alarms go to technicians, so only a policy naming them routes them.
@@ -164,7 +209,55 @@ func (p *Policy) match(kind vakt.EventKind, loc vakt.Location) int {
 	case p.Zone != "":
 		where = zoneMatch
 	}
-	return 2*where + named
+	windowed := 0
+	if len(p.Windows) > 0 {
+		if !p.open(now, tz) {
+			return 0
+		}
+		windowed = 1
+	}
+	return 4*where + 2*named + windowed
+}
+
+// open reports whether one of p's windows covers now in tz. A zero now (no time
+// known) is in no window.
+func (p *Policy) open(now time.Time, tz *time.Location) bool {
+	if now.IsZero() {
+		return false
+	}
+	l := now.In(tz)
+	// The local clock time, not the time since midnight: on a daylight saving day
+	// those differ by the hour the clocks moved.
+	clock := time.Duration(l.Hour())*time.Hour + time.Duration(l.Minute())*time.Minute +
+		time.Duration(l.Second())*time.Second + time.Duration(l.Nanosecond())
+	today := l.Weekday()
+	yesterday := (today + 6) % 7
+	for _, w := range p.Windows {
+		if w.From < w.To {
+			if w.on(today) && clock >= w.From && clock < w.To {
+				return true
+			}
+			continue
+		}
+		// Crosses midnight: the evening part today, the morning part of
+		// yesterday's window.
+		if w.on(today) && clock >= w.From || w.on(yesterday) && clock < w.To {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *Window) on(d time.Weekday) bool {
+	return len(w.Days) == 0 || slices.Contains(w.Days, d)
+}
+
+// loc is the site's time zone.
+func (r *Router) loc() *time.Location {
+	if r.cfg.Location != nil {
+		return r.cfg.Location
+	}
+	return time.Local
 }
 
 // byName finds a configured policy by name.
@@ -187,7 +280,7 @@ func (r *Router) policyFor(a *vakt.Alarm, env *Env) Policy {
 	if p, ok := r.byName(a.Policy); ok {
 		return p
 	}
-	p := r.Policy(a.Kind, env.Origin)
+	p := r.PolicyAt(a.Kind, env.Origin, env.Now)
 	a.Policy = p.Name
 	return p
 }

@@ -118,7 +118,8 @@ func validCoord(lat, lon float64) bool {
 }
 
 // eligible reports whether p may be offered an alarm of tier t. zone is the zone a
-// zone tier covers.
+// zone tier covers. It must stay small enough to inline: it runs once per person
+// per decision.
 func eligible(t *Tier, p *Person, zone string) bool {
 	if !p.OnDuty || p.HandlingEmergency {
 		return false
@@ -136,6 +137,12 @@ func eligible(t *Tier, p *Person, zone string) bool {
 		return false
 	}
 	return vakt.Staff{Roles: p.Roles}.HasRole(t.Roles...)
+}
+
+// interruptible reports whether p is busy with exactly one alarm, less urgent
+// than prio.
+func interruptible(p *Person, prio vakt.Priority) bool {
+	return p.Availability == vakt.Busy && p.Active == 1 && p.ActivePriority > prio
 }
 
 // excluder answers "does this person already hold an offer this round?". Offers
@@ -179,6 +186,9 @@ type rankRequest struct {
 	skip    excluder
 	k       int
 	confirm int
+	// interrupt: busy staff whose only active alarm is less urgent than prio count.
+	interrupt bool
+	prio      vakt.Priority
 }
 
 // rank appends the request's candidates, in offer order, to dst.
@@ -262,6 +272,36 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 	}
 	dist := s.dist[:len(env.People)]
 	known, unknown := s.known[:0], s.unknown[:0]
+	if t.Target == TargetPrimary || (req.interrupt && req.prio > 0) {
+		// Their extra checks get a loop of their own: the common one stays as lean
+		// as it was, P3 counts every branch in it.
+		interrupt, primary := req.interrupt && req.prio > 0, t.Target == TargetPrimary
+		// Busy staff who may be interrupted are judged as if the tier included
+		// busy staff.
+		busyTier := *t
+		busyTier.IncludeBusy = true
+		for i := range env.People {
+			p := &env.People[i]
+			if !eligible(t, p, zone) && !(interrupt && interruptible(p, req.prio) && eligible(&busyTier, p, zone)) {
+				continue
+			}
+			if req.skip.has(p.Staff) || primary && !slices.Contains(env.Primary, p.Staff) {
+				continue
+			}
+			if pos := p.Position; useDistance && pos != nil && validCoord(pos.Lat, pos.Lon) && fresh.keeps(pos.At) {
+				d := o.estimate(pos)
+				if across {
+					d = o.estimateAcross(pos)
+				}
+				dist[i] = d
+				known = append(known, pack(quantise(d), i))
+			} else {
+				unknown = append(unknown, pack(unknownKey, i))
+			}
+		}
+		s.known, s.unknown = known, unknown
+		return
+	}
 	for i := range env.People {
 		p := &env.People[i]
 		if !eligible(t, p, zone) || req.skip.has(p.Staff) {

@@ -10,6 +10,7 @@ package routing
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -25,6 +26,7 @@ const (
 	TargetRole    Target = "role"    // everyone on duty holding one of Roles
 	TargetARC     Target = "arc"     // hand over to the alarm receiving centre
 	TargetPager   Target = "pager"   // call a pager of an existing DECT/paging system (ESPA)
+	TargetPrimary Target = "primary" // the resident's primary contacts on duty (Env.Primary)
 )
 
 // Tier is one step of escalation.
@@ -35,6 +37,13 @@ type Tier struct {
 	Zone        string   // zone target: which zone ("" = the transmitter's)
 	Wait        time.Duration
 	IncludeBusy bool // busy staff are candidates too (emergencies)
+	// InterruptBusy: busy staff whose only active alarm is less urgent than this
+	// one are candidates (an emergency may take a nurse away from a normal call).
+	InterruptBusy bool
+	// Parallel starts the tier together with the tier before it instead of after
+	// it. Only side tiers (arc, pager) can be parallel: they hold no offers, so the
+	// tier before them keeps its candidates, timers and wait.
+	Parallel bool
 	// Pager and CallAddress (pager target): which paging link, which pager or group.
 	Pager       string
 	CallAddress string
@@ -48,7 +57,23 @@ type Policy struct {
 	Zone         string
 	Rooms        []string
 	ReAlarmAfter time.Duration // 0: no re-alarm
-	Tiers        []Tier
+	// Windows limit the policy to some times of the week, in the site's time zone
+	// (Config.Location); empty: always. At the same location and kind a policy in
+	// its window beats one without windows.
+	Windows []Window
+	// InterruptBusy applies Tier.InterruptBusy to every tier.
+	InterruptBusy bool
+	Tiers         []Tier
+}
+
+// Window is a weekly time range in the site's local time. It starts at From on
+// each of Days and ends at To; a To at or before From ends on the next day, so
+// {Fri, 22h, 7h} runs from Friday 22:00 to Saturday 07:00. To may be 24h (the end
+// of the day). Local clock times follow daylight saving time: on the night the
+// clocks go forward a 22:00-07:00 window lasts an hour less.
+type Window struct {
+	Days     []time.Weekday // empty: every day
+	From, To time.Duration  // since local midnight, 0 <= From < 24h, 0 < To <= 24h
 }
 
 // Config is everything routing needs from the site's configuration.
@@ -63,6 +88,8 @@ type Config struct {
 	NearestEnabled bool
 	// PositionTTL: older positions count as unknown.
 	PositionTTL time.Duration
+	// Location is the site's time zone, for policy windows; nil: time.Local.
+	Location *time.Location
 }
 
 // Person is what routing knows about one staff member at decision time.
@@ -72,6 +99,10 @@ type Person struct {
 	Zone  string
 	// HandlingEmergency: this person has accepted an open emergency alarm.
 	HandlingEmergency bool
+	// Active is how many open alarms this person has accepted, ActivePriority the
+	// most urgent of them; interrupt-busy tiers use them (0: none known).
+	Active         int
+	ActivePriority vakt.Priority
 }
 
 // Env is the world at the moment of a decision.
@@ -79,6 +110,9 @@ type Env struct {
 	Now    time.Time
 	Origin vakt.Location // the transmitter's location
 	People []Person
+	// Primary are the resident's primary contact staff (the transmitter's), whom
+	// a primary tier offers.
+	Primary []vakt.StaffID
 }
 
 // Candidate is a staff member a tier would offer to, in offer order.
@@ -125,14 +159,23 @@ func New(cfg Config) (*Router, error) {
 	return &Router{cfg: cfg}, nil
 }
 
-// Policy returns the policy for an alarm of kind raised at loc: the most specific
-// match wins (room, then zone, then site-wide). When nothing matches, a built-in
-// fallback offers everyone on duty at the site and waits 60 s per round.
+// Policy is PolicyAt without a time: policies with windows never match.
 func (r *Router) Policy(kind vakt.EventKind, loc vakt.Location) Policy {
+	return r.PolicyAt(kind, loc, time.Time{})
+}
+
+// PolicyAt returns the policy for an alarm of kind raised at loc at now: the most
+// specific match wins. Precedence, highest first: the location (a room policy, then
+// a zone policy, then a site-wide one), then a policy naming the kind over one for
+// every care alarm, then a policy whose window is open now over one without
+// windows. A policy whose windows are all closed does not match. When nothing
+// matches, a built-in fallback offers everyone on duty at the site and waits 60 s
+// per round. The configuration refuses two policies that could tie.
+func (r *Router) PolicyAt(kind vakt.EventKind, loc vakt.Location, now time.Time) Policy {
 	best, score := -1, 0
 	for i := range r.cfg.Policies {
 		// Strictly greater: among equally specific policies the first configured wins.
-		if m := r.cfg.Policies[i].match(kind, loc); m > score {
+		if m := r.cfg.Policies[i].match(kind, loc, now, r.loc()); m > score {
 			best, score = i, m
 		}
 	}
@@ -145,7 +188,9 @@ func (r *Router) Policy(kind vakt.EventKind, loc vakt.Location) Policy {
 // Rank returns the tier's candidates in offer order (nearest first; unknown or stale
 // positions after known ones; ties to whoever was offered least recently). Candidates
 // are on duty, hold a matching role, are available (or busy when IncludeBusy), are not
-// handling an emergency, and are in the zone for zone tiers.
+// handling an emergency, are in the zone for zone tiers and among Env.Primary for
+// primary tiers. InterruptBusy needs the alarm's priority, so it applies to the
+// decisions about an alarm (Raise and after), not here.
 //
 // DistanceM is the figure the order follows: great-circle distance plus the floor
 // penalty. The candidates the tier would offer at once (Count for nearest, everyone
@@ -178,20 +223,62 @@ func (r *Router) Raise(a *vakt.Alarm, env Env) []Action {
 }
 
 // Repeat records another trigger of the open alarm: Count+1 and the priority raised
-// to p when p is more urgent.
+// to p when p is more urgent. It is RepeatKind without a kind.
 func (r *Router) Repeat(a *vakt.Alarm, p vakt.Priority, env Env) []Action {
+	return r.RepeatKind(a, "", p, env)
+}
+
+// RepeatKind records another trigger of the open alarm, of kind (a call followed by
+// an emergency press on the same transmitter): Count+1. The repeat's priority is p,
+// or when p is 0 that of kind's policy, or kind's default. When it is more urgent
+// than the alarm's, the alarm is upgraded: it takes the repeat's kind and priority
+// and the policy for them, and an alarm nobody has accepted yet starts that policy
+// from its first tier (refusals of the lesser alarm no longer count; whoever holds
+// an offer keeps it and is told of the change). An accepted alarm stays with its
+// assignee, who is told; the new policy's re-alarm applies.
+func (r *Router) RepeatKind(a *vakt.Alarm, kind vakt.EventKind, p vakt.Priority, env Env) []Action {
 	a.Count++
 	if !a.State.Open() {
 		return nil
 	}
-	s := r.newStep(a, &env)
+	upgraded := a.Kind
+	if kind.Raises() {
+		upgraded = kind
+	}
+	var pol Policy
+	if upgraded != a.Kind {
+		pol = r.PolicyAt(upgraded, env.Origin, env.Now)
+		if p == 0 {
+			p = pol.Priority
+		}
+		if p == 0 {
+			p = upgraded.DefaultPriority()
+		}
+	}
 	if p == 0 || (a.Priority != 0 && p >= a.Priority) {
+		s := r.newStep(a, &env)
 		s.settle()
 		return s.acts
 	}
 	a.Priority = p
+	if upgraded == a.Kind {
+		// Same kind, more urgent: the policy stays (it routes the kind).
+		s := r.newStep(a, &env)
+		before := s.liveHolders()
+		s.settle()
+		s.notifyChange(before)
+		return s.acts
+	}
+	a.Kind, a.Policy = upgraded, pol.Name
+	s := r.newStep(a, &env)
 	before := s.liveHolders()
-	s.settle()
+	if unassigned(a) {
+		s.newRound()
+		s.escalate(true)
+		s.setDeadline()
+	} else {
+		s.settle()
+	}
 	s.notifyChange(before)
 	return s.acts
 }
@@ -353,4 +440,27 @@ func (r *Router) Tick(a *vakt.Alarm, env Env) []Action {
 	s := r.newStep(a, &env)
 	s.settle()
 	return s.acts
+}
+
+// CompareUrgency orders alarms whose decisions compete for the same few staff (a
+// storm: a fire-door loop, the power coming back): the most urgent priority first,
+// then the one raised first, then by id so the order is total. The engine sorts a
+// batch's routing decisions and its due timers with it, so an emergency is never
+// routed behind hundreds of normal calls, and phones list offers in this order.
+func CompareUrgency(a, b *vakt.Alarm) int {
+	if pa, pb := urgency(a), urgency(b); pa != pb {
+		return int(pa) - int(pb)
+	}
+	if c := a.RaisedAt.Compare(b.RaisedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(string(a.ID), string(b.ID))
+}
+
+// urgency is the alarm's priority, its kind's default when unset.
+func urgency(a *vakt.Alarm) vakt.Priority {
+	if a.Priority != 0 {
+		return a.Priority
+	}
+	return a.Kind.DefaultPriority()
 }

@@ -30,9 +30,10 @@ func transmittersFromConfig(cfg *config.Config) []vakt.Transmitter {
 		}
 		out = append(out, vakt.Transmitter{
 			ID: vakt.TransmitterID(t.ID), Kind: vakt.TransmitterKind(t.Kind), Driver: t.Driver, Address: t.Address,
-			Location:    vakt.Location{Room: t.Room, Zone: t.Zone, Floor: t.Floor, Lat: lat, Lon: lon},
-			Resident:    t.Resident,
-			Supervision: t.Supervision.D(),
+			Location:        vakt.Location{Room: t.Room, Zone: t.Zone, Floor: t.Floor, Lat: lat, Lon: lon},
+			Resident:        t.Resident,
+			Supervision:     t.Supervision.D(),
+			PrimaryContacts: staffIDList(t.PrimaryContacts),
 		})
 	}
 	return out
@@ -75,22 +76,52 @@ func staffFromConfig(cfg *config.Config) (dir []vakt.Staff, initial []vakt.Staff
 	return dir, initial, pins, nil
 }
 
+func staffIDList(ids []string) []vakt.StaffID {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]vakt.StaffID, len(ids))
+	for i, id := range ids {
+		out[i] = vakt.StaffID(id)
+	}
+	return out
+}
+
+// routingConfig translates the policies. The configuration has been validated, so
+// the time zone loads and every window parses; a window that did not would become
+// an empty one, which routing.New refuses rather than route on a guess.
 func routingConfig(cfg *config.Config) routing.Config {
+	tz, err := cfg.Site.Location()
+	if err != nil {
+		tz = nil // cannot happen after validation; routing then uses time.Local
+	}
 	rc := routing.Config{
 		OfferConfirm:   cfg.Routing.OfferConfirm.D(),
 		FloorPenaltyM:  cfg.Routing.FloorPenaltyM,
 		NearestEnabled: cfg.Privacy.NearestRouting,
 		PositionTTL:    cfg.Privacy.PositionTTL.D(),
+		Location:       tz,
 	}
 	for _, p := range cfg.Policies {
-		rp := routing.Policy{Name: p.Name, Priority: vakt.Priority(p.Priority), Zone: p.Zone, Rooms: p.Rooms, ReAlarmAfter: p.ReAlarmAfter.D()}
+		rp := routing.Policy{
+			Name: p.Name, Priority: vakt.Priority(p.Priority), Zone: p.Zone, Rooms: p.Rooms,
+			ReAlarmAfter: p.ReAlarmAfter.D(), InterruptBusy: p.InterruptBusy,
+		}
 		for _, k := range p.Kinds {
 			rp.Kinds = append(rp.Kinds, vakt.EventKind(k))
+		}
+		for _, w := range p.Windows {
+			from, to, err := w.Span()
+			if err != nil {
+				from, to = 0, 0 // refused by routing.New: an empty window
+			}
+			rp.Windows = append(rp.Windows, routing.Window{Days: w.Weekdays(), From: from, To: to})
 		}
 		for _, t := range p.Tiers {
 			rp.Tiers = append(rp.Tiers, routing.Tier{
 				Target: routing.Target(t.Target), Count: t.Count, Roles: t.Roles, Zone: t.Zone,
-				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy, Pager: t.Pager, CallAddress: t.CallAddress,
+				Wait: t.Wait.D(), IncludeBusy: t.IncludeBusy, InterruptBusy: t.InterruptBusy, Parallel: t.Parallel,
+				Pager: t.Pager, CallAddress: t.CallAddress,
 			})
 		}
 		rc.Policies = append(rc.Policies, rp)

@@ -51,6 +51,7 @@ type Main struct {
 	httpSrv *http.Server
 	ready   chan struct{}
 	unlock  func()
+	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -87,6 +88,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
+	m.openService()
 	transmitters := transmittersFromConfig(cfg)
 	// Nothing is connected after construction: the hub (the engine's notifier)
 	// first, then the engine, then the phone API on the engine.
@@ -96,9 +98,9 @@ func (m *Main) Open(ctx context.Context) error {
 	observers := &observerList{}
 	pagers := map[string]vakt.Pager{}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       []vakt.Observer{observers},
+		Observers:       []vakt.Observer{observers, m.svc.metrics},
 		Pagers:          pagers,
-		Store:           withFailpoint(m.DB),
+		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
 		Clock:           m.Clock,
@@ -178,8 +180,7 @@ func (m *Main) Open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", m.API)
 	mux.Handle("/app/", webapp.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", m.readyz)
+	m.routeService(mux)
 	m.httpSrv = api.NewHTTPServer(mux, slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn))
 	return nil
 }
@@ -189,15 +190,6 @@ func (m *Main) APIAddr() string { return m.httpLn.Addr().String() }
 
 // Ready is closed once every part runs.
 func (m *Main) Ready() <-chan struct{} { return m.ready }
-
-func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-m.ready:
-		fmt.Fprintln(w, "ready")
-	default:
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}
-}
 
 // Run starts every part and serves until ctx ends or a part fails.
 func (m *Main) Run(ctx context.Context) error {
@@ -253,6 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
+	m.serviceReady(ctx)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -263,6 +256,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 // Close stops everything in reverse order; sources first so nothing new arrives.
 func (m *Main) Close() error {
+	m.serviceStopping()
 	if m.MQTT != nil {
 		m.MQTT.Stop()
 	}

@@ -8,6 +8,7 @@
 //	gateway verify-audit -config FILE   check the audit hash chain
 //	gateway export-person -config FILE -staff ID   everything held about a person (G3)
 //	gateway erase-person -config FILE -staff ID    erase a person's personal data (G4)
+//	gateway healthcheck -url URL        exit 0 when a running gateway is ready
 //	gateway version
 package main
 
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExportPerson(rest, stdout, stderr)
 	case "erase-person":
 		err = cmdErasePerson(rest, stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(rest, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vakt gateway", version)
 	case "help", "-h", "--help":
@@ -84,6 +87,7 @@ commands:
   erase-person -config FILE -staff ID
                               erase a person's personal data; with the gateway stopped (a
                               running gateway: DELETE /api/v1/admin/staff/ID instead)
+  healthcheck -url URL        exit 0 when the gateway at URL (/readyz) is ready
   version                     print the version
 `)
 }

@@ -19,7 +19,7 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	want := []string{
-		bad + `: site.colour: unknown key; known keys here: demo, id, lat, lon, name, walk_test (line 3)`,
+		bad + `: site.colour: unknown key; known keys here: demo, id, lat, lon, name, timezone, walk_test (line 3)`,
 		bad + `: zones[0].floor: want a whole number, got "first" (line 6)`,
 	}
 	for _, w := range want {

@@ -240,7 +240,12 @@ func TestOfflinePublish(t *testing.T) {
 		id := clientID(t)
 		pub := newPublisher(t, b)
 		pub.publishRetained(t, "zigbee2mqtt/room101/sos", `{"sos":true}`, true)
-		t.Cleanup(func() { pub.publishRetained(t, "zigbee2mqtt/room101/sos", "", true) })
+		// mochi PUBACKs before it stores the retained message; a subscribe racing that
+		// store is a data race inside mochi (v2.7.9, RetainMessage vs scanMessages), so
+		// let the broker finish this connection's publish before the driver subscribes.
+		pub.flush(t)
+		// Each broker here is new for this test, so the retained state needs no clearing
+		// afterwards (clearing it raced a resubscribe the same way).
 
 		rec := newRecorder()
 		d := startDriver(t, b, rec, id)
@@ -338,7 +343,7 @@ func TestRejectionsAcked(t *testing.T) {
 		pub.publish(t, "zigbee2mqtt/room101/sos", `{"action":"emerg`)
 		pub.publish(t, "zigbee2mqtt/unknown/device", `{"action":"single"}`)
 		pub.publish(t, "zigbee2mqtt/room101/sos", `{"pad":"`+strings.Repeat("x", 5000)+`"}`)
-		pub.publish(t, "zigbee2mqtt/bridge/state", `{"state":"online"}`)
+		pub.publish(t, "zigbee2mqtt/bridge/event", `{"type":"device_joined"}`)
 		pub.publish(t, "zigbee2mqtt/room103/button", `{"action":"single"}`)
 		if ev := rec.next(t); ev.Transmitter != "room103-button" || ev.Kind != vakt.EventCall {
 			t.Fatalf("event %+v", ev)

@@ -94,7 +94,8 @@ var DefaultActions = map[string]vakt.EventKind{
 // Result is what one message meant.
 type Result struct {
 	// Ignored is set for topics the gateway deliberately does not read: the Z2M
-	// bridge, and commands sent to a known device (<friendly>/set, /get, /action).
+	// bridge's other topics (bridge/state is read: see BridgeTransmitter), and
+	// commands sent to a known device (<friendly>/set, /get, /action).
 	Ignored bool
 	// Transmitter is the device the message came from (empty when Ignored).
 	Transmitter vakt.TransmitterID
@@ -230,6 +231,20 @@ func (d *Decoder) Decode(topic string, payload []byte, retained bool) (Result, e
 	if kind == routeIgnore {
 		return Result{Ignored: true}, nil
 	}
+	if kind == routeBridge {
+		if len(payload) > d.maxPayload {
+			return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversize, len(payload), d.maxPayload)
+		}
+		events, err := bridgeState(payload)
+		if err != nil {
+			return Result{}, err
+		}
+		id, raw := BridgeTransmitter(d.base), bytes.Clone(payload)
+		for i := range events {
+			events[i].Transmitter, events[i].Raw = id, raw
+		}
+		return Result{Transmitter: id, Events: events}, nil
+	}
 	if len(payload) > d.maxPayload {
 		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversize, len(payload), d.maxPayload)
 	}
@@ -265,6 +280,7 @@ const (
 	routeState route = iota
 	routeGeneric
 	routeAvailability
+	routeBridge
 	routeIgnore
 )
 
@@ -278,6 +294,9 @@ func (d *Decoder) route(topic string) (*device, route) {
 	rest, ok := strings.CutPrefix(topic, d.base+"/")
 	if !ok {
 		return nil, routeState // unknown
+	}
+	if rest == "bridge/state" {
+		return nil, routeBridge
 	}
 	if rest == "bridge" || strings.HasPrefix(rest, "bridge/") {
 		return nil, routeIgnore
@@ -360,6 +379,7 @@ func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
 			kinds = append(kinds, k)
 		}
 	}
+	var clears []vakt.EventKind
 	for _, tr := range triggers {
 		v, ok := boolean(obj[tr.field])
 		if !ok {
@@ -370,36 +390,72 @@ func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
 			kinds = append(kinds, tr.kind)
 		}
 		dev.active[tr.field] = now
+		if !now && tr.kind.Technical() && !retained {
+			clears = append(clears, tr.kind) // tamper closed again
+		}
 	}
 	battery := percent(obj["battery"])
 	low, lowReported := boolean(obj["battery_low"])
-	if dev.battery(battery, low, lowReported, retained) {
+	raise, ok := dev.battery(battery, low, lowReported, retained)
+	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
+	}
+	if ok {
+		clears = append(clears, vakt.EventLowBattery)
 	}
 	if retained {
 		kinds = nil
 	}
-	return events(kinds, battery, number(obj["linkquality"], 0, 255)), nil
+	return withClears(events(kinds, battery, number(obj["linkquality"], 0, 255)), clears), nil
 }
 
-// battery tracks the low-battery alarm: raised once when the device reports
-// battery_low or a level under the threshold, re-armed once it reports a good level.
-// Retained messages neither raise nor re-arm it: after a restart the first live
-// report raises it again, which folds into the open technical alarm.
-func (dev *device) battery(level *int, low, lowReported, retained bool) bool {
+// withClears marks every event of a message with the conditions it reports over.
+// Z2M repeats tamper:false and the battery level in every state message, so a
+// healthy device says so each time: the engine closes an open alarm (even one
+// raised before a restart, which the decoder no longer remembers) on the first.
+func withClears(evs []vakt.Event, clears []vakt.EventKind) []vakt.Event {
+	if len(clears) == 0 {
+		return evs
+	}
+	for i := range evs {
+		evs[i].Clears = clears
+	}
+	return evs
+}
+
+// bridgeState reads <base>/bridge/state: the Zigbee2MQTT bridge itself going offline
+// (its last will) silences every Zigbee device at once, so it is a technical alarm
+// of its own on the pseudo-transmitter BridgeTransmitter(base); "online" closes it.
+func bridgeState(payload []byte) ([]vakt.Event, error) {
+	return availability(payload)
+}
+
+// BridgeTransmitter is the pseudo-transmitter the bridge state of base is reported on.
+func BridgeTransmitter(base string) vakt.TransmitterID {
+	return vakt.TransmitterID(base + "-bridge")
+}
+
+// battery tracks the low-battery episode: raised once when the device reports
+// battery_low or a level under the threshold; over (ok) whenever it reports a level
+// at least batteryHysteresis above the threshold (or battery_low:false without a
+// level), which also re-arms it. Retained messages neither raise nor end it: after a
+// restart the first live report raises it again, which folds into the open
+// technical alarm.
+func (dev *device) battery(level *int, low, lowReported, retained bool) (raise, ok bool) {
 	if retained {
-		return false
+		return false, false
 	}
 	isLow := low || (level != nil && *level < dev.lowBattery)
 	if isLow {
 		raise := !dev.lowRaised
 		dev.lowRaised = true
-		return raise
+		return raise, false
 	}
 	if (lowReported || level != nil) && (level == nil || *level >= dev.lowBattery+batteryHysteresis) {
 		dev.lowRaised = false
+		return false, true
 	}
-	return false
+	return false, false
 }
 
 func (dev *device) generic(payload []byte, retained bool) ([]vakt.Event, error) {
@@ -429,13 +485,18 @@ func (dev *device) generic(payload []byte, retained bool) ([]vakt.Event, error) 
 	if k, ok := m.Values[value]; ok && valueOK && k != vakt.EventCheckIn {
 		kinds = append(kinds, k)
 	}
-	if dev.battery(battery, false, false, retained) {
+	raise, ok := dev.battery(battery, false, false, retained)
+	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
 	}
 	if retained {
 		kinds = nil
 	}
-	return events(kinds, battery, nil), nil
+	var clears []vakt.EventKind
+	if ok {
+		clears = []vakt.EventKind{vakt.EventLowBattery}
+	}
+	return withClears(events(kinds, battery, nil), clears), nil
 }
 
 // events builds one event per distinct kind, or a single check-in when there is none.

@@ -111,6 +111,13 @@ func TestGolden(t *testing.T) {
 	d := newDecoder(t)
 	for i, l := range goldenMessages(t) {
 		kinds, ignore, reject := expectation(t, l.Expect)
+		if l.Topic == "zigbee2mqtt/bridge/state" && ignore {
+			// The shared vectors predate issue 10: the bridge's own state is now read
+			// as the availability of the pseudo-transmitter zigbee2mqtt-bridge, so
+			// "online" is a check-in there (see TestDecode). The vector file should
+			// say "checkin"; until it does, this line is read that way.
+			kinds, ignore = []vakt.EventKind{vakt.EventCheckIn}, false
+		}
 		res, err := d.Decode(l.Topic, []byte(l.Payload), false)
 		where := func() string { return l.Topic + " " + l.Payload + " (" + l.Device + ")" }
 		switch {
@@ -163,6 +170,8 @@ type msg struct {
 	want     []vakt.EventKind // nil with err == nil and !ignored: check the error
 	err      error
 	ignored  bool
+	clears   []vakt.EventKind // checked when set: what every event reports over
+	tx       vakt.TransmitterID
 }
 
 func run(t *testing.T, d *z2m.Decoder, msgs []msg) {
@@ -181,6 +190,16 @@ func run(t *testing.T, d *z2m.Decoder, msgs []msg) {
 		}
 		if got := eventKinds(res); !slices.Equal(got, m.want) {
 			t.Errorf("step %d %s %s retained=%v: %v, want %v", i, m.topic, m.payload, m.retained, got, m.want)
+		}
+		if m.clears != nil {
+			for _, ev := range res.Events {
+				if !slices.Equal(ev.Clears, m.clears) && !(len(m.clears) == 0 && len(ev.Clears) == 0) {
+					t.Errorf("step %d %s %s: clears %v, want %v", i, m.topic, m.payload, ev.Clears, m.clears)
+				}
+			}
+		}
+		if m.tx != "" && res.Transmitter != m.tx {
+			t.Errorf("step %d %s: transmitter %q, want %q", i, m.topic, res.Transmitter, m.tx)
 		}
 	}
 }
@@ -281,8 +300,28 @@ func TestDecode(t *testing.T) {
 			{topic: sos + "/availability", payload: ``, err: z2m.ErrMalformed},
 			{topic: "zigbee2mqtt/nobody/availability", payload: `online`, err: z2m.ErrUnknown},
 		}},
+		{"bridge state is the bridge's own availability", []msg{
+			{topic: "zigbee2mqtt/bridge/state", payload: `{"state":"offline"}`, want: alarm(vakt.EventOffline), tx: "zigbee2mqtt-bridge"},
+			{topic: "zigbee2mqtt/bridge/state", payload: `offline`, want: alarm(vakt.EventOffline), tx: "zigbee2mqtt-bridge"},
+			{topic: "zigbee2mqtt/bridge/state", payload: `{"state":"online"}`, retained: true, want: check, tx: "zigbee2mqtt-bridge"},
+			{topic: "zigbee2mqtt/bridge/state", payload: `online`, want: check, tx: "zigbee2mqtt-bridge"},
+			{topic: "zigbee2mqtt/bridge/state", payload: `{"state":"starting"}`, err: z2m.ErrMalformed},
+		}},
+		{"tamper and battery episodes report their end", []msg{
+			{topic: sos, payload: `{"tamper":false,"battery":80}`, want: check, clears: []vakt.EventKind{vakt.EventTamper, vakt.EventLowBattery}},
+			{topic: sos, payload: `{"tamper":true}`, want: alarm(vakt.EventTamper), clears: []vakt.EventKind{}},
+			{topic: sos, payload: `{"tamper":true}`, want: check, clears: []vakt.EventKind{}},
+			{topic: sos, payload: `{"tamper":false}`, want: check, clears: []vakt.EventKind{vakt.EventTamper}},
+			{topic: sos, payload: `{"battery":14}`, want: alarm(vakt.EventLowBattery), clears: []vakt.EventKind{}},
+			{topic: sos, payload: `{"battery":15}`, want: check, clears: []vakt.EventKind{}}, // at the threshold: not over
+			{topic: sos, payload: `{"battery":19}`, want: check, clears: []vakt.EventKind{}}, // within the margin
+			{topic: sos, payload: `{"battery":14}`, want: check, clears: []vakt.EventKind{}}, // same episode
+			{topic: sos, payload: `{"battery":20}`, want: check, clears: []vakt.EventKind{vakt.EventLowBattery}},
+			{topic: sos, payload: `{"battery":90}`, retained: true, want: check, clears: []vakt.EventKind{}},
+			{topic: sos, payload: `{"battery_low":true}`, want: alarm(vakt.EventLowBattery), clears: []vakt.EventKind{}},
+			{topic: sos, payload: `{"battery_low":false}`, want: check, clears: []vakt.EventKind{vakt.EventLowBattery}},
+		}},
 		{"bridge and commands are ignored", []msg{
-			{topic: "zigbee2mqtt/bridge/state", payload: `{"state":"online"}`, ignored: true},
 			{topic: "zigbee2mqtt/bridge/event", payload: `{"type":"device_joined"}`, ignored: true},
 			{topic: "zigbee2mqtt/bridge/devices", payload: strings.Repeat("x", 100000), ignored: true}, // big, retained, not ours
 			{topic: "zigbee2mqtt/bridge", payload: ``, ignored: true},
