@@ -100,7 +100,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       []vakt.Observer{observers, m.svc.metrics},
 		Pagers:          pagers,
-		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
+		Store:           keepPurger(m.svc.metrics.Store(withFailpoint(m.DB)), m.DB),
 		Router:          router,
 		Notifier:        m.Hub,
 		Clock:           m.Clock,
@@ -304,4 +304,14 @@ func (l *observerList) AlarmChanged(a vakt.Alarm) {
 	for _, o := range l.list {
 		o.AlarmChanged(a)
 	}
+}
+
+// keepPurger keeps the database's PositionPurger visible through store wrappers
+// (metrics, failpoint): the engine finds it by type assertion, and without it
+// erased and expired data stayed in the WAL (G1, G4).
+func keepPurger(s vakt.Store, p vakt.PositionPurger) vakt.Store {
+	return struct {
+		vakt.Store
+		vakt.PositionPurger
+	}{s, p}
 }
