@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	stdsync "sync"
@@ -293,4 +294,45 @@ func (o outbox) Stats(ctx context.Context) (cloudsync.OutboxStats, error) {
 		return cloudsync.OutboxStats{}, err
 	}
 	return cloudsync.OutboxStats{Entries: st.Entries, Bytes: st.Bytes, Oldest: st.Oldest, OldestSynced: st.OldestSynced}, nil
+}
+
+// verifyAnchor compares the local audit log with the head the cloud anchored
+// (docs/sync-protocol.md, "State and the audit-head anchor"): a local log whose
+// entry at the anchored seq is missing or has another hash was truncated or
+// rewritten after that point reached the cloud, which the chain alone cannot show.
+// Without a configured, reachable cloud it says that the anchor was not checked.
+func verifyAnchor(ctx context.Context, cfg *config.Config, db *store.DB, stdout io.Writer) error {
+	cc := cfg.Cloud
+	if !cc.Enabled {
+		fmt.Fprintln(stdout, "audit anchor: not checked (cloud sync is not configured)")
+		return nil
+	}
+	client, err := cloudsync.NewClient(cloudsync.Config{URL: cc.URL, Gateway: cc.GatewayID, Token: cc.Token.Value,
+		CAFile: cc.CAFile, AllowHTTP: cfg.Site.Demo, Timeout: 10 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	st, err := client.State(ctx)
+	if err != nil {
+		fmt.Fprintf(stdout, "audit anchor: not checked (the cloud did not answer: %v)\n", err)
+		return nil
+	}
+	h := st.AuditHead
+	if h == nil {
+		fmt.Fprintln(stdout, "audit anchor: not checked (the cloud holds no audit entry of this gateway yet)")
+		return nil
+	}
+	local, err := db.AuditRange(ctx, h.Seq, 1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(local) == 0 || local[0].Seq != h.Seq:
+		return fmt.Errorf("audit log: entry %d reached the cloud but is missing here: the local log was truncated after it", h.Seq)
+	case local[0].Hash != h.Hash:
+		return fmt.Errorf("audit log: entry %d differs from the copy the cloud holds: the local log was rewritten", h.Seq)
+	}
+	fmt.Fprintf(stdout, "audit anchor: entry %d matches the cloud's anchor\n", h.Seq)
+	return nil
 }

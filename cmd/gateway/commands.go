@@ -70,7 +70,7 @@ func cmdVerifyAudit(args []string, stdout io.Writer) error {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	fmt.Fprintln(stdout, "audit log: chain intact")
-	return nil
+	return verifyAnchor(ctx, cfg, db, stdout)
 }
 
 // errGatewayRunning: another process (a running gateway) holds the database. Two
