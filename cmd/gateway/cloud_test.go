@@ -35,7 +35,7 @@ const (
 // loopback port, which can be stopped and started again on the same port and file:
 // the gateway sees a cloud that goes away and comes back.
 type cloud struct {
-	t      *testing.T
+	t      testing.TB
 	port   int
 	dbPath string
 	db     *sqlitestore.DB
@@ -43,7 +43,7 @@ type cloud struct {
 	stopFn func()
 }
 
-func startCloud(t *testing.T) *cloud {
+func startCloud(t testing.TB) *cloud {
 	c := &cloud{t: t, port: freePort(t), dbPath: filepath.Join(t.TempDir(), "cloud.db")}
 	c.start()
 	t.Cleanup(c.stop)
@@ -123,7 +123,7 @@ func (c *cloud) raised() []string {
 
 // cloudDemoConfig is the demo configuration syncing with c (or with any URL),
 // polling an empty outbox every 100 ms so tests do not wait for the default.
-func cloudDemoConfig(t *testing.T, apiPort, brokerPort int, url, extra string) string {
+func cloudDemoConfig(t testing.TB, apiPort, brokerPort int, url, extra string) string {
 	t.Helper()
 	path := demoConfig(t, apiPort, brokerPort, true)
 	b, err := os.ReadFile(path)
