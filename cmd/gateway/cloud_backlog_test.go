@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	vakt "github.com/vakt/vakt"
@@ -83,4 +84,16 @@ func TestCloudBacklogCap(t *testing.T) {
 	})
 	m.Cloud.CheckBacklog()
 	waitFor(t, "the backlog alarm closed", func() bool { return !containsAlarm(openAlarms(t, c), "gateway-sync-backlog") })
+}
+
+// TestCloudBacklogOnMetrics: with cloud sync on, /metrics shows the backlog.
+func TestCloudBacklogOnMetrics(t *testing.T) {
+	cl := &cloud{t: t, port: freePort(t), dbPath: t.TempDir() + "/cloud.db"} // away
+	brokerPort, apiPort := freePort(t), freePort(t)
+	m, c := startGatewayLog(t, cloudDemoConfig(t, apiPort, brokerPort, cl.url(), ""), &lockedBuffer{})
+	ingest(t, m, vakt.Event{Transmitter: "room-201-sos", Kind: vakt.EventEmergency, Source: "test"})
+	code, body := c.do("GET", "/metrics", "", nil)
+	if code != 200 || !strings.Contains(string(body), "vakt_sync_backlog ") || strings.Contains(string(body), "vakt_sync_backlog 0\n") {
+		t.Fatalf("/metrics: %d\n%s", code, body)
+	}
 }
