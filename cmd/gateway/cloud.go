@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -156,13 +157,26 @@ func (c *Cloud) recovered(slot *vakt.TransmitterID) {
 // health samples from the warning level on, raise the backlog alarm at it, clear it
 // below. It also clears the directory's fatal alarm once the directory works again.
 func (c *Cloud) watchBacklog(ctx context.Context) {
-	warned, over := false, false
+	warned, over, adopted := false, false, false
+	if c.eng.View() == nil {
+		select { // the first view is published right after the engine's start
+		case <-c.eng.ViewChanged():
+		case <-ctx.Done():
+			return
+		}
+	}
 	for {
+		if !adopted {
+			adopted = c.adopt(&warned)
+		}
 		c.checkBacklog(ctx, &warned, &over)
 		c.mu.Lock()
-		dirFail := c.dirFail
+		upFail, dirFail := c.upFatal, c.dirFail
 		c.mu.Unlock()
-		if h := c.dir.Health(); dirFail != "" && !h.Fatal && h.LastError == "" {
+		if h := c.up.Health(); upFail != "" && !h.Fatal && !h.LastSuccess.IsZero() {
+			c.recovered(&c.upFatal)
+		}
+		if h := c.dir.Health(); dirFail != "" && !h.Fatal && !h.LastSuccess.IsZero() && h.LastError == "" {
 			c.recovered(&c.dirFail)
 		}
 		fired := make(chan struct{})
@@ -176,6 +190,38 @@ func (c *Cloud) watchBacklog(ctx context.Context) {
 			t.Stop()
 		}
 	}
+}
+
+// adopt takes over the sync's technical alarms still open from an earlier run (the
+// gateway restarted while one was up), so they close when their cause has gone
+// instead of staying open until a technician closes them. It reports false while
+// the engine has not published its first view yet.
+func (c *Cloud) adopt(warned *bool) bool {
+	v := c.eng.View()
+	if v == nil {
+		return false
+	}
+	for _, a := range v.Alarms {
+		id := a.Transmitter
+		switch {
+		case a.Kind != vakt.EventOffline || !strings.HasPrefix(string(id), string(SyncTransmitter)+"-"):
+		case id == SyncBacklogTransmitter:
+			*warned = true // cleared below the warning level
+		case strings.HasPrefix(string(id), string(SyncTransmitter)+"-directory-"):
+			c.mu.Lock()
+			if c.dirFail == "" {
+				c.dirFail = id
+			}
+			c.mu.Unlock()
+		default:
+			c.mu.Lock()
+			if c.upFatal == "" {
+				c.upFatal = id
+			}
+			c.mu.Unlock()
+		}
+	}
+	return true
 }
 
 func (c *Cloud) checkBacklog(ctx context.Context, warned, over *bool) {

@@ -506,3 +506,43 @@ func TestCloudGatewayKilledMidUpload(t *testing.T) {
 		})
 	}
 }
+
+// TestCloudFatalAlarmClosesAfterRestart: the token was refused and the technical
+// alarm raised; the site fixes the token file and restarts the gateway; once an
+// upload works, the alarm left open by the earlier run closes.
+func TestCloudFatalAlarmClosesAfterRestart(t *testing.T) {
+	cl := startCloud(t)
+	brokerPort, apiPort := freePort(t), freePort(t)
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("not-the-gateways-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cloudDemoConfig(t, apiPort, brokerPort, cl.url(), "  token_file: "+tok+"\n")
+	open := func() (*Main, client, func()) {
+		m := &Main{ConfigPath: cfg, Log: &lockedBuffer{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := m.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		<-m.Ready()
+		return m, client{t: t, base: "http://" + m.APIAddr()}, func() { cancel(); <-done; _ = m.Close() }
+	}
+	m, c, stop := open()
+	ingest(t, m, vakt.Event{Transmitter: "room-201-sos", Kind: vakt.EventEmergency, Source: "test"})
+	technicianSees(t, c, "gateway-sync-cloud-auth")
+	stop()
+
+	if err := os.WriteFile(tok, []byte(demoToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, c, stop = open()
+	defer stop()
+	waitFor(t, "an upload accepted", func() bool { return len(cl.raised()) > 0 })
+	m.Cloud.CheckBacklog()
+	waitFor(t, "the earlier run's alarm closed", func() bool {
+		m.Cloud.CheckBacklog()
+		return !containsAlarm(openAlarms(t, c), "gateway-sync-cloud-auth")
+	})
+}
