@@ -59,6 +59,18 @@ func TestImportRules(t *testing.T) {
 			if p.ImportPath == mod+"/routing" && noIO[imp] {
 				t.Errorf("routing imports %s; routing is pure logic", imp)
 			}
+			// Drivers are plug-ins: the MQTT transport knows the dialect interface, never
+			// a dialect; the registry and the dialects know neither transport nor config.
+			if p.ImportPath == mod+"/drivers/mqtt" && strings.HasPrefix(imp, mod+"/drivers/") {
+				t.Errorf("drivers/mqtt imports %s; it takes dialects as drivers.Dialect", imp)
+			}
+			if p.ImportPath == mod+"/drivers" && imp != mod && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				t.Errorf("drivers imports %s; the registry uses the standard library and the root package only", imp)
+			}
+			if strings.HasPrefix(p.ImportPath, mod+"/drivers/") && p.ImportPath != mod+"/drivers/all" &&
+				(imp == mod+"/config" || imp == mod+"/engine" || imp == mod+"/drivers/mqtt" && p.ImportPath != mod+"/drivers/mqtt") {
+				t.Errorf("%s imports %s; a driver owns its options and knows only the registry", p.ImportPath, imp)
+			}
 			if p.ImportPath == mod+"/engine" && strings.HasPrefix(imp, mod+"/") &&
 				imp != mod+"/routing" {
 				t.Errorf("engine imports %s; it knows only the root package's interfaces and routing's decisions", imp)

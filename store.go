@@ -126,9 +126,15 @@ type Snapshot struct {
 // every change to state the engine holds in memory (alarms, directory, staff state
 // and positions, visits, sessions, erasures, outbox acknowledgements) is a Batch
 // committed by the engine's loop, never a write made beside it.
+//
+// The position scrub is part of the interface, not an optional extra found by a
+// type assertion: a wrapper that embeds a Store (metrics, failpoints) then forwards
+// it by construction. As an optional interface it was silently lost behind such a
+// wrapper, and no position was ever scrubbed from the files of a running gateway.
 type Store interface {
 	Commit(ctx context.Context, b *Batch) error
 	Load(ctx context.Context) (*Snapshot, error)
+	PositionPurger
 	Close() error
 }
 

@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/vakt/vakt/drivers"
 )
 
 // The decoder turns goccy/go-yaml's syntax tree into a Config by walking the Go types
@@ -27,6 +30,7 @@ const (
 
 var (
 	durationType = reflect.TypeFor[Duration]()
+	stdDuration  = reflect.TypeFor[time.Duration]()
 	secretType   = reflect.TypeFor[Secret]()
 )
 
@@ -261,7 +265,7 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 	d.given[path] = true
 
 	switch v.Type() {
-	case durationType:
+	case durationType, stdDuration:
 		d.decodeDuration(path, n, v)
 		return
 	case secretType:
@@ -335,13 +339,7 @@ func kindName(n ast.Node) string {
 }
 
 // quoteShort quotes s for an error message, shortened so one line stays one line.
-func quoteShort(s string) string {
-	const max = 60
-	if r := []rune(s); len(r) > max {
-		s = string(r[:max]) + "…"
-	}
-	return strconv.Quote(s)
-}
+func quoteShort(s string) string { return drivers.Quote(s) }
 
 // scalarText is the text of a scalar as written: `room: 0101` stays "0101", not 65.
 func scalarText(n ast.Node) (string, bool) {
@@ -423,7 +421,7 @@ func (d *decoder) decodeDuration(path string, n ast.Node, v reflect.Value) {
 		d.errorf(path, lineOfNode(n), "%v", err)
 		return
 	}
-	v.Set(reflect.ValueOf(dur))
+	v.SetInt(int64(dur))
 }
 
 func (d *decoder) decodeSecret(path string, n ast.Node, v reflect.Value) {
@@ -569,28 +567,95 @@ func (d *decoder) decodeStruct(path string, n ast.Node, v reflect.Value, depth i
 	if !ok {
 		return
 	}
-	t := v.Type()
-	fields := map[string]int{}
-	var names []string
+	fields, names, optField := structFields(v.Type())
+	ents := d.entries(path, m, depth)
+
+	// A field tagged ",driver" takes the keys the struct does not know, decoded into
+	// the options of the driver that the sibling "driver" key names.
+	var (
+		opts       reflect.Value // the driver's options struct, when it has one
+		optFields  map[string]int
+		driverName string
+		knownName  bool
+	)
+	if optField >= 0 {
+		for _, e := range ents {
+			if x, ok := e.value.(*ast.StringNode); ok && e.key == "driver" {
+				driverName = x.Value
+			}
+		}
+		if f, ok := drivers.Lookup(driverName); ok {
+			knownName = true
+			if o := f(drivers.Settings{}).Options(); o != nil {
+				ptr := reflect.ValueOf(o)
+				opts = ptr.Elem()
+				var optNames []string
+				optFields, optNames, _ = structFields(opts.Type())
+				names = append(slices.Clone(names), optNames...)
+				v.Field(optField).Set(ptr)
+			}
+		}
+	}
+	for _, e := range ents {
+		p := keyPath(path, e.key)
+		if i, ok := fields[e.key]; ok {
+			d.lines[p] = e.line
+			d.decode(p, e.value, v.Field(i), depth+1)
+			continue
+		}
+		if i, ok := optFields[e.key]; ok {
+			d.lines[p] = e.line
+			d.decode(p, e.value, opts.Field(i), depth+1)
+			continue
+		}
+		if optField >= 0 {
+			if owner := optionOwner(e.key); owner != "" {
+				if knownName {
+					d.errorf(p, e.line, "%s is for driver %s; driver %s does not use it", e.key, owner, driverName)
+				}
+				// An unknown driver has its own error; its keys are not judged.
+				continue
+			}
+		}
+		d.errorf(p, e.line, "unknown key%s", suggest(e.key, names))
+	}
+}
+
+// structFields maps a struct's yaml names to field indexes, and finds the field
+// tagged ",driver" (-1 when there is none).
+func structFields(t reflect.Type) (fields map[string]int, names []string, driverField int) {
+	fields, driverField = map[string]int{}, -1
 	for i := range t.NumField() {
 		tag := t.Field(i).Tag.Get("yaml")
-		name, _, _ := strings.Cut(tag, ",")
+		name, opt, _ := strings.Cut(tag, ",")
+		if name == "" && opt == "driver" {
+			driverField = i
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
 		fields[name] = i
 		names = append(names, name)
 	}
-	for _, e := range d.entries(path, m, depth) {
-		p := keyPath(path, e.key)
-		i, ok := fields[e.key]
-		if !ok {
-			d.errorf(p, e.line, "unknown key%s", suggest(e.key, names))
+	return fields, names, driverField
+}
+
+// optionOwner names the first registered driver whose options have key, or "".
+func optionOwner(key string) string {
+	for _, name := range drivers.Names() {
+		f, _ := drivers.Lookup(name)
+		o := f(drivers.Settings{}).Options()
+		if o == nil {
 			continue
 		}
-		d.lines[p] = e.line
-		d.decode(p, e.value, v.Field(i), depth+1)
+		if fields, _, _ := structFields(reflect.TypeOf(o).Elem()); fields != nil {
+			if _, ok := fields[key]; ok {
+				return name
+			}
+		}
 	}
+	return ""
 }
 
 func (d *decoder) decodeSlice(path string, n ast.Node, v reflect.Value, depth int) {

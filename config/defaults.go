@@ -2,6 +2,10 @@ package config
 
 import (
 	"time"
+
+	"github.com/vakt/vakt/drivers"
+	"github.com/vakt/vakt/drivers/serial"
+	"github.com/vakt/vakt/drivers/z2m"
 )
 
 // The defaults, as docs/configuration.md lists them.
@@ -13,19 +17,18 @@ const (
 	DefaultOfferConfirm  = 10 * time.Second
 	DefaultFloorPenaltyM = 30.0
 	DefaultPositionTTL   = 15 * time.Minute
-	DefaultBaseTopic     = "zigbee2mqtt"
-	DefaultMaxPayload    = 4096
 	DefaultBrokerListen  = "127.0.0.1:1883"
-	DefaultBaud          = 9600
-	DefaultDataBits      = 7
-	DefaultParity        = "even"
-	DefaultStopBits      = 2
-	DefaultSerialRole    = "slave"
-	DefaultSerialAddress = "2"
-	DefaultSerialPeer    = "1"
-	// DefaultSerialGuardTime: more than one character time at 300 baud (37 ms) and
-	// than a USB adapter's latency timer (16 ms), small against the 2 s reply time.
-	DefaultSerialGuardTime = 50 * time.Millisecond
+	// The drivers' own defaults, under the names configuration.md uses.
+	DefaultBaseTopic       = z2m.DefaultBaseTopic
+	DefaultMaxPayload      = drivers.DefaultMaxPayload
+	DefaultBaud            = serial.DefaultBaud
+	DefaultDataBits        = serial.DefaultDataBits
+	DefaultParity          = serial.DefaultParity
+	DefaultStopBits        = serial.DefaultStopBits
+	DefaultSerialRole      = serial.RoleSlave
+	DefaultSerialAddress   = string(rune(serial.DefaultAddress))
+	DefaultSerialPeer      = string(rune(serial.DefaultPeer))
+	DefaultSerialGuardTime = serial.DefaultGuardTime
 	DefaultNearestCount    = 1
 	DefaultCloudBatchSize  = 1000
 	// DemoCloudToken is the cloud token in demo mode without cloud.token_file.

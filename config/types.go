@@ -45,7 +45,7 @@ type Zone struct {
 type Transmitter struct {
 	ID       string  `yaml:"id"`
 	Kind     string  `yaml:"kind"`   // button, pull-cord, sos-pendant, fall, door, bed, smoke, nurse-call-line, sensor
-	Driver   string  `yaml:"driver"` // zigbee2mqtt, mqtt, espa
+	Driver   string  `yaml:"driver"` // a registered driver: zigbee2mqtt, mqtt, espa, ... (drivers.Names)
 	Address  string  `yaml:"address"`
 	Room     string  `yaml:"room"`
 	Zone     string  `yaml:"zone"`
@@ -55,23 +55,15 @@ type Transmitter struct {
 	Resident string  `yaml:"resident"`
 	// Supervision is the longest silence before a technical alarm; 0 = off.
 	Supervision Duration `yaml:"supervision"`
-	// Actions maps a Zigbee2MQTT "action" value to an event kind (call, emergency,
-	// cancel, ...), overriding the defaults.
-	Actions map[string]string `yaml:"actions"`
-	// Mapping is for generic JSON devices (driver mqtt).
-	Mapping *JSONMapping `yaml:"mapping"`
 	// LowBattery is the battery percentage below which a technical alarm is raised.
 	LowBattery int `yaml:"low_battery"`
+	// Options holds the driver's own keys, written beside these (Zigbee2MQTT's
+	// actions, the generic mapping, ...): the value its drivers.Driver.Options
+	// returned, filled from the file; nil for a driver without options.
+	Options any `yaml:",driver"`
 	// PrimaryContacts are the staff ids of the resident's primary contacts, whom a
 	// tier with target primary offers.
 	PrimaryContacts []string `yaml:"primary_contacts"`
-}
-
-// JSONMapping says which field and values of a generic device's JSON mean what.
-type JSONMapping struct {
-	Field        string            `yaml:"field"`
-	Values       map[string]string `yaml:"values"` // value → event kind
-	BatteryField string            `yaml:"battery_field"`
 }
 
 // Staff is a local directory entry, used until the cloud directory arrives.

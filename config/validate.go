@@ -14,6 +14,10 @@ import (
 	"unicode/utf8"
 
 	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers"
+	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/drivers/mqtt"
+	"github.com/vakt/vakt/drivers/serial"
 )
 
 // The values that keys accept. They are spelled as in the root package and routing.
@@ -23,26 +27,14 @@ var (
 		string(vakt.KindFall), string(vakt.KindDoor), string(vakt.KindBed),
 		string(vakt.KindSmoke), string(vakt.KindNurseCall), string(vakt.KindSensor),
 	}
-	driverNames = []string{"zigbee2mqtt", "mqtt", "espa"}
-	// eventKinds are what a device's action or JSON value may mean.
-	eventKinds = []string{
-		string(vakt.EventCall), string(vakt.EventAssist), string(vakt.EventEmergency),
-		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
-		string(vakt.EventCancel), string(vakt.EventPresence), string(vakt.EventCheckIn),
-	}
 	// policyKinds are the kinds that open alarms: care kinds plus technical ones.
 	policyKinds = []string{
 		string(vakt.EventCall), string(vakt.EventAssist), string(vakt.EventEmergency),
 		string(vakt.EventFall), string(vakt.EventSensor), string(vakt.EventDoor),
 		string(vakt.EventLowBattery), string(vakt.EventTamper), string(vakt.EventOffline),
 	}
-	tierTargets      = []string{"nearest", "zone", "site", "role", "primary", "arc", "pager"}
-	availabilities   = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
-	parities         = []string{"none", "even", "odd"}
-	serialRoles      = []string{"slave", "control-station"}
-	bauds            = []int{300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
-	mqttSchemes      = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
-	mqttPlainSchemes = []string{"tcp", "mqtt", "ws"}
+	tierTargets    = []string{"nearest", "zone", "site", "role", "primary", "arc", "pager"}
+	availabilities = []string{string(vakt.Available), string(vakt.Busy), string(vakt.Away)}
 )
 
 // sampleSecrets are the values found in examples, manuals and factory defaults.
@@ -75,6 +67,7 @@ type validator struct {
 	roles        map[string]bool
 	transmitters map[string]*Transmitter
 	rooms        map[string]bool
+	drivers      map[string]drivers.Driver // by name, built once
 }
 
 // validate checks everything that the types alone cannot: required keys, allowed
@@ -90,6 +83,7 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 		roles:        map[string]bool{},
 		transmitters: map[string]*Transmitter{},
 		rooms:        map[string]bool{},
+		drivers:      map[string]drivers.Driver{},
 	}
 	// Index what others refer to first, so every reference can be checked.
 	for _, z := range c.Zones {
@@ -326,11 +320,13 @@ func (v *validator) transmitterList() {
 		p := indexPath("transmitters", i)
 		v.ident(p+".id", t.ID, "transmitter", seen)
 		v.oneOf(p+".kind", t.Kind, "kind", transmitterKinds)
-		driverOK := v.oneOf(p+".driver", t.Driver, "driver", driverNames)
+		drv, driverOK := v.driver(p+".driver", t.Driver)
 		if t.Address == "" {
-			v.errorf(p+".address", "required: %s", addressHint(t.Driver))
-		} else if driverOK {
-			v.address(p, t, topics)
+			hint := "the device's address at its driver"
+			if driverOK {
+				hint = drv.AddressHint()
+			}
+			v.errorf(p+".address", "required: %s", hint)
 		}
 		if t.Zone == "" {
 			v.errorf(p+".zone", "required: the zone the transmitter is in")
@@ -346,115 +342,56 @@ func (v *validator) transmitterList() {
 		for j, id := range t.PrimaryContacts {
 			v.ident(indexPath(p+".primary_contacts", j), id, "staff", contacts)
 		}
-
-		if len(t.Actions) > 0 && driverOK && t.Driver != "zigbee2mqtt" {
-			v.errorf(p+".actions", "actions are for driver zigbee2mqtt; driver %s uses mapping", t.Driver)
-		}
-		for _, k := range sortedKeys(t.Actions) {
-			v.eventKind(keyPath(p+".actions", k), k, t.Actions[k])
-		}
-
-		switch {
-		case t.Driver == "mqtt" && t.Mapping == nil:
-			v.errorf(p+".mapping", "required for driver mqtt: which JSON field and values mean what, e.g. field: event, values: {S: call}")
-		case t.Mapping != nil && driverOK && t.Driver != "mqtt":
-			v.errorf(p+".mapping", "mapping is for driver mqtt; driver %s does not use it", t.Driver)
-		case t.Mapping != nil:
-			if t.Mapping.Field == "" {
-				v.errorf(p+".mapping.field", "required: the JSON field that carries the event, e.g. %q", "event")
-			}
-			for _, k := range sortedKeys(t.Mapping.Values) {
-				v.eventKind(keyPath(p+".mapping.values", k), k, t.Mapping.Values[k])
-			}
-		}
-	}
-}
-
-func addressHint(driver string) string {
-	switch driver {
-	case "zigbee2mqtt":
-		return "the device's Zigbee2MQTT friendly name, e.g. \"room101/sos\""
-	case "mqtt":
-		return "the MQTT topic the device publishes to"
-	case "espa":
-		return "the ESPA call address, or \"*\" for a transmitter that serial rules name"
-	}
-	return "the device's address at its driver"
-}
-
-func (v *validator) eventKind(path, key, kind string) {
-	if key == "" {
-		v.errorf(path, "an empty value cannot be mapped")
-		return
-	}
-	if !slices.Contains(eventKinds, kind) {
-		if kind == "" {
-			v.errorf(path, "required: the event kind, one of %s", strings.Join(eventKinds, ", "))
-		} else {
-			v.errorf(path, "unknown event kind %s; use one of %s", quoteShort(kind), strings.Join(eventKinds, ", "))
-		}
-	}
-}
-
-// address checks a transmitter's address for its driver, and that no two MQTT
-// transmitters listen on the same topic.
-func (v *validator) address(p string, t *Transmitter, topics map[string]string) {
-	path := p + ".address"
-	switch t.Driver {
-	case "espa":
-		if len(t.Address) > 16 && t.Address != "*" {
-			v.errorf(path, "an ESPA call address has at most 16 characters")
-		}
-		return
-	case "zigbee2mqtt":
-		if t.Address == "bridge" || strings.HasPrefix(t.Address, "bridge/") {
-			v.errorf(path, "%s is Zigbee2MQTT's own bridge topic, not a device", quoteShort(t.Address))
-			return
-		}
-	}
-	if msg := topicProblem(t.Address, false); msg != "" {
-		v.errorf(path, "%s", msg)
-		return
-	}
-	topic := t.Address
-	if t.Driver == "zigbee2mqtt" {
-		topic = v.c.Drivers.MQTT.BaseTopic + "/" + t.Address
-	}
-	if first, dup := topics[topic]; dup {
-		v.errorf(path, "topic %s is already used by %s", quoteShort(topic), v.where(first))
-		return
-	}
-	topics[topic] = p
-}
-
-// topicProblem describes what is wrong with an MQTT topic (or, with filter, a topic
-// filter that may hold + and #), or returns "".
-func topicProblem(topic string, filter bool) string {
-	switch {
-	case topic == "":
-		return "an empty topic"
-	case strings.ContainsRune(topic, 0):
-		return "a topic cannot contain a NUL character"
-	case strings.HasPrefix(topic, "/") || strings.HasSuffix(topic, "/"):
-		return fmt.Sprintf("%s: a topic does not start or end with /", quoteShort(topic))
-	case strings.Contains(topic, "//"):
-		return fmt.Sprintf("%s: empty topic level (//)", quoteShort(topic))
-	case strings.HasPrefix(topic, "$"):
-		return fmt.Sprintf("%s: topics starting with $ belong to the broker", quoteShort(topic))
-	}
-	levels := strings.Split(topic, "/")
-	for i, l := range levels {
-		if !strings.ContainsAny(l, "+#") {
+		if !driverOK {
 			continue
 		}
-		if !filter {
-			return fmt.Sprintf("%s: + and # are wildcards; give the exact topic", quoteShort(topic))
-		}
-		if !(l == "+" || l == "#" && i == len(levels)-1) {
-			return fmt.Sprintf("%s: + and # must fill a whole level, and # must be last", quoteShort(topic))
+		// The driver checks its own keys; its paths are relative to the transmitter.
+		dev := t.Device()
+		addressOK := t.Address != ""
+		drv.Check(dev, func(rel, format string, args ...any) {
+			if rel == "address" {
+				if !addressOK {
+					return // already "required"
+				}
+				addressOK = false
+			}
+			v.errorf(p+"."+rel, format, args...)
+		})
+		// No two transmitters listen on the same MQTT topic.
+		if dl, ok := drv.(drivers.Dialect); ok && addressOK {
+			topic := dl.Topic(dev)
+			if first, dup := topics[topic]; dup {
+				v.errorf(p+".address", "topic %s is already used by %s", quoteShort(topic), v.where(first))
+			} else {
+				topics[topic] = p
+			}
 		}
 	}
-	return ""
+}
+
+// driver checks a transmitter's driver name and returns the driver, configured with
+// the MQTT settings, for its checks.
+func (v *validator) driver(path, name string) (drivers.Driver, bool) {
+	if !v.oneOf(path, name, "driver", drivers.Names()) {
+		return nil, false
+	}
+	if d, ok := v.drivers[name]; ok {
+		return d, true
+	}
+	f, _ := drivers.Lookup(name)
+	d := f(v.c.Drivers.MQTT.Settings())
+	v.drivers[name] = d
+	return d, true
+}
+
+// Device is the transmitter as its driver sees it.
+func (t *Transmitter) Device() drivers.Device {
+	return drivers.Device{ID: vakt.TransmitterID(t.ID), Address: t.Address, LowBattery: t.LowBattery, Options: t.Options}
+}
+
+// Settings are the connection settings the MQTT dialects need.
+func (m MQTT) Settings() drivers.Settings {
+	return drivers.Settings{BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload}
 }
 
 func (v *validator) staffList() {
@@ -689,8 +626,8 @@ func (v *validator) tier(p string, t *Tier) {
 	switch {
 	case t.Target == "pager" && t.CallAddress == "":
 		v.errorf(p+".call_address", "required for target pager: the pager or group number to call")
-	case t.Target == "pager" && len(t.CallAddress) > 16:
-		v.errorf(p+".call_address", "at most 16 characters (ESPA 4.4.4 record 1)")
+	case t.Target == "pager" && len(t.CallAddress) > espa.MaxCallAddress:
+		v.errorf(p+".call_address", "at most %d characters (ESPA 4.4.4 record 1)", espa.MaxCallAddress)
 	case t.Target != "pager" && t.CallAddress != "":
 		v.errorf(p+".call_address", "call_address is only for target pager")
 	}
@@ -726,8 +663,10 @@ func (v *validator) mqtt() {
 	if !m.Enabled {
 		var users []int
 		for i, t := range v.c.Transmitters {
-			if t.Driver == "zigbee2mqtt" || t.Driver == "mqtt" {
-				users = append(users, i)
+			if f, ok := drivers.Lookup(t.Driver); ok {
+				if _, mqtt := f(drivers.Settings{}).(drivers.Dialect); mqtt {
+					users = append(users, i)
+				}
 			}
 		}
 		if len(users) > 0 {
@@ -752,9 +691,9 @@ func (v *validator) mqtt() {
 		}
 	} else if m.URL == "" {
 		v.errorf(p+".url", "required: the broker, e.g. tcp://127.0.0.1:1883 or ssl://broker.example:8883")
-	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqttSchemes, u.Scheme) {
-		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqttSchemes, ", "))
-	} else if m.CAFile != "" && slices.Contains(mqttPlainSchemes, u.Scheme) {
+	} else if u, err := url.Parse(m.URL); err != nil || u.Host == "" || !slices.Contains(mqtt.Schemes, u.Scheme) {
+		v.errorf(p+".url", "%s is not a broker URL; write scheme://host:port with scheme %s", quoteShort(m.URL), strings.Join(mqtt.Schemes, ", "))
+	} else if m.CAFile != "" && !slices.Contains(mqtt.TLSSchemes, u.Scheme) {
 		v.errorf(p+".ca_file", "ca_file is for TLS connections; use an ssl://, tls://, mqtts:// or wss:// url")
 	}
 	if m.ClientID == "" {
@@ -762,7 +701,7 @@ func (v *validator) mqtt() {
 	}
 	if m.BaseTopic == "" {
 		v.errorf(p+".base_topic", "required: Zigbee2MQTT's base topic, usually %q", DefaultBaseTopic)
-	} else if msg := topicProblem(m.BaseTopic, false); msg != "" {
+	} else if msg := drivers.TopicProblem(m.BaseTopic, false); msg != "" {
 		v.errorf(p+".base_topic", "%s", msg)
 	}
 	if m.MaxPayload < 1 || m.MaxPayload > maxPayloadLimit {
@@ -802,12 +741,12 @@ func (v *validator) broker() {
 		}
 		v.secret(cp+".password", c.Password, !v.demo())
 		for j, f := range c.Publish {
-			if msg := topicProblem(f, true); msg != "" {
+			if msg := drivers.TopicProblem(f, true); msg != "" {
 				v.errorf(indexPath(cp+".publish", j), "%s", msg)
 			}
 		}
 		for j, f := range c.Subscribe {
-			if msg := topicProblem(f, true); msg != "" {
+			if msg := drivers.TopicProblem(f, true); msg != "" {
 				v.errorf(indexPath(cp+".subscribe", j), "%s", msg)
 			}
 		}
@@ -834,25 +773,10 @@ func (v *validator) serialPorts() {
 				names[s.Name] = p
 			}
 		}
-		if !slices.Contains(bauds, s.Baud) {
-			v.errorf(p+".baud", "%d is not a supported rate; use one of %s", s.Baud, joinInts(bauds))
-		}
-		if s.DataBits != 7 && s.DataBits != 8 {
-			v.errorf(p+".data_bits", "%d: use 7 (ESPA standard) or 8", s.DataBits)
-		}
-		v.oneOf(p+".parity", s.Parity, "parity", parities)
-		if s.StopBits != 1 && s.StopBits != 2 {
-			v.errorf(p+".stop_bits", "%d: use 1 or 2 (ESPA standard: 2)", s.StopBits)
-		}
-		v.oneOf(p+".role", s.Role, "role", serialRoles)
-		addrOK := v.stationAddress(p+".address", s.Address)
-		peerOK := v.stationAddress(p+".peer", s.Peer)
-		if addrOK && peerOK && s.Address == s.Peer {
-			v.errorf(p+".peer", "the call system's address must differ from ours (address %q)", s.Address)
-		}
-		if g := s.GuardTime.D(); g < 0 || g > time.Second {
-			v.errorf(p+".guard_time", "%s: use 0s to 1s (default 50ms)", g)
-		}
+		serial.Line{
+			Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits,
+			Role: s.Role, Address: s.Address, Peer: s.Peer, GuardTime: s.GuardTime.D(),
+		}.Check(func(key, format string, args ...any) { v.errorf(p+"."+key, format, args...) })
 
 		for j := range s.Rules {
 			v.serialRule(indexPath(p+".rules", j), &s.Rules[j])
@@ -865,21 +789,13 @@ func (v *validator) serialPorts() {
 	}
 }
 
-func (v *validator) stationAddress(path, a string) bool {
-	if len(a) != 1 || a[0] < '0' || a[0] > '9' {
-		v.errorf(path, "%s is not an ESPA station address: one digit, '0'..'9'", quoteShort(a))
-		return false
-	}
-	return true
-}
-
 // templateRef finds the group references of a rule's transmitter template, as
 // regexp.Expand reads them: $name or ${name}, where $1x means ${1x}, not ${1}x.
 var templateRef = regexp.MustCompile(`\$(\{[^}]*\}|[A-Za-z0-9_]+)`)
 
 func (v *validator) serialRule(p string, r *SerialRule) {
-	if len(r.CallAddress) > 16 {
-		v.errorf(p+".call_address", "an ESPA call address has at most 16 characters")
+	if len(r.CallAddress) > espa.MaxCallAddress {
+		v.errorf(p+".call_address", "an ESPA call address has at most %d characters", espa.MaxCallAddress)
 	}
 	var re *regexp.Regexp
 	if r.Text != "" {
@@ -970,23 +886,6 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = strconv.Itoa(x)
-	}
-	return strings.Join(s, ", ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // cloud checks the sync section: only when enabled is anything required.

@@ -134,6 +134,7 @@ func (e *Engine) dropPerson(b *vakt.Batch, id, pseudonym vakt.StaffID, actor str
 	delete(s.directory, id)
 	delete(s.staff, id)
 	s.peopleDirty, s.handlingDirty = true, true
+	e.view.built = time.Time{} // the published view drops them after this batch, not later
 	if pseudonym != "" {
 		s.scrub = true // the erased rows' bytes leave the files after the commit
 	}

@@ -39,6 +39,16 @@ func Holds(ctx context.Context, e *Engine, id vakt.StaffID) ([]string, error) {
 		if _, ok := s.handling[id]; ok {
 			where = append(where, "handling")
 		}
+		if v := e.view.cur.Load(); v != nil {
+			for _, sv := range v.Staff {
+				if sv.ID == id {
+					where = append(where, "published view")
+				}
+			}
+		}
+		if _, ok := s.active[id]; ok {
+			where = append(where, "active alarms")
+		}
 		return where, nil
 	})
 }

@@ -122,17 +122,11 @@ func (e *Engine) scrubPositions(now time.Time) {
 	if !s.scrub || now.Before(s.scrubRetryAt) {
 		return
 	}
-	p, ok := e.opt.Store.(vakt.PositionPurger)
-	if !ok {
-		s.scrub = false
-		e.lastScrubbed.Store(true)
-		return
-	}
 	olderThan := now.Add(-e.opt.PositionTTL)
 	if !e.opt.NearestRouting {
 		olderThan = now.Add(time.Hour) // switched off: every position goes
 	}
-	if _, err := p.PurgePositions(context.Background(), olderThan); err != nil {
+	if _, err := e.opt.Store.PurgePositions(context.Background(), olderThan); err != nil {
 		e.log.Error("purge positions from disk: retrying", "err", err, "retry_in", scrubRetry)
 		s.scrubRetryAt = now.Add(scrubRetry)
 		e.lastScrubbed.Store(false)

@@ -99,6 +99,15 @@ func (c *Cloud) run(ctx context.Context) {
 // alarm change; never blocks).
 func (c *Cloud) AlarmChanged(vakt.Alarm) { c.up.Kick() }
 
+// cloudObserver hands committed alarm changes to the Cloud built after the engine.
+type cloudObserver struct{ c *Cloud }
+
+func (o *cloudObserver) AlarmChanged(a vakt.Alarm) {
+	if o.c != nil {
+		o.c.AlarmChanged(a)
+	}
+}
+
 // Retry ends every wait at once (after a configuration reload).
 func (c *Cloud) Retry() { c.up.Retry(); c.dir.Refresh() }
 

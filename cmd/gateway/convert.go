@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/broker"
 	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers"
+	_ "github.com/vakt/vakt/drivers/all" // every driver, registered
 	"github.com/vakt/vakt/drivers/mqtt"
-	"github.com/vakt/vakt/drivers/z2m"
 	"github.com/vakt/vakt/routing"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -158,9 +160,7 @@ func brokerTLS(m config.MQTT) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch u.Scheme {
-	case "ssl", "tls", "mqtts", "wss":
-	default:
+	if !slices.Contains(mqtt.TLSSchemes, u.Scheme) {
 		return nil, nil
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -188,7 +188,7 @@ func checkInLinger(cfg *config.Config) time.Duration {
 	return cfg.Storage.CheckInLinger.D()
 }
 
-func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.Options, error) {
+func mqttOptions(cfg *config.Config, log *slog.Logger) (mqtt.Options, error) {
 	m := cfg.Drivers.MQTT
 	tlsc, err := brokerTLS(m)
 	if err != nil {
@@ -197,35 +197,35 @@ func mqttOptions(cfg *config.Config, in vakt.Ingester, log *slog.Logger) (mqtt.O
 	o := mqtt.Options{
 		TLS: tlsc,
 		URL: m.URL, ClientID: m.ClientID, Username: m.Username, Password: m.Password.Value,
-		BaseTopic: m.BaseTopic, MaxPayload: m.MaxPayload, Logger: log, Ingest: in,
+		MaxPayload: m.MaxPayload, Logger: log,
 		Direct: direct(cfg),
 	}
-	for _, t := range cfg.Transmitters {
-		d := z2m.Device{ID: vakt.TransmitterID(t.ID), LowBattery: t.LowBattery}
-		switch t.Driver {
-		case "zigbee2mqtt":
-			d.Topic = m.BaseTopic + "/" + t.Address
-		case "mqtt":
-			d.Topic = t.Address
-			if t.Mapping != nil {
-				d.Generic = &z2m.Mapping{Field: t.Mapping.Field, BatteryField: t.Mapping.BatteryField, Values: kinds(t.Mapping.Values)}
-			}
-		default:
-			continue
-		}
-		d.Actions = kinds(t.Actions)
-		o.Devices = append(o.Devices, d)
-	}
-	return o, nil
+	o.Dialects, err = dialects(cfg)
+	return o, err
 }
 
-func kinds(m map[string]string) map[string]vakt.EventKind {
-	if len(m) == 0 {
-		return nil
+// dialects builds every registered MQTT dialect and gives each its transmitters, in
+// a loop over the registry: a new dialect needs nothing here.
+func dialects(cfg *config.Config) ([]drivers.Dialect, error) {
+	settings := cfg.Drivers.MQTT.Settings()
+	byName := map[string]drivers.Dialect{}
+	var out []drivers.Dialect
+	for _, name := range drivers.Names() {
+		f, _ := drivers.Lookup(name)
+		if d, ok := f(settings).(drivers.Dialect); ok {
+			byName[name] = d
+			out = append(out, d)
+		}
 	}
-	out := make(map[string]vakt.EventKind, len(m))
-	for k, v := range m {
-		out[k] = vakt.EventKind(v)
+	for i := range cfg.Transmitters {
+		t := &cfg.Transmitters[i]
+		d, ok := byName[t.Driver]
+		if !ok {
+			continue
+		}
+		if err := d.Add(t.Device()); err != nil {
+			return nil, fmt.Errorf("transmitters[%d] (%s): %w", i, t.ID, err)
+		}
 	}
-	return out
+	return out, nil
 }

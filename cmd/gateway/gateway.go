@@ -15,6 +15,7 @@ import (
 	"github.com/vakt/vakt/api"
 	"github.com/vakt/vakt/broker"
 	"github.com/vakt/vakt/config"
+	"github.com/vakt/vakt/drivers"
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 	"github.com/vakt/vakt/engine"
@@ -46,6 +47,9 @@ type Main struct {
 	Cloud *Cloud
 
 	cloudDone chan struct{}
+	// Sources are every configured driver transport (MQTT, serial ports), started,
+	// and stopped, in a loop.
+	Sources []drivers.Source
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -90,17 +94,29 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.openService()
 	transmitters := transmittersFromConfig(cfg)
-	// Nothing is connected after construction: the hub (the engine's notifier)
-	// first, then the engine, then the phone API on the engine.
+	// Nothing is connected after construction: the hub (the engine's notifier) and
+	// the drivers first, then the engine, then the phone API on the engine.
 	m.Hub = api.NewHub(api.HubOptions{Transmitters: transmitters, Logger: m.Logger, Clock: m.Clock})
-	// Serial ports observe alarms (status blocks back to the call system); they are
-	// built after the engine, so observers are handed over through this indirection.
-	observers := &observerList{}
-	pagers := map[string]vakt.Pager{}
+	// The drivers open nothing until Start, which gives them the engine: built first,
+	// the serial ports go to the engine fully made, as observers (status blocks back to
+	// the call system) and pagers.
+	var (
+		observers []vakt.Observer
+		pagers    = map[string]vakt.Pager{}
+	)
+	if err := m.buildDrivers(); err != nil {
+		return err
+	}
+	for i, p := range m.Serial {
+		observers = append(observers, p)
+		pagers[cfg.Drivers.Serial[i].Name] = p
+	}
+	// Every committed alarm change wakes the cloud uploader, built after the engine.
+	cloudKick := &cloudObserver{}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       []vakt.Observer{observers, m.svc.metrics},
+		Observers:       append(observers, m.svc.metrics, cloudKick),
 		Pagers:          pagers,
-		Store:           keepPurger(m.svc.metrics.Store(withFailpoint(m.DB)), m.DB),
+		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
 		Clock:           m.Clock,
@@ -122,9 +138,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Cloud, err = newCloud(cfg, m.Engine, m.DB, m.Clock, m.Logger); err != nil {
 		return err
 	}
-	if m.Cloud != nil {
-		observers.add(m.Cloud) // every committed alarm change wakes the uploader
-	}
+	cloudKick.c = m.Cloud // before Run: the engine calls observers only from its loop
 	m.API, err = api.New(api.Options{
 		Service:     m.Engine,
 		Hub:         m.Hub,
@@ -138,16 +152,6 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 
-	if cfg.Drivers.MQTT.Enabled {
-		mo, err := mqttOptions(cfg, m.Engine, m.Logger)
-		if err != nil {
-			return err
-		}
-		m.MQTT, err = mqtt.New(mo)
-		if err != nil {
-			return fmt.Errorf("mqtt driver: %w", err)
-		}
-	}
 	if cfg.Drivers.Broker.Enabled {
 		// The driver reads the embedded broker in-process: a publish is committed
 		// before the broker acknowledges it, whatever address the broker listens on.
@@ -159,19 +163,6 @@ func (m *Main) Open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("embedded broker: %w", err)
 		}
-	}
-	for i := range cfg.Drivers.Serial {
-		o, err := serialOptions(cfg, i, m.Engine, m.Logger, m.Clock)
-		if err != nil {
-			return err
-		}
-		p, err := serial.New(o)
-		if err != nil {
-			return fmt.Errorf("drivers.serial[%d]: %w", i, err)
-		}
-		m.Serial = append(m.Serial, p)
-		observers.add(p)
-		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
 	m.httpLn, err = net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
@@ -197,11 +188,11 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
-	if m.MQTT != nil && direct(m.Config) {
-		// In-process: nothing to connect to, but it must run before the broker
-		// accepts the first publish.
-		if err := m.MQTT.Start(ctx); err != nil {
-			return fmt.Errorf("mqtt driver: %w", err)
+	// Every source runs before the embedded broker accepts the first publish (the
+	// MQTT driver reads it in-process).
+	for _, s := range m.Sources {
+		if err := m.startSource(ctx, s); err != nil {
+			return err
 		}
 	}
 	if m.Broker != nil {
@@ -210,22 +201,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		// Every publish is committed by the MQTT driver before the broker's PUBACK.
 		m.Logger.Info("embedded broker listening", "addr", m.Broker.Addr(), "handover", "in-process")
-	}
-	if m.MQTT != nil && !direct(m.Config) {
-		// Wait a moment for the subscription so "ready" means presses are heard; a
-		// broker that is down must not keep phones and serial calls waiting, so after
-		// that the driver goes on connecting in the background.
-		wait, cancelWait := context.WithTimeout(ctx, 3*time.Second)
-		err := m.MQTT.Start(wait)
-		cancelWait()
-		if err != nil {
-			m.Logger.Warn("mqtt broker not reachable yet; retrying in the background", "err", err)
-		}
-	}
-	for _, p := range m.Serial {
-		if err := p.Start(ctx); err != nil {
-			return fmt.Errorf("serial port %s: %w", p.Name(), err)
-		}
 	}
 	go func() {
 		var err error
@@ -257,11 +232,10 @@ func (m *Main) Run(ctx context.Context) error {
 // Close stops everything in reverse order; sources first so nothing new arrives.
 func (m *Main) Close() error {
 	m.serviceStopping()
-	if m.MQTT != nil {
-		m.MQTT.Stop()
-	}
-	for _, p := range m.Serial {
-		_ = p.Stop()
+	for _, s := range m.Sources {
+		if err := s.Stop(); err != nil {
+			m.Logger.Warn("stop driver", "driver", s.Name(), "err", err)
+		}
 	}
 	if m.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -292,26 +266,51 @@ func (m *Main) Close() error {
 	return err
 }
 
-// observerList fans committed alarm changes out to observers registered after the
-// engine was built.
-type observerList struct {
-	list []vakt.Observer
-}
+// sourceStartWait is how long Run waits for a source to reach its device, so that
+// "ready" means presses are heard; a broker that is down must not keep phones and
+// serial calls waiting, so after that the source goes on connecting in the background.
+const sourceStartWait = 3 * time.Second
 
-func (l *observerList) add(o vakt.Observer) { l.list = append(l.list, o) }
-
-func (l *observerList) AlarmChanged(a vakt.Alarm) {
-	for _, o := range l.list {
-		o.AlarmChanged(a)
+// startSource starts one driver transport with the engine as its ingester.
+func (m *Main) startSource(ctx context.Context, s drivers.Source) error {
+	wait, cancel := context.WithTimeout(ctx, sourceStartWait)
+	defer cancel()
+	err := s.Start(wait, m.Engine)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		m.Logger.Warn("driver not connected yet; retrying in the background", "driver", s.Name(), "err", err)
+		return nil
+	default:
+		return fmt.Errorf("driver %s: %w", s.Name(), err)
 	}
 }
 
-// keepPurger keeps the database's PositionPurger visible through store wrappers
-// (metrics, failpoint): the engine finds it by type assertion, and without it
-// erased and expired data stayed in the WAL (G1, G4).
-func keepPurger(s vakt.Store, p vakt.PositionPurger) vakt.Store {
-	return struct {
-		vakt.Store
-		vakt.PositionPurger
-	}{s, p}
+// buildDrivers builds every configured driver transport. Nothing is opened.
+func (m *Main) buildDrivers() error {
+	cfg := m.Config
+	if cfg.Drivers.MQTT.Enabled {
+		mo, err := mqttOptions(cfg, m.Logger)
+		if err != nil {
+			return err
+		}
+		if m.MQTT, err = mqtt.New(mo); err != nil {
+			return fmt.Errorf("mqtt driver: %w", err)
+		}
+		m.Sources = append(m.Sources, m.MQTT)
+	}
+	for i := range cfg.Drivers.Serial {
+		o, err := serialOptions(cfg, i, m.Logger, m.Clock)
+		if err != nil {
+			return err
+		}
+		p, err := serial.New(o)
+		if err != nil {
+			return fmt.Errorf("drivers.serial[%d]: %w", i, err)
+		}
+		m.Serial = append(m.Serial, p)
+		m.Sources = append(m.Sources, p)
+	}
+	return nil
 }

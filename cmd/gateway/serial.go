@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/config"
@@ -16,7 +17,7 @@ import (
 )
 
 // serialOptions translates one configured ESPA port.
-func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger, clock vakt.Clock) (serial.Options, error) {
+func serialOptions(cfg *config.Config, i int, log *slog.Logger, clock vakt.Clock) (serial.Options, error) {
 	p := cfg.Drivers.Serial[i]
 	// A rule that yields an unknown transmitter (room-999) falls back instead of
 	// raising an alarm nobody can locate.
@@ -27,7 +28,7 @@ func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger
 	known := func(id vakt.TransmitterID) bool { return registry[id] }
 	o := serial.Options{
 		Name: p.Name, Device: p.Device, Baud: p.Baud, DataBits: p.DataBits, Parity: p.Parity, StopBits: p.StopBits,
-		Role: p.Role, StatusBlocks: p.StatusBlocks, Ingest: in, Logger: log, Clock: clock,
+		Role: p.Role, StatusBlocks: p.StatusBlocks, Logger: log, Clock: clock,
 		Mapper:    espa.Mapper{Fallback: vakt.TransmitterID(p.Fallback), Known: known},
 		GuardTime: p.GuardTime.D(),
 	}
@@ -57,10 +58,10 @@ func serialOptions(cfg *config.Config, i int, in vakt.Ingester, log *slog.Logger
 func cmdSerialMonitor(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serial-monitor", flag.ContinueOnError)
 	port := fs.String("port", "", "serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
-	baud := fs.Int("baud", 9600, "baud rate (300..115200)")
-	bits := fs.Int("data-bits", 7, "data bits (7 or 8)")
-	parity := fs.String("parity", "even", "parity: none, even or odd")
-	stop := fs.Int("stop-bits", 2, "stop bits (1 or 2)")
+	baud := fs.Int("baud", serial.DefaultBaud, "baud rate (300..115200)")
+	bits := fs.Int("data-bits", serial.DefaultDataBits, "data bits (7 or 8)")
+	parity := fs.String("parity", serial.DefaultParity, "parity: "+strings.Join(serial.Parities, ", "))
+	stop := fs.Int("stop-bits", serial.DefaultStopBits, "stop bits (1 or 2)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

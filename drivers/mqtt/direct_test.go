@@ -5,7 +5,6 @@ import (
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/mqtt"
-	"github.com/vakt/vakt/drivers/z2m"
 )
 
 // TestDeliverReturnsAfterCommit: the embedded broker's in-process hand-over returns
@@ -13,12 +12,12 @@ import (
 func TestDeliverReturnsAfterCommit(t *testing.T) {
 	rec := newRecorder()
 	rec.hold.Store(true)
-	d, err := mqtt.New(mqtt.Options{Direct: true, Ingest: rec, Logger: testLogger(t),
-		Devices: []z2m.Device{{ID: "room101-sos", Topic: "zigbee2mqtt/room101/sos"}}})
+	d, err := mqtt.New(mqtt.Options{Direct: true, Logger: testLogger(t),
+		Dialects: dialects(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(t.Context()); err != nil {
+	if err := d.Start(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
 	defer d.Stop()

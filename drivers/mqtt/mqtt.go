@@ -1,6 +1,7 @@
-// Package mqtt is the MQTT driver: it subscribes to Zigbee2MQTT and generic device
-// topics on a broker (Mosquitto or the embedded one), decodes messages with drivers/z2m
-// and hands the events to the gateway's Ingester. A message's PUBACK is sent only after
+// Package mqtt is the MQTT driver: it subscribes to the topics of the configured
+// payload dialects (drivers.Dialect: Zigbee2MQTT, generic JSON, Shelly, ...) on a broker
+// (Mosquitto or the embedded one), has each message decoded by the dialect that serves
+// its topic, and hands the events to the gateway's Ingester. A message's PUBACK is sent only after
 // every event it produced has been committed, so a message is acknowledged to the
 // broker only once it is durable (at least once, end to end).
 //
@@ -34,6 +35,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +44,13 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	vakt "github.com/vakt/vakt"
-	"github.com/vakt/vakt/drivers/z2m"
+	"github.com/vakt/vakt/drivers"
+)
+
+// The broker URL schemes the driver connects with; TLSSchemes are those over TLS.
+var (
+	Schemes    = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
+	TLSSchemes = []string{"ssl", "tls", "mqtts", "wss"}
 )
 
 // Defaults applied to zero options.
@@ -78,13 +87,12 @@ type Options struct {
 	// TLS configures ssl:// connections (minimum TLS 1.2 is enforced;
 	// InsecureSkipVerify is refused).
 	TLS *tls.Config
-	// Devices and BaseTopic (default "zigbee2mqtt") configure the decoder.
-	Devices   []z2m.Device
-	BaseTopic string
-	// MaxPayload bounds a payload (default z2m.DefaultMaxPayload).
+	// Dialects decode the messages, configured with their devices; each message goes
+	// to the first dialect that does not answer drivers.ErrUnknown.
+	Dialects []drivers.Dialect
+	// MaxPayload bounds a payload no dialect claims (default drivers.DefaultMaxPayload).
 	MaxPayload int
 	Logger     *slog.Logger
-	Ingest     vakt.Ingester
 	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize).
 	QueueSize int
 	// Direct: no broker connection; the embedded broker hands every publish to
@@ -114,10 +122,11 @@ type Stats struct {
 type Driver struct {
 	opts   Options
 	where  string // the URL without its password, for errors and logs
-	dec    *z2m.Decoder
+	dec    mux
 	topics map[string]byte
 	log    *slog.Logger
 	queue  chan received
+	in     vakt.Ingester // from Start
 
 	stats struct {
 		received, acked, ignored, malformed, unknown, oversize, busy, retries, connects atomic.Uint64
@@ -154,19 +163,14 @@ func New(o Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: url: %w", err)
 	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss", "direct":
-	default:
-		return nil, fmt.Errorf("mqtt: url %q: scheme must be tcp, ssl, mqtt, mqtts, tls, ws or wss", u.Redacted())
+	if !slices.Contains(Schemes, u.Scheme) && u.Scheme != "direct" {
+		return nil, fmt.Errorf("mqtt: url %q: scheme must be one of %s", u.Redacted(), strings.Join(Schemes, ", "))
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("mqtt: url %q: no host", u.Redacted())
 	}
 	if o.ClientID == "" {
 		return nil, errors.New("mqtt: client id is empty (a persistent session needs a fixed one)")
-	}
-	if o.Ingest == nil {
-		return nil, errors.New("mqtt: no ingester")
 	}
 	if o.TLS != nil {
 		if o.TLS.InsecureSkipVerify {
@@ -186,13 +190,15 @@ func New(o Options) (*Driver, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	dec, err := z2m.NewDecoder(o.BaseTopic, o.Devices, o.MaxPayload)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt: %w", err)
+	if o.MaxPayload == 0 {
+		o.MaxPayload = drivers.DefaultMaxPayload
 	}
+	dec := mux{dialects: o.Dialects, maxPayload: o.MaxPayload}
 	topics := make(map[string]byte)
-	for _, t := range dec.Topics() {
-		topics[t] = 1
+	for _, dl := range o.Dialects {
+		for _, t := range dl.Topics() {
+			topics[t] = 1
+		}
 	}
 	return &Driver{
 		opts:    o,
@@ -205,18 +211,22 @@ func New(o Options) (*Driver, error) {
 	}, nil
 }
 
-// Start connects, subscribes and starts delivering events. It returns once the first
+// Start connects, subscribes and starts delivering events to in. It returns once the first
 // subscription is in place. If ctx ends first (the broker is not there yet), Start
 // returns ctx's error but the driver keeps connecting in the background, as it does
 // after any later connection loss; call Stop in either case. ctx bounds only the
 // wait, not the driver's life.
-func (d *Driver) Start(ctx context.Context) error {
+func (d *Driver) Start(ctx context.Context, in vakt.Ingester) error {
+	if in == nil {
+		return errors.New("mqtt: start: no ingester")
+	}
 	d.mu.Lock()
 	if d.started {
 		d.mu.Unlock()
 		return errors.New("mqtt: already started")
 	}
 	d.started = true
+	d.in = in
 	d.stop = make(chan struct{})
 	d.subscribed = make(chan struct{})
 	d.queue = make(chan received, d.opts.QueueSize)
@@ -356,11 +366,11 @@ func (d *Driver) handle(_ paho.Client, m paho.Message) {
 
 // Stop disconnects. Events ingested but not yet committed are acknowledged by nobody:
 // the broker redelivers them to the next session.
-func (d *Driver) Stop() {
+func (d *Driver) Stop() error {
 	d.mu.Lock()
 	if !d.started || d.stopped {
 		d.mu.Unlock()
-		return
+		return nil
 	}
 	d.stopped = true
 	c := d.client
@@ -373,7 +383,11 @@ func (d *Driver) Stop() {
 		c.Disconnect(disconnectQuiesce)
 	}
 	d.stats.connected.Store(false)
+	return nil
 }
+
+// Name is "mqtt": there is one MQTT driver.
+func (d *Driver) Name() string { return Source }
 
 // Stats returns the counters.
 func (d *Driver) Stats() Stats {
@@ -432,13 +446,13 @@ func (d *Driver) process(r received) bool {
 		// A rejection can never succeed: acknowledge it, or the broker would
 		// redeliver it on every reconnect. The payload is never logged.
 		switch {
-		case errors.Is(err, z2m.ErrMalformed):
+		case errors.Is(err, drivers.ErrMalformed):
 			d.stats.malformed.Add(1)
 			d.warn("malformed", "malformed payload", "topic", m.Topic(), "err", err)
-		case errors.Is(err, z2m.ErrUnknown):
+		case errors.Is(err, drivers.ErrUnknown):
 			d.stats.unknown.Add(1)
 			d.warn("unknown", "message from an unknown device", "topic", m.Topic())
-		case errors.Is(err, z2m.ErrOversize):
+		case errors.Is(err, drivers.ErrOversize):
 			d.stats.oversize.Add(1)
 			d.warn("oversize", "payload too large", "topic", m.Topic(), "err", err)
 		case err != nil:
@@ -490,7 +504,7 @@ func (d *Driver) ingest(s *submission) bool {
 	backoff := time.Millisecond
 	for {
 		var once atomic.Bool
-		err := d.opts.Ingest.Ingest(s.ev, func(err error) {
+		err := d.in.Ingest(s.ev, func(err error) {
 			if once.Swap(true) {
 				return // done is called once; guard against a second call
 			}
@@ -588,4 +602,24 @@ func (l *list[T]) take() []T {
 	items := l.items
 	l.items = nil
 	return items
+}
+
+// mux hands a message to the dialect that serves its topic.
+type mux struct {
+	dialects   []drivers.Dialect
+	maxPayload int
+}
+
+func (m mux) Decode(topic string, payload []byte, retained bool) (drivers.Result, error) {
+	for _, d := range m.dialects {
+		res, err := d.Decode(topic, payload, retained)
+		if errors.Is(err, drivers.ErrUnknown) {
+			continue
+		}
+		return res, err
+	}
+	if len(payload) > m.maxPayload {
+		return drivers.Result{}, fmt.Errorf("%w: %d bytes, limit %d", drivers.ErrOversize, len(payload), m.maxPayload)
+	}
+	return drivers.Result{}, drivers.ErrUnknown
 }

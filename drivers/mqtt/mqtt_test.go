@@ -17,18 +17,31 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers"
+	"github.com/vakt/vakt/drivers/jsonmap"
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/z2m"
 )
 
 const wait = 10 * time.Second
 
-var devices = []z2m.Device{
-	{ID: "room101-sos", Topic: "zigbee2mqtt/room101/sos"},
-	{ID: "room103-button", Topic: "zigbee2mqtt/room103/button"},
-	{ID: "shelly-1", Topic: "shellies/button1/input_event/0", Generic: &z2m.Mapping{
-		Field: "event", Values: map[string]vakt.EventKind{"S": vakt.EventCall, "L": vakt.EventEmergency},
-	}},
+// dialects are the two dialects the tests' devices speak, configured with them.
+func dialects(t testing.TB) []drivers.Dialect {
+	t.Helper()
+	zd, err := z2m.NewDecoder("zigbee2mqtt", []z2m.Device{
+		{ID: "room101-sos", Topic: "zigbee2mqtt/room101/sos"},
+		{ID: "room103-button", Topic: "zigbee2mqtt/room103/button"},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jm := jsonmap.New(drivers.Settings{})
+	if err := jm.Add(drivers.Device{ID: "shelly-1", Address: "shellies/button1/input_event/0", Options: &jsonmap.Options{
+		Mapping: &jsonmap.Mapping{Field: "event", Values: map[string]string{"S": "call", "L": "emergency"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return []drivers.Dialect{zd, jm}
 }
 
 // recorder is a test Ingester. It commits from another goroutine, as the store's
@@ -79,8 +92,7 @@ func startDriver(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string
 		ClientID: clientID,
 		Username: b.gwUser,
 		Password: b.gwPass,
-		Devices:  devices,
-		Ingest:   rec,
+		Dialects: dialects(t),
 		Logger:   testLogger(t),
 	})
 	if err != nil {
@@ -88,11 +100,11 @@ func startDriver(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := d.Start(ctx); err != nil {
+	if err := d.Start(ctx, rec); err != nil {
 		d.Stop()
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	t.Cleanup(func() { d.Stop() })
 	return d
 }
 
@@ -418,14 +430,14 @@ func TestStartWithoutBroker(t *testing.T) {
 	port := freePort(t)
 	d, err := mqtt.New(mqtt.Options{
 		URL: fmt.Sprintf("tcp://127.0.0.1:%d", port), ClientID: "vakt-nobroker",
-		Devices: devices, Ingest: newRecorder(),
+		Dialects: dialects(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := d.Start(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := d.Start(ctx, newRecorder()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("start: %v", err)
 	}
 	stopped := make(chan struct{})
@@ -438,15 +450,13 @@ func TestStartWithoutBroker(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	ok := mqtt.Options{URL: "tcp://127.0.0.1:1883", ClientID: "c", Ingest: newRecorder(), Devices: devices}
+	ok := mqtt.Options{URL: "tcp://127.0.0.1:1883", ClientID: "c", Dialects: dialects(t)}
 	bad := map[string]func(o *mqtt.Options){
 		"no url":        func(o *mqtt.Options) { o.URL = "" },
 		"bad scheme":    func(o *mqtt.Options) { o.URL = "http://x:1" },
 		"no host":       func(o *mqtt.Options) { o.URL = "tcp://" },
 		"no client id":  func(o *mqtt.Options) { o.ClientID = "" },
-		"no ingester":   func(o *mqtt.Options) { o.Ingest = nil },
 		"insecure tls":  func(o *mqtt.Options) { o.TLS = &tls.Config{InsecureSkipVerify: true} },
-		"bad device":    func(o *mqtt.Options) { o.Devices = []z2m.Device{{ID: "x", Topic: "elsewhere/x"}} },
 		"negative size": func(o *mqtt.Options) { o.QueueSize = -1 },
 	}
 	for name, mutate := range bad {
@@ -456,8 +466,14 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := mqtt.New(ok); err != nil {
-		t.Errorf("valid: %v", err)
+	d, err := mqtt.New(ok)
+	if err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	// The ingester comes at Start; without one nothing starts.
+	if err := d.Start(t.Context(), nil); err == nil {
+		d.Stop()
+		t.Error("started without an ingester")
 	}
 	// The password never shows in an error.
 	o := ok

@@ -33,7 +33,7 @@ func parity(s string) (serial.Parity, error) {
 	case "odd", "o":
 		return serial.ParityOdd, nil
 	}
-	return 0, fmt.Errorf("parity %q: want none, even or odd", s)
+	return 0, fmt.Errorf("parity %q: want one of %s", s, strings.Join(Parities, ", "))
 }
 
 func lineString(o *Options) string {

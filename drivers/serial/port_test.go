@@ -15,11 +15,12 @@ import (
 func newTestPort(t *testing.T, o Options) (*Port, *recorder, *bytes.Buffer) {
 	t.Helper()
 	rec := newRecorder()
-	o.Device, o.Name, o.Mapper, o.Ingest = "/dev/null", "test", testMapper(), rec
+	o.Device, o.Name, o.Mapper = "/dev/null", "test", testMapper()
 	p, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.in = rec // not started: the test feeds the link itself
 	var out bytes.Buffer
 	if err := p.link.Attach(&out); err != nil {
 		t.Fatal(err)

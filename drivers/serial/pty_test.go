@@ -173,9 +173,6 @@ func testMapper() espa.Mapper {
 func startPort(t *testing.T, o Options) (*Port, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	if o.Ingest == nil {
-		o.Ingest = rec
-	}
 	o.Name = "test"
 	o.Mapper = testMapper()
 	if o.ReplyTimeout == 0 {
@@ -185,7 +182,7 @@ func startPort(t *testing.T, o Options) (*Port, *recorder) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(context.Background()); err != nil {
+	if err := p.Start(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Stop() })

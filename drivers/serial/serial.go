@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,9 +61,6 @@ const (
 	devicePoll = 250 * time.Millisecond
 )
 
-var baudRates = map[int]bool{300: true, 600: true, 1200: true, 2400: true, 4800: true,
-	9600: true, 19200: true, 38400: true, 57600: true, 115200: true}
-
 // Options configure one ESPA port. Zero values take the defaults above.
 type Options struct {
 	// Name identifies the port in logs and in Event.Source ("espa:<name>").
@@ -84,9 +83,7 @@ type Options struct {
 	Mapper espa.Mapper
 	// Line is the transmitter that technical events (port gone, line silent) are
 	// raised on; default Mapper.Fallback.
-	Line vakt.TransmitterID
-	// Ingest takes the events; required.
-	Ingest vakt.Ingester
+	Line   vakt.TransmitterID
 	Logger *slog.Logger
 	Clock  vakt.Clock
 
@@ -178,27 +175,24 @@ func (o *Options) lineSettings() error {
 	if o.Device == "" {
 		return errors.New("device: empty (use a /dev/serial/by-id/... path)")
 	}
-	if !baudRates[o.Baud] {
-		return fmt.Errorf("baud %d: want one of 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200", o.Baud)
+	if err := wantOneOf("baud", o.Baud, Bauds); err != nil {
+		return err
 	}
-	if o.DataBits != 7 && o.DataBits != 8 {
-		return fmt.Errorf("data bits %d: want 7 or 8", o.DataBits)
+	if err := wantOneOf("data bits", o.DataBits, DataBits); err != nil {
+		return err
 	}
 	if _, err := parity(o.Parity); err != nil {
 		return err
 	}
-	if o.StopBits != 1 && o.StopBits != 2 {
-		return fmt.Errorf("stop bits %d: want 1 or 2", o.StopBits)
-	}
-	return nil
+	return wantOneOf("stop bits", o.StopBits, StopBits)
 }
 
 func (o *Options) validate() error {
 	if err := o.lineSettings(); err != nil {
 		return err
 	}
-	if o.Role != RoleSlave && o.Role != RoleControlStation {
-		return fmt.Errorf("role %q: want %q or %q", o.Role, RoleSlave, RoleControlStation)
+	if !slices.Contains(Roles, o.Role) {
+		return fmt.Errorf("role %q: want one of %s", o.Role, strings.Join(Roles, ", "))
 	}
 	if _, err := ParseAddress(string(o.Address)); err != nil {
 		return fmt.Errorf("address: %w", err)
@@ -211,9 +205,6 @@ func (o *Options) validate() error {
 	}
 	if o.Mapper.Fallback == "" {
 		return errors.New("fallback: empty (calls no rule maps must raise an alarm somewhere)")
-	}
-	if o.Ingest == nil {
-		return errors.New("ingest: nil")
 	}
 	if o.ReplyTimeout < 0 || o.Recovery < 0 || o.PollInterval < 0 || o.MissedPolls < 0 || o.Silence < 0 || o.Reopen < 0 {
 		return errors.New("timeouts must not be negative")
@@ -230,6 +221,7 @@ type Port struct {
 	open   func(*Options) (line, error)
 
 	link     *espa.Link
+	in       vakt.Ingester // from Start
 	feedback espa.Feedback
 
 	h       health
@@ -270,8 +262,10 @@ func New(o Options) (*Port, error) {
 		},
 		OnFailing: o.OnFailing,
 	}
-	if b, ok := o.Ingest.(interface{ Busy() bool }); ok {
-		lc.Busy = b.Busy
+	// The ingester arrives at Start, before the link runs.
+	lc.Busy = func() bool {
+		b, ok := p.in.(interface{ Busy() bool })
+		return ok && b.Busy()
 	}
 	p.link = espa.NewLink(lc)
 	return p, nil
@@ -280,15 +274,21 @@ func New(o Options) (*Port, error) {
 // Name returns the port's name.
 func (p *Port) Name() string { return p.o.Name }
 
-// Start opens the port and runs it until Stop or ctx ends. A missing device is not an
-// error: it raises a technical alarm and is retried until it appears.
-func (p *Port) Start(ctx context.Context) error {
+// Start opens the port and runs it until Stop, handing calls to in. A
+// missing device is not an error: it raises a technical alarm and is retried until it
+// appears.
+func (p *Port) Start(ctx context.Context, in vakt.Ingester) error {
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
 	if p.done != nil {
 		return fmt.Errorf("serial port %s: already started", p.o.Name)
 	}
-	ctx, p.cancel = context.WithCancel(ctx)
+	if in == nil {
+		return fmt.Errorf("serial port %s: start: no ingester", p.o.Name)
+	}
+	p.in = in
+	// ctx bounds Start only (drivers.Source): the port runs until Stop.
+	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.done = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -422,7 +422,7 @@ func (r *reporter) run(ctx context.Context) {
 			}
 		}
 		done := make(chan error, 1)
-		err := r.p.o.Ingest.Ingest(ev, func(err error) { done <- err })
+		err := r.p.in.Ingest(ev, func(err error) { done <- err })
 		if err == nil {
 			select {
 			case err = <-done:

@@ -15,7 +15,7 @@ import (
 
 func TestNewValidates(t *testing.T) {
 	good := func() Options {
-		return Options{Device: "/dev/ttyUSB0", Mapper: espa.Mapper{Fallback: "line"}, Ingest: newRecorder()}
+		return Options{Device: "/dev/ttyUSB0", Mapper: espa.Mapper{Fallback: "line"}}
 	}
 	tests := []struct {
 		name   string
@@ -36,7 +36,6 @@ func TestNewValidates(t *testing.T) {
 		{"address", func(o *Options) { o.Address = 'A' }, "address"},
 		{"same address", func(o *Options) { o.Address, o.Peer = '1', '1' }, "both"},
 		{"fallback", func(o *Options) { o.Mapper.Fallback = "" }, "fallback"},
-		{"ingest", func(o *Options) { o.Ingest = nil }, "ingest"},
 	}
 	for _, tt := range tests {
 		o := good()
@@ -190,11 +189,14 @@ func TestUnplugReplug(t *testing.T) {
 // A device missing at start is a technical alarm, not an error; Stop never hangs.
 func TestMissingDeviceAndStop(t *testing.T) {
 	rec := newRecorder()
-	p, err := New(Options{Device: t.TempDir() + "/nothing", Mapper: testMapper(), Ingest: rec})
+	p, err := New(Options{Device: t.TempDir() + "/nothing", Mapper: testMapper()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(context.Background()); err != nil {
+	if err := p.Start(context.Background(), nil); err == nil {
+		t.Fatal("started without an ingester")
+	}
+	if err := p.Start(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
 	if ev := techEvent(t, rec, vakt.EventOffline); !strings.Contains(ev.Text, "unavailable") {
@@ -247,11 +249,11 @@ func BenchmarkBlockToCommit(b *testing.B) {
 		go done(nil)
 		return nil
 	})
-	p, err := New(Options{Device: sl.Name(), Name: "bench", Mapper: testMapper(), Ingest: in})
+	p, err := New(Options{Device: sl.Name(), Name: "bench", Mapper: testMapper()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	p.Start(context.Background())
+	p.Start(context.Background(), in)
 	defer p.Stop()
 	<-opened
 	buf := make([]byte, 1)

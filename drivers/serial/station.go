@@ -71,7 +71,7 @@ func (p *Port) onCall(in espa.Inbound) {
 	ev := espa.EventFor(in.Call, id, in.Raw)
 	ev.Source = p.source
 	ev.ReceivedAt = in.At
-	err := p.o.Ingest.Ingest(ev, func(err error) {
+	err := p.in.Ingest(ev, func(err error) {
 		if err == nil {
 			if ev.Kind == vakt.EventCancel {
 				p.stats.cancels.Add(1)

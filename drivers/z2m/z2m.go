@@ -1,7 +1,7 @@
-// Package z2m decodes MQTT messages from Zigbee2MQTT, and from other MQTT devices through
-// a small JSON mapping, into vakt events. It does no I/O: drivers/mqtt feeds it one
-// message at a time, in the order the broker delivered them, and acknowledges what it
-// returns once the events are committed.
+// Package z2m is the Zigbee2MQTT dialect (driver name "zigbee2mqtt"): it decodes the
+// state messages Zigbee2MQTT publishes for each device into vakt events. It does no
+// I/O: drivers/mqtt feeds it one message at a time, in the order the broker delivered
+// them, and acknowledges what it returns once the events are committed.
 //
 // The decoder remembers each configured device's last reported state, because Z2M
 // repeats a device's whole state in every message ({"sos":false,...} after a press,
@@ -14,63 +14,58 @@ package z2m
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
 
 	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers"
+	"github.com/vakt/vakt/drivers/internal/payload"
 )
+
+// Name is the driver name transmitters give in "driver:".
+const Name = "zigbee2mqtt"
+
+func init() {
+	drivers.Register(Name, func(s drivers.Settings) drivers.Driver { return newDecoder(s) })
+}
 
 // Defaults applied when the corresponding setting is zero.
 const (
 	DefaultBaseTopic  = "zigbee2mqtt"
-	DefaultMaxPayload = 4096 // Z2M state payloads are a few hundred bytes
-	DefaultLowBattery = 15   // percent
+	DefaultMaxPayload = drivers.DefaultMaxPayload // Z2M state payloads are a few hundred bytes
+	DefaultLowBattery = payload.DefaultLowBattery // percent
 	// MaxDepth bounds JSON nesting (S6). Z2M payloads nest at most 3 levels.
-	MaxDepth = 8
-	// batteryHysteresis: a low-battery alarm re-arms only once the battery is reported
-	// this many points above the threshold, so 14/15/14 readings raise it once.
-	batteryHysteresis = 5
+	MaxDepth = payload.MaxDepth
 )
 
-// Rejections. Each is returned wrapped with a short reason that never quotes the payload.
+// Rejections, shared by every dialect.
 var (
-	ErrMalformed = errors.New("z2m: malformed payload")
-	ErrUnknown   = errors.New("z2m: unknown device")
-	ErrOversize  = errors.New("z2m: payload too large")
+	ErrMalformed = drivers.ErrMalformed
+	ErrUnknown   = drivers.ErrUnknown
+	ErrOversize  = drivers.ErrOversize
 )
 
-// Device is one configured transmitter reachable over MQTT.
+// Options are a Zigbee2MQTT transmitter's own keys.
+type Options struct {
+	// Actions maps a Zigbee2MQTT "action" value to an event kind (call, emergency,
+	// cancel, ...), overriding the defaults.
+	Actions map[string]string `yaml:"actions"`
+}
+
+// Device is one configured Zigbee2MQTT transmitter.
 type Device struct {
 	ID vakt.TransmitterID
-	// Topic is the full state topic: "<base>/<friendly name>" for Zigbee2MQTT (the
-	// friendly name may contain '/'), or any topic (no wildcards) for a generic device.
+	// Topic is the full state topic: "<base>/<friendly name>" (the friendly name may
+	// contain '/').
 	Topic string
-	// Generic, when set, decodes the device through a JSON mapping instead of as a
-	// Zigbee2MQTT device.
-	Generic *Mapping
 	// Actions maps a Z2M "action" value to an event kind, overriding the defaults
 	// (see DefaultActions). Mapping an action to vakt.EventCheckIn silences it.
 	Actions map[string]vakt.EventKind
 	// LowBattery is the percentage below which a low-battery technical alarm is
 	// raised (0 = DefaultLowBattery).
 	LowBattery int
-}
-
-// Mapping says what a generic device's JSON means.
-type Mapping struct {
-	// Field is the member holding the event, a dotted path for nested objects
-	// ("input.event"). Empty means the whole payload is the value (plain-text devices).
-	Field string
-	// Values maps the field's value (strings as they are, numbers and booleans in their
-	// JSON spelling) to an event kind. Unlisted values are check-ins.
-	Values map[string]vakt.EventKind
-	// BatteryField is the member (dotted path) holding the battery percentage, if any;
-	// JSON payloads only.
-	BatteryField string
 }
 
 // DefaultActions is how a Z2M "action" value is read unless a device's Actions say
@@ -92,21 +87,11 @@ var DefaultActions = map[string]vakt.EventKind{
 }
 
 // Result is what one message meant.
-type Result struct {
-	// Ignored is set for topics the gateway deliberately does not read: the Z2M
-	// bridge's other topics (bridge/state is read: see BridgeTransmitter), and
-	// commands sent to a known device (<friendly>/set, /get, /action).
-	Ignored bool
-	// Transmitter is the device the message came from (empty when Ignored).
-	Transmitter vakt.TransmitterID
-	// Events has at least one event unless Ignored. Transmitter, Kind, Raw (one copy
-	// of the payload, shared by the message's events) and the health fields are set;
-	// the driver fills in Source, SourceID and times.
-	Events []vakt.Event
-}
+type Result = drivers.Result
 
-// Decoder turns messages into events. It is safe for concurrent use, but transitions
-// are only meaningful when messages are decoded in the order they were delivered.
+// Decoder turns messages into events; it is the Zigbee2MQTT drivers.Dialect. It is
+// safe for concurrent use, but transitions are only meaningful when messages are
+// decoded in the order they were delivered.
 type Decoder struct {
 	base       string
 	maxPayload int
@@ -117,36 +102,76 @@ type Decoder struct {
 
 type device struct {
 	Device
-	lowBattery int
+	battery payload.Battery
 
 	// Last reported state, learnt from live and retained messages alike. The zero
 	// value is "inactive": a first live sos:true is a press.
-	active    map[string]bool // trigger field → active
-	lowRaised bool            // a low-battery alarm was raised and has not re-armed
+	active map[string]bool // trigger field → active
+}
+
+func newDecoder(s drivers.Settings) *Decoder {
+	if s.BaseTopic == "" {
+		s.BaseTopic = DefaultBaseTopic
+	}
+	if s.MaxPayload == 0 {
+		s.MaxPayload = DefaultMaxPayload
+	}
+	return &Decoder{base: s.BaseTopic, maxPayload: s.MaxPayload, devices: map[string]*device{}}
 }
 
 // NewDecoder validates the device table. base is the Z2M base topic ("" =
 // DefaultBaseTopic); maxPayload bounds a payload in bytes (0 = DefaultMaxPayload).
 func NewDecoder(base string, devices []Device, maxPayload int) (*Decoder, error) {
-	if base == "" {
-		base = DefaultBaseTopic
-	}
 	if strings.ContainsAny(base, "+#\x00") || strings.HasSuffix(base, "/") {
 		return nil, fmt.Errorf("base topic %q: no wildcards and no trailing '/'", base)
-	}
-	if maxPayload == 0 {
-		maxPayload = DefaultMaxPayload
 	}
 	if maxPayload < 0 {
 		return nil, fmt.Errorf("max payload %d: must be positive", maxPayload)
 	}
-	d := &Decoder{base: base, maxPayload: maxPayload, devices: make(map[string]*device, len(devices))}
+	d := newDecoder(drivers.Settings{BaseTopic: base, MaxPayload: maxPayload})
 	for i, dev := range devices {
 		if err := d.add(dev); err != nil {
 			return nil, fmt.Errorf("devices[%d] (%s): %w", i, dev.ID, err)
 		}
 	}
 	return d, nil
+}
+
+// Options returns a new *Options.
+func (d *Decoder) Options() any { return new(Options) }
+
+// AddressHint describes the address key.
+func (d *Decoder) AddressHint() string {
+	return "the device's Zigbee2MQTT friendly name, e.g. \"room101/sos\""
+}
+
+// Check validates a transmitter's friendly name and actions.
+func (d *Decoder) Check(dev drivers.Device, report drivers.Report) {
+	switch a := dev.Address; {
+	case a == "bridge" || strings.HasPrefix(a, "bridge/"):
+		report("address", "%s is Zigbee2MQTT's own bridge topic, not a device", drivers.Quote(a))
+	default:
+		if msg := drivers.TopicProblem(a, false); msg != "" {
+			report("address", "%s", msg)
+		}
+	}
+	if o, ok := dev.Options.(*Options); ok && o != nil {
+		drivers.CheckKinds("actions", o.Actions, report)
+	}
+}
+
+// Topic is <base>/<friendly name>.
+func (d *Decoder) Topic(dev drivers.Device) string { return d.base + "/" + dev.Address }
+
+// Add configures one transmitter.
+func (d *Decoder) Add(dev drivers.Device) error {
+	zd := Device{ID: dev.ID, Topic: d.Topic(dev), LowBattery: dev.LowBattery}
+	if o, ok := dev.Options.(*Options); ok && o != nil {
+		zd.Actions = drivers.Kinds(o.Actions)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.add(zd)
 }
 
 func (d *Decoder) add(dev Device) error {
@@ -159,71 +184,38 @@ func (d *Decoder) add(dev Device) error {
 	if _, dup := d.devices[dev.Topic]; dup {
 		return fmt.Errorf("topic %q: used by another device", dev.Topic)
 	}
-	if dev.Generic == nil {
-		friendly, ok := strings.CutPrefix(dev.Topic, d.base+"/")
-		if !ok || friendly == "" {
-			return fmt.Errorf("topic %q: a Zigbee2MQTT device's topic is %s/<friendly name>", dev.Topic, d.base)
-		}
-		if friendly == "bridge" || strings.HasPrefix(friendly, "bridge/") {
-			return fmt.Errorf("topic %q: the bridge is not a device", dev.Topic)
-		}
-		last := friendly[strings.LastIndexByte(friendly, '/')+1:]
-		switch last {
-		case "availability", "set", "get", "action":
-			return fmt.Errorf("topic %q: friendly name may not end in /%s (Z2M uses it)", dev.Topic, last)
-		}
-	} else {
-		if len(dev.Generic.Values) == 0 {
-			return errors.New("mapping: no values")
-		}
-		for v, k := range dev.Generic.Values {
-			if !validKind(k) {
-				return fmt.Errorf("mapping: value %q: unknown event kind %q", v, k)
-			}
-		}
+	friendly, ok := strings.CutPrefix(dev.Topic, d.base+"/")
+	if !ok || friendly == "" {
+		return fmt.Errorf("topic %q: a Zigbee2MQTT device's topic is %s/<friendly name>", dev.Topic, d.base)
+	}
+	if friendly == "bridge" || strings.HasPrefix(friendly, "bridge/") {
+		return fmt.Errorf("topic %q: the bridge is not a device", dev.Topic)
+	}
+	last := friendly[strings.LastIndexByte(friendly, '/')+1:]
+	switch last {
+	case "availability", "set", "get", "action":
+		return fmt.Errorf("topic %q: friendly name may not end in /%s (Z2M uses it)", dev.Topic, last)
 	}
 	for a, k := range dev.Actions {
-		if !validKind(k) {
+		if !drivers.ValidKind(k) {
 			return fmt.Errorf("actions: %q: unknown event kind %q", a, k)
 		}
 	}
-	low := dev.LowBattery
-	if low == 0 {
-		low = DefaultLowBattery
+	low, err := payload.Threshold(dev.LowBattery)
+	if err != nil {
+		return err
 	}
-	if low < 0 || low > 100 {
-		return fmt.Errorf("low battery %d: must be a percentage", dev.LowBattery)
-	}
-	d.devices[dev.Topic] = &device{Device: dev, lowBattery: low, active: map[string]bool{}}
+	d.devices[dev.Topic] = &device{Device: dev, battery: payload.Battery{Threshold: low}, active: map[string]bool{}}
 	return nil
 }
 
-func validKind(k vakt.EventKind) bool {
-	switch k {
-	case vakt.EventCall, vakt.EventAssist, vakt.EventEmergency, vakt.EventFall,
-		vakt.EventSensor, vakt.EventDoor, vakt.EventCancel, vakt.EventPresence,
-		vakt.EventCheckIn, vakt.EventLowBattery, vakt.EventTamper, vakt.EventOffline:
-		return true
-	}
-	return false
-}
-
-// Topics returns the subscriptions the decoder needs: "<base>/#" and every generic
-// device topic outside it.
-func (d *Decoder) Topics() []string {
-	topics := []string{d.base + "/#"}
-	for t, dev := range d.devices {
-		if dev.Generic != nil && !strings.HasPrefix(t, d.base+"/") {
-			topics = append(topics, t)
-		}
-	}
-	return topics
-}
+// Topics returns the one subscription the dialect needs: "<base>/#".
+func (d *Decoder) Topics() []string { return []string{d.base + "/#"} }
 
 // Decode decides what one message means. retained is the MQTT retain flag as
 // delivered (set only for messages replayed at subscribe). A rejection wraps
 // ErrMalformed, ErrUnknown or ErrOversize.
-func (d *Decoder) Decode(topic string, payload []byte, retained bool) (Result, error) {
+func (d *Decoder) Decode(topic string, p []byte, retained bool) (Result, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
@@ -231,22 +223,21 @@ func (d *Decoder) Decode(topic string, payload []byte, retained bool) (Result, e
 	if kind == routeIgnore {
 		return Result{Ignored: true}, nil
 	}
+	if kind == routeOutside {
+		return Result{}, ErrUnknown
+	}
 	if kind == routeBridge {
-		if len(payload) > d.maxPayload {
-			return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversize, len(payload), d.maxPayload)
+		if err := payload.Oversize(p, d.maxPayload); err != nil {
+			return Result{}, err
 		}
-		events, err := bridgeState(payload)
+		events, err := availability(p)
 		if err != nil {
 			return Result{}, err
 		}
-		id, raw := BridgeTransmitter(d.base), bytes.Clone(payload)
-		for i := range events {
-			events[i].Transmitter, events[i].Raw = id, raw
-		}
-		return Result{Transmitter: id, Events: events}, nil
+		return payload.Finish(BridgeTransmitter(d.base), p, events), nil
 	}
-	if len(payload) > d.maxPayload {
-		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrOversize, len(payload), d.maxPayload)
+	if err := payload.Oversize(p, d.maxPayload); err != nil {
+		return Result{}, err
 	}
 	if dev == nil {
 		return Result{}, ErrUnknown
@@ -257,43 +248,33 @@ func (d *Decoder) Decode(topic string, payload []byte, retained bool) (Result, e
 	)
 	switch kind {
 	case routeAvailability:
-		events, err = availability(payload)
-	case routeGeneric:
-		events, err = dev.generic(payload, retained)
+		events, err = availability(p)
 	default:
-		events, err = dev.state(payload, retained)
+		events, err = dev.state(p, retained)
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	raw := bytes.Clone(payload)
-	for i := range events {
-		events[i].Transmitter = dev.ID
-		events[i].Raw = raw
-	}
-	return Result{Transmitter: dev.ID, Events: events}, nil
+	return payload.Finish(dev.ID, p, events), nil
 }
 
 type route int
 
 const (
 	routeState route = iota
-	routeGeneric
 	routeAvailability
 	routeBridge
 	routeIgnore
+	routeOutside // not under the base topic
 )
 
 func (d *Decoder) route(topic string) (*device, route) {
 	if dev, ok := d.devices[topic]; ok {
-		if dev.Generic != nil {
-			return dev, routeGeneric
-		}
 		return dev, routeState
 	}
 	rest, ok := strings.CutPrefix(topic, d.base+"/")
 	if !ok {
-		return nil, routeState // unknown
+		return nil, routeOutside
 	}
 	if rest == "bridge/state" {
 		return nil, routeBridge
@@ -302,7 +283,7 @@ func (d *Decoder) route(topic string) (*device, route) {
 		return nil, routeIgnore
 	}
 	if friendly, ok := strings.CutSuffix(rest, "/availability"); ok {
-		if dev, ok := d.devices[d.base+"/"+friendly]; ok && dev.Generic == nil {
+		if dev, ok := d.devices[d.base+"/"+friendly]; ok {
 			return dev, routeAvailability
 		}
 	}
@@ -328,15 +309,15 @@ func (d *Decoder) route(topic string) (*device, route) {
 // 2.0, the bare string before. Offline is raised every time it is reported (Z2M
 // reports changes only; repeats fold into the open technical alarm); it is never a
 // check-in, which would hide the silence from supervision.
-func availability(payload []byte) ([]vakt.Event, error) {
-	p := bytes.TrimSpace(payload)
+func availability(msg []byte) ([]vakt.Event, error) {
+	p := bytes.TrimSpace(msg)
 	state := string(p)
 	if len(p) > 0 && p[0] == '{' {
-		obj, err := object(p)
+		obj, err := payload.Object(p)
 		if err != nil {
 			return nil, err
 		}
-		s, ok := str(obj["state"])
+		s, ok := payload.Str(obj["state"])
 		if !ok {
 			return nil, fmt.Errorf("%w: availability without state", ErrMalformed)
 		}
@@ -364,13 +345,13 @@ var triggers = []struct {
 	{"tamper", true, vakt.EventTamper},
 }
 
-func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
-	obj, err := object(payload)
+func (dev *device) state(p []byte, retained bool) ([]vakt.Event, error) {
+	obj, err := payload.Object(p)
 	if err != nil {
 		return nil, err
 	}
 	var kinds []vakt.EventKind
-	if a, ok := str(obj["action"]); ok {
+	if a, ok := payload.Str(obj["action"]); ok {
 		k, ok := dev.Actions[a]
 		if !ok {
 			k, ok = DefaultActions[a]
@@ -381,7 +362,7 @@ func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
 	}
 	var clears []vakt.EventKind
 	for _, tr := range triggers {
-		v, ok := boolean(obj[tr.field])
+		v, ok := payload.Bool(obj[tr.field])
 		if !ok {
 			continue
 		}
@@ -394,9 +375,9 @@ func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
 			clears = append(clears, tr.kind) // tamper closed again
 		}
 	}
-	battery := percent(obj["battery"])
-	low, lowReported := boolean(obj["battery_low"])
-	raise, ok := dev.battery(battery, low, lowReported, retained)
+	battery := payload.Percent(obj["battery"])
+	low, lowReported := payload.Bool(obj["battery_low"])
+	raise, ok := dev.battery.Report(battery, low, lowReported, retained)
 	if raise {
 		kinds = append(kinds, vakt.EventLowBattery)
 	}
@@ -406,227 +387,12 @@ func (dev *device) state(payload []byte, retained bool) ([]vakt.Event, error) {
 	if retained {
 		kinds = nil
 	}
-	return withClears(events(kinds, battery, number(obj["linkquality"], 0, 255)), clears), nil
+	return payload.WithClears(payload.Events(kinds, battery, payload.Number(obj["linkquality"], 0, 255)), clears), nil
 }
 
-// withClears marks every event of a message with the conditions it reports over.
-// Z2M repeats tamper:false and the battery level in every state message, so a
-// healthy device says so each time: the engine closes an open alarm (even one
-// raised before a restart, which the decoder no longer remembers) on the first.
-func withClears(evs []vakt.Event, clears []vakt.EventKind) []vakt.Event {
-	if len(clears) == 0 {
-		return evs
-	}
-	for i := range evs {
-		evs[i].Clears = clears
-	}
-	return evs
-}
-
-// bridgeState reads <base>/bridge/state: the Zigbee2MQTT bridge itself going offline
-// (its last will) silences every Zigbee device at once, so it is a technical alarm
-// of its own on the pseudo-transmitter BridgeTransmitter(base); "online" closes it.
-func bridgeState(payload []byte) ([]vakt.Event, error) {
-	return availability(payload)
-}
-
-// BridgeTransmitter is the pseudo-transmitter the bridge state of base is reported on.
+// BridgeTransmitter is the pseudo-transmitter the bridge state of base is reported
+// on: <base>/bridge/state going offline (the bridge's last will) silences every
+// Zigbee device at once, so it is a technical alarm of its own; "online" closes it.
 func BridgeTransmitter(base string) vakt.TransmitterID {
 	return vakt.TransmitterID(base + "-bridge")
 }
-
-// battery tracks the low-battery episode: raised once when the device reports
-// battery_low or a level under the threshold; over (ok) whenever it reports a level
-// at least batteryHysteresis above the threshold (or battery_low:false without a
-// level), which also re-arms it. Retained messages neither raise nor end it: after a
-// restart the first live report raises it again, which folds into the open
-// technical alarm.
-func (dev *device) battery(level *int, low, lowReported, retained bool) (raise, ok bool) {
-	if retained {
-		return false, false
-	}
-	isLow := low || (level != nil && *level < dev.lowBattery)
-	if isLow {
-		raise := !dev.lowRaised
-		dev.lowRaised = true
-		return raise, false
-	}
-	if (lowReported || level != nil) && (level == nil || *level >= dev.lowBattery+batteryHysteresis) {
-		dev.lowRaised = false
-		return false, true
-	}
-	return false, false
-}
-
-func (dev *device) generic(payload []byte, retained bool) ([]vakt.Event, error) {
-	m := dev.Generic
-	var (
-		value   string
-		valueOK bool
-		battery *int
-	)
-	if m.Field == "" {
-		// Plain-text device: the payload (or the JSON string it holds) is the value.
-		p := bytes.TrimSpace(payload)
-		if value, valueOK = str(p); !valueOK {
-			value, valueOK = string(p), true
-		}
-	} else {
-		obj, err := object(payload)
-		if err != nil {
-			return nil, err
-		}
-		value, valueOK = scalar(lookup(obj, m.Field))
-		if m.BatteryField != "" {
-			battery = percent(lookup(obj, m.BatteryField))
-		}
-	}
-	var kinds []vakt.EventKind
-	if k, ok := m.Values[value]; ok && valueOK && k != vakt.EventCheckIn {
-		kinds = append(kinds, k)
-	}
-	raise, ok := dev.battery(battery, false, false, retained)
-	if raise {
-		kinds = append(kinds, vakt.EventLowBattery)
-	}
-	if retained {
-		kinds = nil
-	}
-	var clears []vakt.EventKind
-	if ok {
-		clears = []vakt.EventKind{vakt.EventLowBattery}
-	}
-	return withClears(events(kinds, battery, nil), clears), nil
-}
-
-// events builds one event per distinct kind, or a single check-in when there is none.
-// Every event carries the health the message reported.
-func events(kinds []vakt.EventKind, battery, link *int) []vakt.Event {
-	if len(kinds) == 0 {
-		kinds = []vakt.EventKind{vakt.EventCheckIn}
-	}
-	out := make([]vakt.Event, 0, len(kinds))
-	seen := make(map[vakt.EventKind]bool, len(kinds))
-	for _, k := range kinds {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, vakt.Event{Kind: k, Battery: battery, LinkQuality: link})
-	}
-	return out
-}
-
-// object parses a JSON object after bounding its depth.
-func object(p []byte) (map[string]json.RawMessage, error) {
-	if !depthOK(p, MaxDepth) {
-		return nil, fmt.Errorf("%w: unbalanced or nested deeper than %d", ErrMalformed, MaxDepth)
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(p, &obj); err != nil || obj == nil {
-		// The decoder's error may quote payload bytes: say only what was wrong.
-		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
-	}
-	return obj, nil
-}
-
-// depthOK reports whether p nests arrays and objects at most limit deep and never
-// closes more than it opened. It scans the bytes without parsing, so a hostile payload
-// costs one pass before the JSON decoder sees it.
-func depthOK(p []byte, limit int) bool {
-	depth, inString, escaped := 0, false, false
-	for _, c := range p {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > limit {
-				return false
-			}
-		case '}', ']':
-			depth--
-			if depth < 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// lookup follows a dotted path through nested objects.
-func lookup(obj map[string]json.RawMessage, path string) json.RawMessage {
-	if v, ok := obj[path]; ok {
-		return v
-	}
-	for {
-		head, tail, more := strings.Cut(path, ".")
-		v, ok := obj[head]
-		if !ok || !more {
-			return v
-		}
-		var next map[string]json.RawMessage
-		if json.Unmarshal(v, &next) != nil {
-			return nil
-		}
-		obj, path = next, tail
-	}
-}
-
-// Field readers: a member of the wrong type counts as absent, never as an error, so
-// one odd field does not cost the supervision check-in.
-
-func str(v json.RawMessage) (string, bool) {
-	var s string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-func boolean(v json.RawMessage) (value, ok bool) {
-	switch string(v) {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
-	}
-	return false, false
-}
-
-// scalar spells a string, number or boolean as the mapping's Values key.
-func scalar(v json.RawMessage) (string, bool) {
-	if s, ok := str(v); ok {
-		return s, true
-	}
-	if _, ok := boolean(v); ok {
-		return string(v), true
-	}
-	var f float64
-	if len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) && json.Unmarshal(v, &f) == nil {
-		return string(v), true
-	}
-	return "", false
-}
-
-func number(v json.RawMessage, lo, hi float64) *int {
-	var f float64
-	if len(v) == 0 || json.Unmarshal(v, &f) != nil || math.IsNaN(f) || f < lo || f > hi {
-		return nil
-	}
-	n := int(math.Round(f))
-	return &n
-}
-
-func percent(v json.RawMessage) *int { return number(v, 0, 100) }

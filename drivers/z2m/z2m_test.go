@@ -1,11 +1,11 @@
 package z2m_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,8 +14,6 @@ import (
 	"github.com/vakt/vakt/drivers/z2m"
 	"github.com/vakt/vakt/internal/shared"
 )
-
-const shellyTopic = "shellies/shellybutton1-A4CF12F45ABC/input_event/0"
 
 // devices is the table the golden file's expectations assume.
 func devices() []z2m.Device {
@@ -26,10 +24,6 @@ func devices() []z2m.Device {
 			Actions: map[string]vakt.EventKind{"single": vakt.EventCall, "hold": vakt.EventEmergency}},
 		{ID: "room104-bed", Topic: "zigbee2mqtt/room104/bed"},
 		{ID: "exit-door", Topic: "zigbee2mqtt/exit/door"},
-		{ID: "shelly-1", Topic: shellyTopic, Generic: &z2m.Mapping{
-			Field:  "event",
-			Values: map[string]vakt.EventKind{"S": vakt.EventCall, "L": vakt.EventEmergency},
-		}},
 	}
 }
 
@@ -49,34 +43,76 @@ type goldenLine struct {
 	Device  string `json:"device"`
 }
 
-// goldenMessages reads ../shared/testdata/zigbee2mqtt/messages.jsonl beside the repository.
+// goldenMessages reads testdata/messages.jsonl, the Zigbee2MQTT lines of
+// ../shared/testdata/zigbee2mqtt/messages.jsonl (TestGoldenMatchesShared keeps them equal).
 func goldenMessages(t testing.TB) []goldenLine {
 	t.Helper()
-	path := shared.Path(t, "testdata", "zigbee2mqtt", "messages.jsonl")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("golden messages (the shared folder is expected beside the repository): %v", err)
-	}
-	defer f.Close()
 	var lines []goldenLine
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
+	for n, raw := range readLines(t, filepath.Join("testdata", "messages.jsonl")) {
 		var l goldenLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("%s:%d: %v", path, n, err)
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatalf("testdata/messages.jsonl:%d: %v", n+1, err)
 		}
 		lines = append(lines, l)
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
 	if len(lines) == 0 {
-		t.Fatalf("%s: no messages", path)
+		t.Fatal("testdata/messages.jsonl: no messages")
 	}
 	return lines
+}
+
+// superseded updates a shared vector whose expectation changed here before the
+// shared file did: since issue 10 the bridge's own state is the availability of the
+// pseudo-transmitter zigbee2mqtt-bridge, so "online" is a check-in, not ignored.
+// Once ../shared says "checkin" this is a no-op.
+func superseded(l []byte) []byte {
+	const old = `{"topic":"zigbee2mqtt/bridge/state","payload":"{\"state\":\"online\"}","expect":"ignore","device":"bridge"}`
+	if string(l) == old {
+		return bytes.Replace(l, []byte(`"expect":"ignore"`), []byte(`"expect":"checkin"`), 1)
+	}
+	return l
+}
+
+func readLines(t testing.TB, path string) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for l := range bytes.Lines(data) {
+		if l = bytes.TrimSpace(l); len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestGoldenMatchesShared: every vector here is still one of the shared folder's,
+// and every Zigbee2MQTT one there is here. Silent without the shared folder.
+func TestGoldenMatchesShared(t *testing.T) {
+	dir, ok := shared.Lookup("testdata", "zigbee2mqtt")
+	if !ok {
+		return
+	}
+	theirs := map[string]bool{}
+	for _, l := range readLines(t, filepath.Join(dir, "messages.jsonl")) {
+		if bytes.Contains(l, []byte(`"topic":"zigbee2mqtt/`)) {
+			theirs[string(superseded(l))] = true
+		}
+	}
+	ours := map[string]bool{}
+	for _, l := range readLines(t, filepath.Join("testdata", "messages.jsonl")) {
+		ours[string(l)] = true
+		if !theirs[string(l)] {
+			t.Errorf("testdata/messages.jsonl has a line the shared folder does not: %s", l)
+		}
+	}
+	for l := range theirs {
+		if !ours[l] {
+			t.Errorf("shared messages.jsonl has a line missing here (copy it to testdata/): %s", l)
+		}
+	}
 }
 
 // expectation turns "alarm:emergency", "technical:low_battery", "checkin", "ignore",
@@ -352,56 +388,11 @@ func TestDecode(t *testing.T) {
 			{topic: "zigbee2mqtt", payload: `{}`, err: z2m.ErrUnknown},
 			{topic: "", payload: `{}`, err: z2m.ErrUnknown},
 		}},
-		{"generic mapping", []msg{
-			{topic: shellyTopic, payload: `{"event":"S","event_cnt":1}`, want: alarm(vakt.EventCall)},
-			{topic: shellyTopic, payload: `{"event":"L","event_cnt":2}`, want: alarm(vakt.EventEmergency)},
-			{topic: shellyTopic, payload: `{"event":"SS","event_cnt":3}`, want: check},
-			{topic: shellyTopic, payload: `{"event":"S"}`, retained: true, want: check},
-			{topic: shellyTopic, payload: `{"event":`, err: z2m.ErrMalformed},
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			run(t, newDecoder(t), tt.msgs)
 		})
-	}
-}
-
-func TestGenericMapping(t *testing.T) {
-	d, err := z2m.NewDecoder("", []z2m.Device{
-		{ID: "nested", Topic: "vendor/dev1", LowBattery: 30, Generic: &z2m.Mapping{
-			Field:        "input.state",
-			Values:       map[string]vakt.EventKind{"1": vakt.EventCall, "true": vakt.EventFall, "reset": vakt.EventCancel},
-			BatteryField: "power.battery",
-		}},
-		{ID: "plain", Topic: "tasmota/button/POWER", Generic: &z2m.Mapping{
-			Values: map[string]vakt.EventKind{"ON": vakt.EventCall, "OFF": vakt.EventCancel},
-		}},
-		{ID: "under-base", Topic: "zigbee2mqtt/vendor/thing", Generic: &z2m.Mapping{
-			Field: "alarm", Values: map[string]vakt.EventKind{"panic": vakt.EventEmergency},
-		}},
-	}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, d, []msg{
-		{topic: "vendor/dev1", payload: `{"input":{"state":1},"power":{"battery":80}}`, want: alarm(vakt.EventCall)},
-		{topic: "vendor/dev1", payload: `{"input":{"state":true}}`, want: alarm(vakt.EventFall)},
-		{topic: "vendor/dev1", payload: `{"input":{"state":"reset"}}`, want: alarm(vakt.EventCancel)},
-		{topic: "vendor/dev1", payload: `{"input":{"state":0}}`, want: check},
-		{topic: "vendor/dev1", payload: `{"input":"flat"}`, want: check},
-		{topic: "vendor/dev1", payload: `{"power":{"battery":29}}`, want: alarm(vakt.EventLowBattery)},
-		{topic: "vendor/dev1", payload: `{"power":{"battery":28}}`, want: check},
-		{topic: "vendor/dev1", payload: `{"input":{"state":1},"power":{"battery":27}}`, want: alarm(vakt.EventCall)},
-		{topic: "tasmota/button/POWER", payload: `ON`, want: alarm(vakt.EventCall)},
-		{topic: "tasmota/button/POWER", payload: `"OFF"`, want: alarm(vakt.EventCancel)},
-		{topic: "tasmota/button/POWER", payload: `TOGGLE`, want: check},
-		{topic: "zigbee2mqtt/vendor/thing", payload: `{"alarm":"panic"}`, want: alarm(vakt.EventEmergency)},
-	})
-	topics := d.Topics()
-	slices.Sort(topics)
-	if want := []string{"tasmota/button/POWER", "vendor/dev1", "zigbee2mqtt/#"}; !slices.Equal(topics, want) {
-		t.Errorf("topics %v, want %v", topics, want)
 	}
 }
 
@@ -484,8 +475,6 @@ func TestNewDecoderValidates(t *testing.T) {
 		{"bridge", "", []z2m.Device{{ID: "a", Topic: "zigbee2mqtt/bridge/x"}}, 0},
 		{"reserved suffix", "", []z2m.Device{{ID: "a", Topic: "zigbee2mqtt/a/availability"}}, 0},
 		{"bad action kind", "", []z2m.Device{{ID: "a", Topic: "zigbee2mqtt/a", Actions: map[string]vakt.EventKind{"x": "boom"}}}, 0},
-		{"no values", "", []z2m.Device{{ID: "a", Topic: "x/a", Generic: &z2m.Mapping{Field: "f"}}}, 0},
-		{"bad value kind", "", []z2m.Device{{ID: "a", Topic: "x/a", Generic: &z2m.Mapping{Field: "f", Values: map[string]vakt.EventKind{"1": "nope"}}}}, 0},
 		{"battery range", "", []z2m.Device{{ID: "a", Topic: "zigbee2mqtt/a", LowBattery: 101}}, 0},
 		{"base wildcard", "z2m/#", []z2m.Device{ok}, 0},
 		{"base slash", "z2m/", nil, 0},

@@ -33,3 +33,33 @@ func Path(t testing.TB, elem ...string) string {
 	}
 	return p
 }
+
+// Lookup returns the shared folder's <elem...> and true when it is there: $VAKT_SHARED,
+// else ../shared beside the module root. Tests that compare their committed copy of a
+// vector with the shared one use it, and say nothing when the folder is absent (a bare
+// clone, a worktree).
+func Lookup(elem ...string) (string, bool) {
+	root := os.Getenv("VAKT_SHARED")
+	if root == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			return "", false
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				return "", false
+			}
+			dir = parent
+		}
+		root = filepath.Join(dir, "..", "shared")
+	}
+	p := filepath.Join(append([]string{root}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		return "", false
+	}
+	return p, true
+}

@@ -1,0 +1,5 @@
+package serial
+
+import "github.com/vakt/vakt/drivers"
+
+var _ drivers.Source = (*Port)(nil)
