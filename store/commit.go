@@ -15,8 +15,8 @@ import (
 // statements are prepared once on the writer's single connection and reused by
 // every Commit through tx.StmtContext, which finds them already prepared there.
 type statements struct {
-	staff, state, health, visit, epr, counter *sql.Stmt
-	event, alarm, audit, outbox               multiInsert
+	staff, state, health, visit, epr, counter, auditHead *sql.Stmt
+	event, alarm, audit, outbox                          multiInsert
 }
 
 // rowsPerInsert is how many rows one multi-row INSERT carries. Per statement,
@@ -99,6 +99,11 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 			alarm_id = excluded.alarm_id, note = excluded.note`},
 		{&s.epr, `INSERT INTO epr_records (` + eprColumns + `) VALUES (?,?,?,?) ON CONFLICT DO NOTHING`},
 		{&s.counter, `UPDATE meta SET value = ? WHERE key = 'alarm_counter'`},
+		// The audit head, in the same transaction as each audit insert: deleting the
+		// table's tail cannot reach it, so VerifyAudit sees a truncation (even after
+		// a restart). The hash is stored as a blob (the column has INTEGER affinity).
+		{&s.auditHead, `INSERT INTO meta (key, value) VALUES ('audit_head_seq', ?), ('audit_head_hash', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`},
 	} {
 		st, err := w.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -127,7 +132,7 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *statements) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.staff, s.state, s.health, s.visit, s.epr, s.counter,
+	for _, st := range []*sql.Stmt{s.staff, s.state, s.health, s.visit, s.epr, s.counter, s.auditHead,
 		s.event.one, s.event.many, s.alarm.one, s.alarm.many, s.audit.one, s.audit.many, s.outbox.one, s.outbox.many} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -415,6 +420,9 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 		if _, err := db.st.audit.exec(ctx, tx, audit); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+		if _, err := tx.StmtContext(ctx, db.st.auditHead).ExecContext(ctx, head.seq, []byte(head.hash)); err != nil {
+			return fmt.Errorf("audit head: %w", err)
 		}
 	}
 	if len(outbox) > 0 {

@@ -78,12 +78,12 @@ func TestCloudBacklogCap(t *testing.T) {
 
 	cl.start() // the cloud is back
 	m.Cloud.Retry()
-	waitFor(t, "the backlog drained", func() bool {
+	eventually(t, "the backlog drained", func() bool {
 		s, err := m.Cloud.Stats(ctx)
 		return err == nil && s.Backlog < 10 && !s.Upload.Outage
 	})
 	m.Cloud.CheckBacklog()
-	waitFor(t, "the backlog alarm closed", func() bool { return !containsAlarm(openAlarms(t, c), "gateway-sync-backlog") })
+	eventually(t, "the backlog alarm closed", func() bool { return !containsAlarm(openAlarms(t, c), "gateway-sync-backlog") })
 }
 
 // TestCloudBacklogOnMetrics: with cloud sync on, /metrics shows the backlog.

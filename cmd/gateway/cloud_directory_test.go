@@ -19,7 +19,7 @@ func directorySynced(t *testing.T, m *Main, before string) string {
 	t.Helper()
 	m.Cloud.Retry()
 	var cur string
-	waitFor(t, "the directory page applied", func() bool {
+	eventually(t, "the directory page applied", func() bool {
 		st, err := m.Cloud.Stats(context.Background())
 		cur = st.Directory.Cursor
 		return err == nil && cur != before && st.Directory.LastError == ""
@@ -130,7 +130,7 @@ func TestCloudDirectoryThroughCloudsimAdmin(t *testing.T) {
 	if code, _ := loginStatus(c, "n-88", "secret-88-bo"); code != http.StatusUnauthorized {
 		t.Errorf("the erased person still logs in: %d", code)
 	}
-	waitFor(t, "the erasure confirmed in the cloud", func() bool {
+	eventually(t, "the erasure confirmed in the cloud", func() bool {
 		for _, s := range cl.seqs() {
 			if e := cl.entry(s); e.Kind == wire.KindAudit && strings.Contains(string(e.Body), `"subject":"erasure:`+er.RequestID+`"`) {
 				return strings.Contains(string(e.Body), `"action":"staff.erased"`)

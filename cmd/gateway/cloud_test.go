@@ -181,7 +181,7 @@ func startLogChild(t *testing.T, cfg string, apiPort int, env ...string) *logChi
 	}()
 	go func() { <-scanned; _ = cmd.Wait(); close(c.exited) }()
 	t.Cleanup(c.kill)
-	waitFor(t, "gateway ready", func() bool {
+	eventually(t, "gateway ready", func() bool {
 		select {
 		case <-c.exited:
 			t.Fatalf("gateway exited during start:\n%s", c.log())
@@ -270,19 +270,19 @@ func TestCloudOutageWhileAlarmsKeepComing(t *testing.T) {
 	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort)}
 
 	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency"}`)
-	waitFor(t, "the first alarm in the cloud", func() bool { return len(cl.raised()) == 1 })
+	eventually(t, "the first alarm in the cloud", func() bool { return len(cl.raised()) == 1 })
 
 	cl.stop()
 	for _, p := range [][2]string{{"room201/sos", `{"action":"emergency"}`}, {"room111/cord", `{"action":"single"}`},
 		{"room102/sos", `{"sos":true}`}} {
 		press(t, brokerPort, "zigbee2mqtt/"+p[0], p[1]) // returns after the PUBACK: committed
 	}
-	waitFor(t, "the outage logged", func() bool { return gw.count("cloud unreachable") > 0 })
+	eventually(t, "the outage logged", func() bool { return gw.count("cloud unreachable") > 0 })
 	// The alarm path does not wait for the cloud: all four are open for the lead.
-	waitFor(t, "four open alarms", func() bool { return strings.Count(openAlarms(t, c), `"id":"a-`) == 4 })
+	eventually(t, "four open alarms", func() bool { return strings.Count(openAlarms(t, c), `"id":"a-`) == 4 })
 
 	cl.start()
-	waitFor(t, "the backlog drained", func() bool { return gw.count("cloud reachable again") > 0 && len(cl.raised()) == 4 })
+	eventually(t, "the backlog drained", func() bool { return gw.count("cloud reachable again") > 0 && len(cl.raised()) == 4 })
 	if n := gw.count("cloud unreachable"); n != 1 {
 		t.Errorf("the outage was logged %d times, want once:\n%s", n, gw.log())
 	}
@@ -460,9 +460,9 @@ func TestCloudGatewayKilledMidUpload(t *testing.T) {
 			cfg := cloudDemoConfig(t, apiPort, brokerPort, cl.url(), "")
 			gw := startLogChild(t, cfg, apiPort)
 			press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency"}`) // committed locally
-			waitFor(t, "a batch on its way", func() bool { return cl.sim.Uploads() > 0 })
+			eventually(t, "a batch on its way", func() bool { return cl.sim.Uploads() > 0 })
 			if tc.committed {
-				waitFor(t, "the cloud committed the batch", func() bool { return len(cl.seqs()) > 0 })
+				eventually(t, "the cloud committed the batch", func() bool { return len(cl.seqs()) > 0 })
 			} else if n := len(cl.seqs()); n != 0 {
 				t.Fatalf("the stalled cloud stored %d entries", n)
 			}
@@ -476,7 +476,7 @@ func TestCloudGatewayKilledMidUpload(t *testing.T) {
 			gw = startLogChild(t, cfg, apiPort)
 			press(t, brokerPort, "zigbee2mqtt/room201/sos", `{"action":"emergency"}`)
 			t.Logf("restarted in %v", time.Since(t0))
-			waitFor(t, "both presses in the cloud", func() bool { return len(cl.raised()) == 2 })
+			eventually(t, "both presses in the cloud", func() bool { return len(cl.raised()) == 2 })
 			t.Logf("drained in %v", time.Since(t0))
 			gw.term()
 			seqs := cl.seqs()
@@ -539,10 +539,29 @@ func TestCloudFatalAlarmClosesAfterRestart(t *testing.T) {
 	}
 	m, c, stop = open()
 	defer stop()
-	waitFor(t, "an upload accepted", func() bool { return len(cl.raised()) > 0 })
+	eventually(t, "an upload accepted", func() bool { return len(cl.raised()) > 0 })
 	m.Cloud.CheckBacklog()
-	waitFor(t, "the earlier run's alarm closed", func() bool {
+	eventually(t, "the earlier run's alarm closed", func() bool {
 		m.Cloud.CheckBacklog()
 		return !containsAlarm(openAlarms(t, c), "gateway-sync-cloud-auth")
 	})
+}
+
+// eventually checks cond every 5 ms until it holds, failing after waitLimit. It is
+// for state in another process or behind HTTP (cloudsim's database, the child
+// gateway's /readyz, the gateway's outbox as the uploader empties it), which has no
+// signal to wait on; in-process alarm changes are waited on with alarmWatch.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
 }

@@ -32,6 +32,11 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// Level is the lowest log level written (-log-level); nil means info.
+	Level slog.Leveler
+	// Observers are told every committed alarm change (tests wait on them instead
+	// of polling).
+	Observers []vakt.Observer
 
 	Config *config.Config
 	Logger *slog.Logger
@@ -54,7 +59,6 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
-	unlock  func()
 	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
@@ -67,7 +71,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Clock = vakt.SystemClock{}
 	}
 	m.ready = make(chan struct{})
-	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if m.Level == nil {
+		m.Level = slog.LevelInfo
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.Level}))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
@@ -83,9 +90,6 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	directory, initial, pins, err := staffFromConfig(cfg)
 	if err != nil {
-		return err
-	}
-	if m.unlock, err = lockDatabase(cfg.Storage.Path); err != nil {
 		return err
 	}
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
@@ -111,6 +115,8 @@ func (m *Main) Open(ctx context.Context) error {
 		observers = append(observers, p)
 		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
+	// Tests watch committed alarm changes through Main.Observers.
+	observers = append(observers, m.Observers...)
 	// Every committed alarm change wakes the cloud uploader, built after the engine.
 	cloudKick := &cloudObserver{}
 	m.Engine, err = engine.New(ctx, engine.Options{
@@ -259,9 +265,6 @@ func (m *Main) Close() error {
 	var err error
 	if m.DB != nil {
 		err = m.DB.Close()
-	}
-	if m.unlock != nil {
-		m.unlock()
 	}
 	return err
 }
