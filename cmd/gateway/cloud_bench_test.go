@@ -22,7 +22,8 @@ import (
 // (MQTT publish to the embedded broker → the nearest nurse's WebSocket) measured
 // while that drain runs, and the single-commit fsync floor of the same run.
 // VAKT_BENCH_BACKLOG sets the backlog (default 20,000; the P5 figure uses
-// 1,000,000). Run with -benchtime=1x: each iteration is one whole drain.
+// 1,000,000), VAKT_BENCH_BATCH cloud.batch_size [1000]. Run with -benchtime=1x:
+// each iteration is one whole drain.
 func BenchmarkCloudDrain(b *testing.B) {
 	n := 20_000
 	if v := os.Getenv("VAKT_BENCH_BACKLOG"); v != "" {
@@ -42,7 +43,11 @@ func drainOnce(b *testing.B, n int, floor time.Duration) {
 	cl := &cloud{t: b, port: freePort(b), dbPath: filepath.Join(b.TempDir(), "cloud.db")} // away while the backlog builds
 	b.Cleanup(cl.stop)
 	brokerPort, apiPort := freePort(b), freePort(b)
-	cfg := cloudDemoConfig(b, apiPort, brokerPort, cl.url(), "")
+	extra := ""
+	if v := os.Getenv("VAKT_BENCH_BATCH"); v != "" {
+		extra = "  batch_size: " + v + "\n" // entries per upload (and per acknowledgement commit)
+	}
+	cfg := cloudDemoConfig(b, apiPort, brokerPort, cl.url(), extra)
 	prefill(b, filepath.Join(filepath.Dir(cfg), "vakt.db"), n)
 
 	m, c := startGateway(b, cfg, nil)
