@@ -78,6 +78,8 @@ type rig struct {
 	logs         io.Writer // default: discarded
 	noNearest    bool      // start with nearest-staff routing off
 	disk         *failingStore
+	boot         string      // Options.Boot
+	synced       func() bool // Options.ClockSynced
 	path         string
 	clock        *fakeclock.Clock
 	phones       *phones
@@ -130,8 +132,8 @@ func (r *rig) start(walkTest bool) {
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
-		CheckInLinger: r.linger,
-		Transmitters:  r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
+		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced,
+		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
 		},

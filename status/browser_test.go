@@ -51,8 +51,9 @@ func startGateway(t *testing.T) (base string, brokerPort int) {
 	apiPort, brokerPort := browsertest.FreePort(t), browsertest.FreePort(t)
 	s := regexp.MustCompile(`(?m)^  path: \S*vakt\.db$`).ReplaceAllLiteralString(string(src), "  path: "+filepath.Join(dir, "vakt.db"))
 	for old, new := range map[string]string{
-		"listen: 127.0.0.1:8080": fmt.Sprintf("listen: 127.0.0.1:%d", apiPort),
-		"listen: 127.0.0.1:1883": fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort),
+		"listen: 127.0.0.1:8080":  fmt.Sprintf("listen: 127.0.0.1:%d", apiPort),
+		"listen: 127.0.0.1:1883":  fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort),
+		"cloud:\n  enabled: true": "cloud:\n  enabled: false", // no sync with whatever listens on :8090
 	} {
 		if strings.Count(s, old) != 1 {
 			t.Fatalf("demo.yaml no longer contains %q exactly once", old)

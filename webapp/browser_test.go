@@ -85,6 +85,7 @@ func demoConfig(t *testing.T, apiPort, brokerPort int) string {
 	s = storage.ReplaceAllLiteralString(s, "  path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
+	replace("cloud:\n  enabled: true", "cloud:\n  enabled: false") // no sync with whatever listens on :8090
 	replace("      - target: nearest\n        count: 1\n        roles: [nurse, assistant]",
 		"      - target: nearest\n        count: 2\n        roles: [nurse, assistant]")
 	path := filepath.Join(dir, "gateway.yaml")

@@ -75,10 +75,10 @@ func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	seq, hash := db.AuditHead()
 	if n == 0 {
 		fmt.Fprintf(stdout, "audit log %s: empty (no entries yet)\n", cfg.Storage.Path)
-		return nil
+		return verifyAnchor(ctx, cfg, db, stdout)
 	}
 	fmt.Fprintf(stdout, "audit log %s: chain intact, %d entries checked (head %d, hash %.16s…)\n", cfg.Storage.Path, n, seq, hash)
-	return nil
+	return verifyAnchor(ctx, cfg, db, stdout)
 }
 
 // personAdmin serves the person commands (G3, G4) for the admin endpoints and the

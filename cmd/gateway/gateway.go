@@ -21,6 +21,7 @@ import (
 	"github.com/vakt/vakt/engine"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
+	cloudsync "github.com/vakt/vakt/sync"
 	"github.com/vakt/vakt/webapp"
 )
 
@@ -46,6 +47,11 @@ type Main struct {
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
 	Serial []*serial.Port
+	// Cloud is the cloud sync (nil unless cloud.enabled); Cloud.Stats is its
+	// health for the status page and /metrics.
+	Cloud *Cloud
+
+	cloudDone chan struct{}
 	// Sources are every configured driver transport (MQTT, serial ports), started,
 	// and stopped, in a loop.
 	Sources []drivers.Source
@@ -111,8 +117,10 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	// Tests watch committed alarm changes through Main.Observers.
 	observers = append(observers, m.Observers...)
+	// Every committed alarm change wakes the cloud uploader, built after the engine.
+	cloudKick := &cloudObserver{}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       append(observers, m.svc.metrics),
+		Observers:       append(observers, m.svc.metrics, cloudKick),
 		Pagers:          pagers,
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
@@ -127,10 +135,16 @@ func (m *Main) Open(ctx context.Context) error {
 		PositionTTL:     cfg.Privacy.PositionTTL.D(),
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
+		Boot:            cloudsync.NewBootID(),
+		ClockSynced:     cloudsync.ClockSynced,
 	})
 	if err != nil {
 		return err
 	}
+	if m.Cloud, err = newCloud(cfg, m.Engine, m.DB, m.Clock, m.Logger); err != nil {
+		return err
+	}
+	cloudKick.c = m.Cloud // before Run: the engine calls observers only from its loop
 	m.API, err = api.New(api.Options{
 		Service:     m.Engine,
 		Hub:         m.Hub,
@@ -205,6 +219,11 @@ func (m *Main) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("phone api: %w", err)
 		}
 	}()
+	if m.Cloud != nil {
+		m.cloudDone = make(chan struct{})
+		go func() { defer close(m.cloudDone); m.Cloud.run(ctx) }()
+		m.Logger.Info("cloud sync started", "gateway_id", m.Config.Cloud.GatewayID)
+	}
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
 	m.serviceReady(ctx)
@@ -233,6 +252,9 @@ func (m *Main) Close() error {
 	}
 	if m.API != nil {
 		m.API.Close()
+	}
+	if m.cloudDone != nil {
+		<-m.cloudDone // Run's end stopped it; it must not outlive the engine
 	}
 	if m.Engine != nil {
 		_ = m.Engine.Close()

@@ -59,6 +59,9 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 		s = disableEmbeddedBroker(t, s)
 		replace("  mqtt:\n    enabled: true\n", fmt.Sprintf("  mqtt:\n    enabled: true\n    url: tcp://127.0.0.1:%d\n", brokerPort))
 	}
+	// No test syncs with whatever listens on the demo's cloud port; the cloud
+	// tests (cloud_test.go) point it at their own cloudsim.
+	replace("cloud:\n  enabled: true\n", "cloud:\n  enabled: false\n")
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
