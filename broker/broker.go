@@ -10,9 +10,10 @@
 //   - Sessions live in memory: what it acknowledged to a publisher but has not yet
 //     delivered to the gateway is lost if the process dies. The gateway's PUBACK after
 //     commit is the end-to-end proof, never the broker's.
-//   - It sends the publisher's PUBACK before it queues the message for subscribers; a
-//     persistent session being taken over (the gateway reconnecting) at that instant
-//     loses the message.
+//   - On its own path it sends the publisher's PUBACK before it queues the message
+//     for subscribers. Ours (pipeline.go) commits, then queues, then PUBACKs; either
+//     way a persistent session being taken over at that instant can miss the message,
+//     which is why the gateway reads the broker in-process and is no subscriber.
 //   - Messages queued for an absent persistent session are resent sorted by creation
 //     second only, so their order within a second is lost. Live delivery keeps order.
 //   - It refuses (0x91) a SUBSCRIBE whose packet id equals one of its own
