@@ -411,3 +411,44 @@ func TestPipelineBoundedAndPublisherGone(t *testing.T) {
 		t.Fatalf("broker stuck after a publisher left: %v", tok.Error())
 	}
 }
+
+// TestManyConnectionsPipelined: publishers on several connections at once, commits
+// reported from other goroutines: every message reaches the subscriber once, each
+// publisher's in its order, and every publisher gets all its PUBACKs.
+func TestManyConnectionsPipelined(t *testing.T) {
+	handover := func(_ string, _ []byte, done func(error)) { go done(nil) }
+	b := start(t, broker.Options{Clients: clients(), AllowAnonymous: true, Handover: handover})
+	gw := mustConnect(t, b, gwUser, gwPass, gwID, true)
+	gw.subscribe(t, "#")
+	const conns, each = 8, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for c := range conns {
+		pub := mustConnect(t, b, "", "", fmt.Sprintf("pub-%d", c), true)
+		wg.Go(func() {
+			var toks []paho.Token
+			for i := range each {
+				toks = append(toks, pub.Publish(fmt.Sprintf("site/pub%d", c), 1, false, fmt.Sprintf("%d", i)))
+			}
+			for _, tok := range toks {
+				if !tok.WaitTimeout(wait) || tok.Error() != nil {
+					errs <- fmt.Errorf("pub-%d: no PUBACK: %v", c, tok.Error())
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	next := map[string]int{}
+	for range conns * each {
+		m := recv(t, gw)
+		if want := fmt.Sprint(next[m.Topic()]); string(m.Payload()) != want {
+			t.Fatalf("%s: got %s, want %s (a publisher's order)", m.Topic(), m.Payload(), want)
+		}
+		next[m.Topic()]++
+	}
+}
