@@ -2,7 +2,7 @@
 // Mosquitto of their own. Every client authenticates with its own credentials and may
 // publish and subscribe only to its own topic filters (S5: a button can publish only to
 // its own topic; Zigbee2MQTT reads and writes its base topic). The gateway is no client:
-// every publish is handed to it in-process (Options.OnPublish) before the PUBACK.
+// every publish is handed to it in-process (Options.Handover) before the PUBACK.
 //
 // This is the only package that imports mochi-mqtt.
 //
@@ -10,9 +10,10 @@
 //   - Sessions live in memory: what it acknowledged to a publisher but has not yet
 //     delivered to the gateway is lost if the process dies. The gateway's PUBACK after
 //     commit is the end-to-end proof, never the broker's.
-//   - It sends the publisher's PUBACK before it queues the message for subscribers; a
-//     persistent session being taken over (the gateway reconnecting) at that instant
-//     loses the message.
+//   - On its own path it sends the publisher's PUBACK before it queues the message
+//     for subscribers. Ours (pipeline.go) commits, then queues, then PUBACKs; either
+//     way a persistent session being taken over at that instant can miss the message,
+//     which is why the gateway reads the broker in-process and is no subscriber.
 //   - Messages queued for an absent persistent session are resent sorted by creation
 //     second only, so their order within a second is lost. Live delivery keeps order.
 //   - It refuses (0x91) a SUBSCRIBE whose packet id equals one of its own
@@ -83,13 +84,24 @@ type Options struct {
 	// anywhere. Demo mode only.
 	AllowAnonymous bool
 	Logger         *slog.Logger
-	// OnPublish is handed every authorised publish before the broker answers the
-	// publisher (PUBACK). It blocks that publisher only; a non-nil error withholds the
-	// PUBACK, so the publisher sends the message again. Required: the broker keeps
-	// sessions in memory only, so a PUBACK it sent on its own would promise nothing.
-	// The gateway passes the MQTT driver's Deliver, which returns after the commit
-	// (durable before acknowledged), so no listen address or URL spelling can make
-	// the broker acknowledge a press that is not on disk.
+	// Handover is handed every authorised publish, in each publisher's order, and
+	// calls done once the publish is committed (nil) or can never be (an error).
+	// Only after done(nil) does the broker keep the message (retain), pass it to
+	// the subscribers and answer the publisher (PUBACK), in the publisher's order;
+	// an error withholds all three, so the publisher sends the message again.
+	// Handover must not wait for the commit: the broker reads the publisher's next
+	// packets meanwhile (up to maxPending per connection), which is what lets one
+	// connection carrying many devices (a Zigbee2MQTT bridge) fill a group commit.
+	// done may be called on any goroutine, also before Handover returns; it must be
+	// called exactly once. The gateway passes the MQTT driver's DeliverAsync (see
+	// pipeline.go for how mochi is made to wait).
+	//
+	// Exactly one of Handover and OnPublish is required: the broker keeps sessions in
+	// memory only, so a PUBACK it sent on its own would promise nothing, and no
+	// listen address or URL spelling can make it acknowledge a press not on disk.
+	Handover func(topic string, payload []byte, done func(error))
+	// OnPublish is Handover for a handler that returns after the commit: it blocks
+	// that publisher's read loop, one message per commit.
 	OnPublish func(topic string, payload []byte) error
 }
 
@@ -107,8 +119,13 @@ type Broker struct {
 
 // New validates the options and opens nothing.
 func New(o Options) (*Broker, error) {
-	if o.OnPublish == nil {
-		return nil, errors.New("broker: OnPublish is required: the broker keeps sessions in memory only, so it may acknowledge a publish only after the gateway committed it")
+	if (o.OnPublish == nil) == (o.Handover == nil) {
+		return nil, errors.New("broker: exactly one of Handover and OnPublish is required: the broker keeps sessions in memory only, so it may acknowledge a publish only after the gateway committed it")
+	}
+	handover := o.Handover
+	if handover == nil {
+		onPublish := o.OnPublish
+		handover = func(topic string, payload []byte, done func(error)) { done(onPublish(topic, payload)) }
 	}
 	if o.Listen == "" {
 		o.Listen = DefaultListen
@@ -129,8 +146,9 @@ func New(o Options) (*Broker, error) {
 		users:   make(map[string]*Client, len(o.Clients)),
 		pinned:  make(map[string]string),
 		anon:    o.AllowAnonymous,
-		publish: o.OnPublish,
+		publish: handover,
 		log:     o.Logger,
+		pipes:   make(map[*mqtt.Client]*pipe),
 	}
 	for i := range o.Clients {
 		c := o.Clients[i]
@@ -181,8 +199,11 @@ func (b *Broker) Start() error {
 		Capabilities:           caps,
 		Logger:                 b.log,
 		SysTopicResendInterval: 60,
-		InlineClient:           false,
+		// The inline client re-injects each publish once it is committed
+		// (pipeline.go); the auth hook lets it through unchecked.
+		InlineClient: true,
 	})
+	b.auth.start(s) // before Serve: the first publish may come at once
 	if err := s.AddHook(b.auth, nil); err != nil {
 		return fmt.Errorf("broker: add auth hook: %w", err)
 	}
@@ -221,6 +242,7 @@ func (b *Broker) Close() error {
 	if b.server == nil {
 		return nil
 	}
+	b.auth.close()
 	return b.server.Close()
 }
 
@@ -230,28 +252,22 @@ type authHook struct {
 	users  map[string]*Client // read-only after New
 	pinned map[string]string  // client id → the only username allowed to use it
 	anon   bool
-	// publish is Options.OnPublish (never nil).
-	publish func(topic string, payload []byte) error
+	// publish is Options.Handover (never nil).
+	publish func(topic string, payload []byte, done func(error))
 	log     *slog.Logger
+
+	// The publish pipelines, one per connection (pipeline.go).
+	mu     sync.Mutex
+	pipes  map[*mqtt.Client]*pipe
+	server *mqtt.Server
+	inline *mqtt.Client
+	closed bool
 }
 
 func (h *authHook) ID() string { return "vakt-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
-}
-
-// OnPublish runs in the publisher's read loop after the ACL check and before mochi
-// writes the PUBACK, so the PUBACK goes out only once the handler said yes.
-func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
-		return pk, nil
-	}
-	if err := h.publish(pk.TopicName, pk.Payload); err != nil {
-		h.log.Warn("publish not acknowledged: not committed", "topic", pk.TopicName, "client", cl.ID, "err", err)
-		return pk, packets.ErrRejectPacket
-	}
-	return pk, nil
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {

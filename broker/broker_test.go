@@ -43,7 +43,7 @@ func start(t *testing.T, o broker.Options) *broker.Broker {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
 	}
-	if o.OnPublish == nil {
+	if o.OnPublish == nil && o.Handover == nil {
 		o.OnPublish = accept
 	}
 	b, err := broker.New(o)

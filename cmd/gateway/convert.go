@@ -131,15 +131,17 @@ func routingConfig(cfg *config.Config) routing.Config {
 	return rc
 }
 
-// brokerOptions builds the embedded broker. Its OnPublish is the MQTT driver's
-// Deliver, always: the broker keeps sessions in memory only, so it may answer a
+// brokerOptions builds the embedded broker. Its Handover is the MQTT driver's
+// DeliverAsync, always: the broker keeps sessions in memory only, so it may answer a
 // publisher only after the press is committed (broker.New refuses to build without
-// it). The gateway reads the broker in-process and is no client of it.
+// it), and it reads each publisher's next messages meanwhile, so one connection's
+// messages share group commits. The gateway reads the broker in-process and is no
+// client of it.
 func brokerOptions(cfg *config.Config, mq *mqtt.Driver, log *slog.Logger) (broker.Options, error) {
 	if mq == nil {
 		return broker.Options{}, fmt.Errorf("embedded broker: drivers.broker.enabled needs drivers.mqtt.enabled: true (the broker acknowledges a publish only after the MQTT driver committed it)")
 	}
-	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo, OnPublish: mq.Deliver}
+	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo, Handover: mq.DeliverAsync}
 	for _, c := range cfg.Drivers.Broker.Clients {
 		o.Clients = append(o.Clients, broker.Client{Username: c.Username, Password: c.Password.Value, Publish: c.Publish, Subscribe: c.Subscribe})
 	}

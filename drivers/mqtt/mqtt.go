@@ -142,8 +142,9 @@ type Driver struct {
 	subscribed chan struct{} // closed after the first successful subscription
 	wg         sync.WaitGroup
 
-	acks    *list[paho.Message] // committed messages awaiting Ack
-	retries *list[*submission]  // failed commits awaiting another Ingest
+	acks    *list[paho.Message]         // committed messages awaiting Ack
+	retries *list[*submission]          // failed commits awaiting another Ingest
+	direct  map[*directMessage]struct{} // embedded-broker hand-overs not yet answered (mu)
 }
 
 type received struct {
@@ -379,6 +380,7 @@ func (d *Driver) Stop() error {
 	d.mu.Unlock()
 
 	d.wg.Wait()
+	d.failDirect()
 	if c != nil {
 		c.Disconnect(disconnectQuiesce)
 	}

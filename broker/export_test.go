@@ -1,0 +1,4 @@
+package broker
+
+// MaxPending is maxPending, for the tests.
+const MaxPending = maxPending
