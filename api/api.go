@@ -52,6 +52,9 @@ type Options struct {
 	SessionTTL time.Duration
 	// SeeAllRoles may list every open alarm (e.g. nurse-lead).
 	SeeAllRoles []string
+	// NearestRouting is privacy.nearest_routing, shown in GET /me so a phone shares
+	// no position where none would be kept.
+	NearestRouting bool
 	// MaxBody bounds request bodies (default 16 KiB).
 	MaxBody int64
 	// LoginConcurrency bounds how many logins hash at once (default 1: one of the

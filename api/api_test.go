@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -250,5 +251,18 @@ func TestVisitAndEPRRecord(t *testing.T) {
 	}
 	if code, body := f.do("GET", "/api/v1/visits", a, ""); code != 200 || body != "[]\n" {
 		t.Fatalf("ended visit still open: %d %s", code, body)
+	}
+}
+
+// TestMeSaysWhetherPositionsAreWanted: a phone learns from GET /me whether the site
+// routes to the nearest staff, so it shares no position where none would be kept.
+func TestMeSaysWhetherPositionsAreWanted(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		f := newFixtureWith(t, func(o *api.Options) { o.NearestRouting = on })
+		code, body := f.do("GET", "/api/v1/me", f.login("nurse-a", "s3cret-a"), "")
+		want := fmt.Sprintf(`"nearest_routing":%v`, on)
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("nearest routing %v: GET /me = %d %s, want %s", on, code, body, want)
+		}
 	}
 }

@@ -18,6 +18,9 @@ type stateView struct {
 	Availability string   `json:"availability"`
 	// HasPosition says whether a position is held, never the position itself.
 	HasPosition bool `json:"has_position"`
+	// NearestRouting says whether the site routes to the nearest staff, i.e.
+	// whether a phone should share positions at all (G1: none is kept otherwise).
+	NearestRouting bool `json:"nearest_routing"`
 }
 
 func viewState(m vakt.Member) stateView {
@@ -33,7 +36,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 		s.serviceError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewState(m))
+	v := viewState(m)
+	v.NearestRouting = s.opt.NearestRouting
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) meAfter(w http.ResponseWriter, r *http.Request, err error) {

@@ -153,6 +153,8 @@ func (m *Main) Open(ctx context.Context) error {
 		Clock:       m.Clock,
 		SessionTTL:  cfg.API.SessionTTL.D(),
 		SeeAllRoles: cfg.API.SeeAllRoles,
+		// GET /me tells phones whether to share positions at all (G1).
+		NearestRouting: cfg.Privacy.NearestRouting,
 	})
 	if err != nil {
 		return err

@@ -389,9 +389,11 @@ $('#floor').addEventListener('change', () => { lastSent = 0; });
 function updateSharing() {
   const sw = $('#share');
   const onDuty = !!(me && me.on_duty);
-  sw.disabled = !onDuty;
-  sw.checked = onDuty && wantShare();
-  const should = !!session && onDuty && wantShare();
+  // A site without nearest-staff routing keeps no positions: send none at all.
+  const wanted = onDuty && !(me && me.nearest_routing === false);
+  sw.disabled = !wanted;
+  sw.checked = wanted && wantShare();
+  const should = !!session && wanted && wantShare();
   if (should && watchId === null) {
     if (!('geolocation' in navigator) || !window.isSecureContext) {
       shareNote = t('share.unavailable');
@@ -404,6 +406,7 @@ function updateSharing() {
   }
   const st = $('#share-status');
   if (!onDuty) st.textContent = t('share.offduty');
+  else if (!wanted) st.textContent = t('share.notused');
   else st.textContent = shareNote || (watchId !== null && lastSent ? t('share.on') : t('share.off'));
 }
 
@@ -422,7 +425,7 @@ setInterval(() => {
 
 async function sendPosition(p) {
   const now = Date.now();
-  if (now - lastSent < POSITION_EVERY_MS || !me || !me.on_duty) return;
+  if (now - lastSent < POSITION_EVERY_MS || !me || !me.on_duty || me.nearest_routing === false) return;
   lastSent = now;
   const floor = parseInt($('#floor').value, 10);
   try {
