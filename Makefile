@@ -17,3 +17,18 @@ arm64:
 # machine that can reach it (CI and the build machines cannot; they run go mod verify).
 vulncheck:
 	go run golang.org/x/vuln/cmd/govulncheck@latest ./...
+
+# Load suites (cmd/loadgen; docs/benchmarks.md has the figures and what each proves).
+# Each prints its figures and a VERDICT line; all traffic stays on 127.0.0.1.
+.PHONY: storm crash-loop broker-restart phone-drop compare-nodered
+storm:            # P2: 10,000 events/s offered for 60 s through the embedded broker
+	scripts/storm.sh 60 5000 embedded
+crash-loop:       # R1: 200 SIGKILLs during a storm, embedded broker, then Mosquitto
+	scripts/crash-loop.sh 200 embedded
+	scripts/crash-loop.sh 200 mosquitto 1000
+broker-restart:   # R2
+	scripts/broker-restart.sh 5 200
+phone-drop:       # R8
+	scripts/phone-drop.sh
+compare-nodered:  # P7, and the plot docs/img/latency-vs-load.svg
+	scripts/compare-nodered.sh 10 "100 300 1000 2000 4000" docs/img/latency-vs-load.svg
