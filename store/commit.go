@@ -321,6 +321,24 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}
 
+	// The outbound queue: rows upserted as given, finished ones deleted, in this
+	// transaction, so "routing said forward" is durable with the alarm change.
+	for i := range b.Deliveries {
+		d := &b.Deliveries[i]
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, alarm_id, target, restore, address,
+			zone, kind, text, seq, delivered, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, delivered = excluded.delivered`,
+			d.ID, string(d.Alarm), d.Target, d.Restore, d.Address, int64(d.Zone), string(d.Kind), d.Text,
+			int64(d.Seq), d.Delivered, d.Created.UnixNano()); err != nil {
+			return fmt.Errorf("delivery %s: %w", d.ID, err)
+		}
+	}
+	for _, id := range b.DeliveriesDone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delivery %s done: %w", id, err)
+		}
+	}
+
 	// Phone logins: kept by token hash; expired ones go whenever logins are written.
 	if len(b.Sessions) > 0 || len(b.Logouts) > 0 {
 		for _, se := range b.Sessions {
