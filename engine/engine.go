@@ -43,8 +43,8 @@ type Options struct {
 	Outbound map[string]vakt.Outbound
 	// ARCZones maps rooms whose name is not a 1-3 digit number to DC-09 zones.
 	ARCZones map[string]int
-	Clock  vakt.Clock
-	Logger *slog.Logger
+	Clock    vakt.Clock
+	Logger   *slog.Logger
 
 	// Transmitters is the registry; events from unknown ids still raise alarms.
 	Transmitters []vakt.Transmitter
