@@ -19,6 +19,7 @@ import (
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/outbound/dc09"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
 	"github.com/vakt/vakt/webapp"
@@ -41,6 +42,8 @@ type Main struct {
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
 	Serial []*serial.Port
+	// ARC is the DC-09 link to the alarm receiving centre (arc:), nil if none.
+	ARC *dc09.Link
 	// Sources are every configured driver transport (MQTT, serial ports), started,
 	// and stopped, in a loop.
 	Sources []drivers.Source
@@ -105,9 +108,19 @@ func (m *Main) Open(ctx context.Context) error {
 		observers = append(observers, p)
 		pagers[cfg.Drivers.Serial[i].Name] = p
 	}
+	targets := map[string]vakt.Outbound{}
+	arcLink, arc, err := m.buildARC(cfg)
+	if err != nil {
+		return err
+	}
+	if arc != nil {
+		m.ARC, targets[engine.TargetARC] = arcLink, arc
+	}
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       append(observers, m.svc.metrics),
 		Pagers:          pagers,
+		Outbound:        targets,
+		ARCZones:        cfg.ARC.Zones,
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
@@ -174,6 +187,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
+	if m.ARC != nil {
+		m.ARC.Start()
+	}
 	// Every source runs before the embedded broker accepts the first publish (the
 	// MQTT driver reads it in-process).
 	for _, s := range m.Sources {
@@ -229,7 +245,10 @@ func (m *Main) Close() error {
 		m.API.Close()
 	}
 	if m.Engine != nil {
-		_ = m.Engine.Close()
+		_ = m.Engine.Close() // cancels a send in progress: resent at the next start
+	}
+	if m.ARC != nil {
+		_ = m.ARC.Close()
 	}
 	if m.Broker != nil {
 		_ = m.Broker.Close()
