@@ -19,6 +19,7 @@ import (
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/outbound"
 	"github.com/vakt/vakt/outbound/dc09"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
@@ -104,11 +105,15 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.buildDrivers(); err != nil {
 		return err
 	}
+	targets := map[string]vakt.Outbound{}
 	for i, p := range m.Serial {
 		observers = append(observers, p)
 		pagers[cfg.Drivers.Serial[i].Name] = p
+		// Pager tiers go through the durable outbound queue: "paged" only on the
+		// paging system's ACK, withdrawn when taken first, reset afterwards.
+		name := cfg.Drivers.Serial[i].Name
+		targets["pager:"+name] = &outbound.Pager{Name: name, Page: p.PageWithdrawable}
 	}
-	targets := map[string]vakt.Outbound{}
 	arcLink, arc, err := m.buildARC(cfg)
 	if err != nil {
 		return err
@@ -301,6 +306,14 @@ func (m *Main) buildDrivers() error {
 		o, err := serialOptions(cfg, i, m.Logger, m.Clock)
 		if err != nil {
 			return err
+		}
+		// A line whose paging system keeps refusing our blocks: one technical alarm
+		// naming the port ("outbound-pager-<name>"), closed when pages go through.
+		target := "pager:" + cfg.Drivers.Serial[i].Name
+		o.OnFailing = func(failing bool, _ string) {
+			if m.Engine != nil {
+				m.Engine.OutboundLink(target, !failing)
+			}
 		}
 		p, err := serial.New(o)
 		if err != nil {

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/drivers/espa"
+	"github.com/vakt/vakt/internal/fakeclock"
+)
+
+// pagerSite is serialConfig with a policy for room 201 whose second tier pages the
+// DECT handset "100", and the gateway started in-process on a fake clock; the
+// call from room 201 has been offered to nurse-4 and the status blocks drained.
+func pagerSite(t *testing.T) (*Main, client, *callSystem, *fakeclock.Clock, string) {
+	t.Helper()
+	cs := newCallSystem(t)
+	cfg := serialConfig(t, cs.path, freePort(t), freePort(t))
+	b, _ := os.ReadFile(cfg)
+	night := `policies:
+  - name: night-201
+    kinds: [call]
+    rooms: ["201"]
+    tiers:
+      - {target: nearest, count: 1, wait: 30s}
+      - {target: pager, pager: nurse-call, call_address: "100", wait: 60s}
+`
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "policies:\n", night, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
+	m, c := startGateway(t, cfg, clock)
+	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo"))
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
+	cs.expect(espa.TokenACK)
+	cs.send(callBlock("ROOM 201")...)
+	cs.expect(espa.TokenACK)
+	cs.send(espa.EOT)
+	offer := nurse4.expect("offer")
+	waitFor(t, "delivery confirmed", func() bool { return offerStatus(m, offer.Alarm.ID, "nurse-4") == vakt.OfferDelivered })
+	drainStatus(cs)
+	return m, c, cs, clock, offer.Alarm.ID
+}
+
+// audited reports whether the audit log holds action for alarm id.
+func audited(t *testing.T, m *Main, action, id string) bool {
+	t.Helper()
+	entries, err := m.DB.AuditRange(context.Background(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Action == action && e.Subject == "alarm:"+id {
+			return true
+		}
+	}
+	return false
+}
+
+// nextPage polls the gateway and returns the next call-to-pager block for call
+// address 100, ACKing every block on the way (status blocks included).
+func nextPage(t *testing.T, cs *callSystem) espa.Call {
+	t.Helper()
+	for range 20 {
+		cs.pollUntilSelected()
+		cs.send(espa.ACK)
+		for {
+			tok := cs.ExpectType(espa.TokenBlock, espa.TokenEOT)
+			if tok.Type == espa.TokenEOT {
+				break
+			}
+			cs.send(espa.ACK)
+			if tok.Block.Header != espa.HeaderCall {
+				continue
+			}
+			if call, err := espa.ParseCall(tok.Block); err == nil && call.CallAddress == "100" {
+				cs.ExpectType(espa.TokenBlock, espa.TokenEOT) // the rest of the transaction
+				return call
+			}
+		}
+	}
+	t.Fatal("no page to 100")
+	return espa.Call{}
+}
+
+// TestPagerPagedOnlyOnACKThenReset: the pager tier's block is "paged" in the
+// alarm's history only after the paging system ACKed it, and when the alarm is
+// then accepted on a phone the pager gets its reset (call type 1).
+func TestPagerPagedOnlyOnACKThenReset(t *testing.T) {
+	m, c, cs, clock, id := pagerSite(t)
+	clock.Advance(31 * time.Second)
+	cs.pollUntilSelected()
+	cs.send(espa.ACK)
+	page := cs.expect(espa.TokenBlock)
+	call, err := espa.ParseCall(page.Block)
+	if err != nil || call.CallAddress != "100" || call.Message != "ROOM 201 CALL" || call.CallType != espa.CallStandard {
+		t.Fatalf("page %+v, %v; want a standard call to 100 saying ROOM 201 CALL", call, err)
+	}
+	if audited(t, m, "alarm.paged", id) {
+		t.Fatal("alarm.paged recorded before the paging system's ACK")
+	}
+	cs.send(espa.ACK)
+	waitFor(t, "alarm.paged after the ACK", func() bool { return audited(t, m, "alarm.paged", id) })
+	cs.ExpectType(espa.TokenBlock, espa.TokenEOT)
+
+	if code, body := c.do("POST", "/api/v1/alarms/"+id+"/accept", c.login("nurse-4", "demo"), nil); code != http.StatusOK {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	reset := nextPage(t, cs)
+	if reset.CallType != espa.CallReset {
+		t.Fatalf("after the accept the pager got %+v, want a reset (call type 1)", reset)
+	}
+	waitFor(t, "alarm.page_reset", func() bool { return audited(t, m, "alarm.page_reset", id) })
+}
+
+// TestPagerWithdrawnWhenAcceptedFirst: the page is queued but the paging system has
+// not selected the gateway yet when a phone accepts the alarm: the page is dropped
+// unsent, and no reset follows a page that never rang.
+func TestPagerWithdrawnWhenAcceptedFirst(t *testing.T) {
+	m, c, cs, clock, id := pagerSite(t)
+	clock.Advance(31 * time.Second)
+	waitFor(t, "the page queued", func() bool {
+		a, err := m.DB.Alarm(context.Background(), vakt.AlarmID(id))
+		return err == nil && a.Tier == 2
+	})
+	if code, body := c.do("POST", "/api/v1/alarms/"+id+"/accept", c.login("nurse-4", "demo"), nil); code != http.StatusOK {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	waitFor(t, "alarm accepted on disk", func() bool {
+		a, err := m.DB.Alarm(context.Background(), vakt.AlarmID(id))
+		return err == nil && a.Assignee != ""
+	})
+	// Everything the gateway sends now: status blocks only, no page to 100.
+	for {
+		cs.send(espa.EOT, '2', espa.ENQ)
+		if tok := cs.next(); tok.Type == espa.TokenEOT {
+			break
+		}
+		cs.send(espa.ACK)
+		for {
+			tok := cs.ExpectType(espa.TokenBlock, espa.TokenEOT)
+			if tok.Type == espa.TokenEOT {
+				break
+			}
+			if call, err := espa.ParseCall(tok.Block); err == nil && tok.Block.Header == espa.HeaderCall && call.CallAddress == "100" {
+				t.Fatalf("the gateway paged %+v after the alarm was accepted", call)
+			}
+			cs.send(espa.ACK)
+		}
+	}
+	if audited(t, m, "alarm.paged", id) || audited(t, m, "alarm.page_reset", id) {
+		t.Fatal("a withdrawn page was recorded as paged or reset")
+	}
+}
