@@ -205,3 +205,31 @@ func TestForwardResentAfterRestart(t *testing.T) {
 		t.Fatalf("resent %+v, want %+v", again.d, first.d)
 	}
 }
+
+// TestOutboundLinkTechnicalAlarm: a lost link to an outside system raises one
+// technical alarm naming it, a second report does not raise another, and the link
+// coming back closes it.
+func TestOutboundLinkTechnicalAlarm(t *testing.T) {
+	r := outboundRig(t, policy().Policies[0].Tiers, nil)
+	techOpen := func() []vakt.Alarm {
+		var out []vakt.Alarm
+		for _, a := range r.open() {
+			if a.Transmitter == "outbound-pager-dect" {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	r.eng.OutboundLink("pager:dect", false)
+	r.eng.OutboundLink("pager:dect", false)
+	r.phones.wait(t, "the technician offered the link alarm", func() bool { return r.phones.count("tech", vakt.NoticeOffer) > 0 })
+	r.idle()
+	if got := techOpen(); len(got) != 1 || got[0].Kind != vakt.EventOffline || got[0].Priority != vakt.PriorityTechnical {
+		t.Fatalf("open link alarms = %+v, want one technical offline alarm", got)
+	}
+	r.eng.OutboundLink("pager:dect", true)
+	r.idle()
+	if got := techOpen(); len(got) != 0 {
+		t.Fatalf("link alarms after the link came back = %+v, want none", got)
+	}
+}
