@@ -26,9 +26,13 @@ type AuditRecord struct {
 // the same transaction as the change it describes.
 type OutboxEntry struct {
 	Seq  int64
-	Kind string // "alarm", "visit", "epr", "health", "audit"
-	Body []byte // JSON
+	Kind string // "alarm", "visit", "epr", "health", "audit" (OutboxKind...)
+	// V is the body's schema version; 0 means the current one (OutboxVersions).
+	V    int
+	Body []byte // JSON: OutboxAlarm, OutboxVisit, OutboxEPR, OutboxHealth or OutboxAudit
 	At   time.Time
+	// Origin is the batch's origin, filled in when the entry is read back.
+	Origin OutboxOrigin
 }
 
 // Session is a phone's login as stored: only the SHA-256 of its bearer token, so a
@@ -58,6 +62,8 @@ type Batch struct {
 	Deliveries     []Delivery
 	DeliveriesDone []string
 	Logouts        []string // token hashes of sessions ended
+	// SessionsEnded ends every stored login of these staff (their secret changed).
+	SessionsEnded []StaffID
 	// Removals are directory entries deleted with their live state and logins: the
 	// person no longer works here. Their visits, EPR records and alarms keep the id.
 	// Like Erasures they are applied before the batch's rows.
@@ -70,6 +76,13 @@ type Batch struct {
 	// DirectoryCursor, when not nil, is stored as the cloud directory feed's cursor
 	// together with the directory changes it brought.
 	DirectoryCursor *string
+	// Origin is stored beside every outbox entry of the batch (the audit entries
+	// the store queues included): the boot id and whether the clock was synced.
+	Origin OutboxOrigin
+	// CompactHealth, when true, deletes every queued health entry that a newer
+	// health entry of the same transmitter supersedes (the bounded backlog's first
+	// step, docs/sync-protocol.md). Nothing else is ever deleted unacknowledged.
+	CompactHealth bool
 }
 
 // Erasure removes one person's personal data in the batch's transaction, before
@@ -90,8 +103,9 @@ func (b *Batch) Empty() bool {
 	return len(b.Events) == 0 && len(b.Alarms) == 0 && len(b.Directory) == 0 &&
 		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
 		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0 &&
-		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.Deliveries) == 0 && len(b.DeliveriesDone) == 0 && len(b.Removals) == 0 &&
-		len(b.Erasures) == 0 && b.OutboxAckedUpTo <= 0 && b.DirectoryCursor == nil
+		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.SessionsEnded) == 0 && len(b.Removals) == 0 &&
+		len(b.Deliveries) == 0 && len(b.DeliveriesDone) == 0 &&
+		len(b.Erasures) == 0 && b.OutboxAckedUpTo <= 0 && b.DirectoryCursor == nil && !b.CompactHealth
 }
 
 // Snapshot is the state the engine resumes from after a start or crash.

@@ -150,33 +150,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Close ends every WebSocket.
 func (s *Server) Close() { s.hub.closeAll() }
 
-func (s *Server) routes() {
-	m := http.NewServeMux()
-	m.HandleFunc("POST /api/v1/sessions", s.login)
-	m.HandleFunc("DELETE /api/v1/sessions/current", s.auth(s.logout))
-	m.HandleFunc("GET /api/v1/me", s.auth(s.me))
-	m.HandleFunc("PUT /api/v1/me/duty", s.auth(s.duty))
-	m.HandleFunc("PUT /api/v1/me/availability", s.auth(s.availability))
-	m.HandleFunc("PUT /api/v1/me/position", s.auth(s.position))
-	m.HandleFunc("GET /api/v1/alarms", s.auth(s.alarms))
-	m.HandleFunc("GET /api/v1/alarms/{id}", s.auth(s.alarm))
-	m.HandleFunc("POST /api/v1/alarms/{id}/accept", s.auth(s.alarmVerb(verbAccept)))
-	m.HandleFunc("POST /api/v1/alarms/{id}/reject", s.auth(s.alarmVerb(verbReject)))
-	m.HandleFunc("POST /api/v1/alarms/{id}/presence", s.auth(s.alarmVerb(verbPresence)))
-	m.HandleFunc("POST /api/v1/alarms/{id}/complete", s.auth(s.alarmVerb(verbComplete)))
-	m.HandleFunc("GET /api/v1/visits", s.auth(s.openVisits))
-	m.HandleFunc("POST /api/v1/visits", s.auth(s.startVisit))
-	m.HandleFunc("POST /api/v1/visits/{id}/end", s.auth(s.endVisit))
-	m.HandleFunc("POST /api/v1/visits/{id}/epr", s.auth(s.eprSent))
-	m.HandleFunc("GET /api/v1/stream", s.auth(s.stream))
-	m.HandleFunc("GET /api/v1/admin/staff/{id}/export", s.admin(s.exportStaff))
-	m.HandleFunc("DELETE /api/v1/admin/staff/{id}", s.admin(s.eraseStaff))
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
-	s.mux = m
-}
-
 // errorBody is the one error shape of the API.
 type errorBody struct {
 	Error struct {

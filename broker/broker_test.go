@@ -19,6 +19,11 @@ const (
 	btnUser, btnPass     = "button101", "btn-secret"
 	btnTopic             = "zigbee2mqtt/room101/sos"
 	wait                 = 5 * time.Second
+	// stormWait bounds each wait of the storm test: generous, since it asserts that
+	// every queued message arrives, never how fast (a loaded machine with -race
+	// needs tens of seconds for 12,000 QoS 1 round trips).
+	stormWait = 2 * time.Minute
+	closeWait = 30 * time.Second
 )
 
 func clients() []broker.Client {
@@ -48,7 +53,17 @@ func start(t *testing.T, o broker.Options) *broker.Broker {
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Close() })
+	t.Cleanup(func() {
+		// Bounded: mochi's Close waits for every connection's goroutines, so a client
+		// a failed test left connected must not turn its failure into a hang.
+		done := make(chan struct{})
+		go func() { _ = b.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWait):
+			t.Errorf("broker Close did not return within %v: a client connection is still open", closeWait)
+		}
+	})
 	if !strings.HasPrefix(b.Addr(), "127.0.0.1:") || strings.HasSuffix(b.Addr(), ":0") {
 		t.Fatalf("addr %q", b.Addr())
 	}
@@ -72,6 +87,10 @@ func connect(t *testing.T, b *broker.Broker, user, pass, id string, clean bool) 
 		SetCleanSession(clean).
 		SetAutoReconnect(false).
 		SetConnectTimeout(wait).
+		// paho drops the connection when a PINGRESP takes longer than PingTimeout
+		// (default 10 s); behind a storm's PUBACKs on a loaded machine it did, and
+		// the storm test failed with "connection lost before Publish completed".
+		SetPingTimeout(stormWait).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { c.msgs <- m }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { c.lost <- err })
 	c.Client = paho.NewClient(o)
@@ -250,20 +269,33 @@ func TestStormWhileGatewayAway(t *testing.T) {
 	for i := range n {
 		toks = append(toks, z.Publish(btnTopic, 1, false, fmt.Sprint(i)))
 	}
-	for _, tok := range toks {
-		if !tok.WaitTimeout(wait) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
+	for i, tok := range toks {
+		if !tok.WaitTimeout(stormWait) {
+			t.Fatalf("publish %d of %d: no PUBACK within %v", i+1, n, stormWait)
+		}
+		if err := tok.Error(); err != nil {
+			select {
+			case lost := <-z.lost:
+				t.Fatalf("publish %d of %d: %v (connection lost: %v)", i+1, n, err, lost)
+			default:
+				t.Fatalf("publish %d of %d: %v", i+1, n, err)
+			}
 		}
 	}
 	// mochi sends the publisher's PUBACK before it queues the message for
 	// subscribers, and a session taken over meanwhile loses what is queued to the old
 	// one. It handles one connection's packets in order, so once this marker is back,
 	// the storm is queued in the gateway's session.
-	if err := z.publish(t, "zigbee2mqtt/marker/set", 1, "marker"); err != nil {
-		t.Fatal(err)
+	if tok := z.Publish("zigbee2mqtt/marker/set", 1, false, "marker"); !tok.WaitTimeout(stormWait) || tok.Error() != nil {
+		t.Fatalf("marker: no PUBACK within %v (%v)", stormWait, tok.Error())
 	}
-	if m := z.next(t); m.Topic() != "zigbee2mqtt/marker/set" {
-		t.Fatalf("marker: %s", m.Topic())
+	select {
+	case m := <-z.msgs:
+		if m.Topic() != "zigbee2mqtt/marker/set" {
+			t.Fatalf("marker: %s", m.Topic())
+		}
+	case <-time.After(stormWait):
+		t.Fatalf("marker not delivered within %v", stormWait)
 	}
 
 	var mu sync.Mutex
@@ -271,7 +303,7 @@ func TestStormWhileGatewayAway(t *testing.T) {
 	done := make(chan struct{})
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).
 		SetClientID(gwID).SetUsername(gwUser).SetPassword(gwPass).SetCleanSession(false).
-		SetAutoReconnect(false).
+		SetAutoReconnect(false).SetPingTimeout(stormWait).
 		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 			if m.Topic() != btnTopic {
 				return
@@ -283,13 +315,21 @@ func TestStormWhileGatewayAway(t *testing.T) {
 				close(done)
 			}
 		}))
-	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
-		t.Fatalf("reconnect: %v", tok.Error())
+	// Registered before Connect: a failed or slow connect must not leave the
+	// connection open, or the broker's Close in cleanup waits for it for ever (seen
+	// at load ≈ 20: the CONNACK took longer than 5 s behind 12,000 queued messages,
+	// the test failed, and cleanup hung until the 600 s test timeout).
+	t.Cleanup(func() { c.Disconnect(100) })
+	tok := c.Connect()
+	if !tok.WaitTimeout(stormWait) {
+		t.Fatalf("reconnect: no CONNACK within %v", stormWait)
 	}
-	defer c.Disconnect(100)
+	if err := tok.Error(); err != nil {
+		t.Fatalf("reconnect: %v", err)
+	}
 	select {
 	case <-done:
-	case <-time.After(60 * time.Second):
+	case <-time.After(stormWait):
 		mu.Lock()
 		defer mu.Unlock()
 		t.Fatalf("received %d of %d queued messages", len(seen), n)

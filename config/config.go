@@ -165,6 +165,7 @@ func parseWith(data []byte, name string, secrets secretResolver, thorough bool) 
 	if name != "" && cfg.ARC.KeyFile != "" && !filepath.IsAbs(cfg.ARC.KeyFile) {
 		cfg.ARC.KeyFile = filepath.Join(filepath.Dir(name), cfg.ARC.KeyFile)
 	}
+	d.cloudToken(cfg)
 	errs := append(d.errs, validate(cfg, d.lineOf, d.reported)...)
 	if thorough {
 		errs = append(errs, sampleHashes(cfg, d.lineOf)...)
@@ -205,4 +206,27 @@ func parseYAML(data []byte) (f *ast.File, err error) {
 		}
 	}()
 	return parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+}
+
+// cloudToken reads cloud.token_file under the secret-file rules (mode 0600, not
+// empty, bounded) into cfg.Cloud.Token, relative to the configuration file.
+func (d *decoder) cloudToken(cfg *Config) {
+	c := &cfg.Cloud
+	if !c.Enabled {
+		return
+	}
+	if c.TokenFile == "" {
+		if cfg.Site.Demo {
+			// The demo syncs with a cloudsim started with -token <site.id>:demo, and
+			// a token file from a clone would not have mode 0600.
+			c.Token = Secret{Value: DemoCloudToken, From: "demo default"}
+		}
+		return
+	}
+	tok, err := d.secrets.resolve("file:" + c.TokenFile)
+	if err != nil {
+		d.errorf("cloud.token_file", d.lineOf("cloud.token_file"), "%v", err)
+		return
+	}
+	c.Token = tok
 }

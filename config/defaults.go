@@ -30,6 +30,13 @@ const (
 	DefaultSerialPeer      = string(rune(serial.DefaultPeer))
 	DefaultSerialGuardTime = serial.DefaultGuardTime
 	DefaultNearestCount    = 1
+	DefaultCloudBatchSize  = 1000
+	// DemoCloudToken is the cloud token in demo mode without cloud.token_file.
+	DemoCloudToken        = "demo"
+	DefaultCloudUpload    = 5 * time.Second
+	DefaultCloudDirectory = time.Minute
+	// DefaultCloudBacklogEntries: about two weeks of a busy site's records.
+	DefaultCloudBacklogEntries = 1_000_000
 )
 
 // ApplyDefaults fills every field left at its zero value that has a default. Parse
@@ -67,6 +74,13 @@ func applyDefaults(c *Config, given func(path string) bool) {
 	setDuration("api.session_ttl", &c.API.SessionTTL, DefaultSessionTTL)
 	setString("storage.path", &c.Storage.Path, DefaultStoragePath)
 	setDuration("storage.checkin_linger", &c.Storage.CheckInLinger, DefaultCheckInLinger)
+
+	cl := &c.Cloud
+	setString("cloud.gateway_id", &cl.GatewayID, c.Site.ID)
+	setInt("cloud.batch_size", &cl.BatchSize, DefaultCloudBatchSize)
+	setDuration("cloud.upload_interval", &cl.UploadInterval, DefaultCloudUpload)
+	setDuration("cloud.directory_interval", &cl.DirectoryInterval, DefaultCloudDirectory)
+	setInt("cloud.backlog_max_entries", &cl.BacklogMaxEntries, DefaultCloudBacklogEntries)
 
 	b := &c.Drivers.Broker
 	setString("drivers.broker.listen", &b.Listen, DefaultBrokerListen)

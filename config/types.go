@@ -16,6 +16,7 @@ type Config struct {
 	Storage      Storage       `yaml:"storage"`
 	Privacy      Privacy       `yaml:"privacy"`
 	ARC          ARC           `yaml:"arc"`
+	Cloud        Cloud         `yaml:"cloud"`
 }
 
 // Site identifies the installation.
@@ -237,6 +238,35 @@ type Privacy struct {
 	NearestRouting bool `yaml:"nearest_routing"`
 	// PositionTTL: positions older than this are purged (and count as unknown).
 	PositionTTL Duration `yaml:"position_ttl"`
+}
+
+// Cloud is the sync with the vendor's cloud (docs/sync-protocol.md): the outbox goes
+// up, the staff directory and erasure requests come down. Without it the gateway
+// works fully on its own (local first).
+type Cloud struct {
+	Enabled bool `yaml:"enabled"`
+	// URL is the cloud's base URL; https, except in demo mode where plain http to
+	// a loopback address is allowed (cloudsim beside the demo).
+	URL string `yaml:"url"`
+	// GatewayID is this gateway's id at the cloud [site.id].
+	GatewayID string `yaml:"gateway_id"`
+	// TokenFile holds the bearer token (mode 0600 or stricter, like every secret
+	// file); Token is what it holds, read when the file is loaded.
+	TokenFile string `yaml:"token_file"`
+	Token     Secret
+	// CAFile is a PEM bundle to trust instead of the system roots.
+	CAFile string `yaml:"ca_file"`
+	// BatchSize is entries per upload [1000, at most 5000].
+	BatchSize int `yaml:"batch_size"`
+	// UploadInterval is the poll while the outbox is empty [5s]; new entries
+	// wake the uploader at once. DirectoryInterval is the directory poll [1m].
+	UploadInterval    Duration `yaml:"upload_interval"`
+	DirectoryInterval Duration `yaml:"directory_interval"`
+	// BacklogMaxEntries and BacklogMaxBytes cap the outbox while the cloud is away
+	// (0 = no cap of that kind): from 80 % on health samples are compacted and a
+	// technical alarm is raised; alarms, audit, visits and EPR are never dropped.
+	BacklogMaxEntries int `yaml:"backlog_max_entries"`
+	BacklogMaxBytes   int `yaml:"backlog_max_bytes"`
 }
 
 // Duration is a time.Duration written as "30s", "2m", "25h" in YAML.

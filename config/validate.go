@@ -121,6 +121,7 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 		v.errorf("storage.path", "required: where the database file lives, e.g. %q", DefaultStoragePath)
 	}
 	v.positive("privacy.position_ttl", c.Privacy.PositionTTL, "15m")
+	v.cloud()
 	return v.errs
 }
 
@@ -886,4 +887,47 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
+}
+
+// cloud checks the sync section: only when enabled is anything required.
+func (v *validator) cloud() {
+	c := v.c.Cloud
+	if !c.Enabled {
+		return
+	}
+	u, err := url.Parse(c.URL)
+	switch {
+	case c.URL == "":
+		v.errorf("cloud.url", "required when cloud.enabled: the cloud's base URL, e.g. %q", "https://cloud.example.com/vakt")
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		v.errorf("cloud.url", "%s is not a base URL like https://cloud.example.com/vakt (no user, query or fragment)", quoteShort(c.URL))
+	case u.Scheme == "https":
+	case u.Scheme == "http" && !v.demo():
+		v.errorf("cloud.url", "plain http is allowed in demo mode only (site.demo: true), to a loopback address; use https")
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		v.errorf("cloud.url", "demo mode syncs over plain http with a loopback address only (127.0.0.1, ::1 or localhost), got %s; use https for anything else", quoteShort(u.Hostname()))
+	case u.Scheme != "http":
+		v.errorf("cloud.url", "the scheme must be https, got %s", quoteShort(u.Scheme))
+	}
+	if c.GatewayID == "" {
+		v.errorf("cloud.gateway_id", "required: the gateway id the cloud knows this site by (default site.id)")
+	} else {
+		v.ident("cloud.gateway_id", c.GatewayID, "gateway", nil)
+	}
+	if c.TokenFile == "" && !v.demo() {
+		v.errorf("cloud.token_file", "required when cloud.enabled: a file of mode 0600 holding this gateway's bearer token, e.g. %q", "/etc/vakt/secrets/cloud-token")
+	} else if c.TokenFile != "" {
+		v.secret("cloud.token_file", c.Token, false)
+	}
+	if c.BatchSize < 1 || c.BatchSize > 5000 {
+		v.errorf("cloud.batch_size", "must be 1..5000 (entries per upload; a cloud accepts at least 5000), e.g. %d", DefaultCloudBatchSize)
+	}
+	v.positive("cloud.upload_interval", c.UploadInterval, "5s")
+	v.positive("cloud.directory_interval", c.DirectoryInterval, "1m")
+	if c.BacklogMaxEntries < 0 {
+		v.errorf("cloud.backlog_max_entries", "cannot be negative (0 = no cap by entries)")
+	}
+	if c.BacklogMaxBytes < 0 {
+		v.errorf("cloud.backlog_max_bytes", "cannot be negative (0 = no cap by bytes)")
+	}
 }

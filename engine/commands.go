@@ -156,7 +156,7 @@ func (s *state) newVisitID() vakt.VisitID {
 func (e *Engine) recordVisit(b *vakt.Batch, v vakt.Visit, actor, action string, now time.Time) {
 	b.Visits = append(b.Visits, v)
 	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "visit:" + string(v.ID)})
-	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "visit", At: now, Body: mustJSON(v)})
+	b.Outbox = append(b.Outbox, visitEntry(v, now))
 	if v.End.IsZero() {
 		e.st.visits[v.ID] = v
 	} else {
@@ -232,7 +232,7 @@ func (e *Engine) EPRSent(ctx context.Context, staff vakt.StaffID, visit vakt.Vis
 		r := vakt.EPRRecord{Visit: visit, System: system, SentAt: now, Staff: staff}
 		b.EPR = append(b.EPR, r)
 		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(staff), Action: "epr.sent", Subject: "visit:" + string(visit)})
-		b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "epr", At: now, Body: mustJSON(r)})
+		b.Outbox = append(b.Outbox, eprEntry(r, now))
 		return r
 	}
 	r, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (vakt.EPRRecord, error) {

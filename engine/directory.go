@@ -335,8 +335,19 @@ func (e *Engine) ApplyDirectory(ctx context.Context, ch DirectoryChange) error {
 				e.log.Warn("cloud directory change ignored: the configuration file defines this staff id", "staff", id, "op", op.Kind)
 			case op.Kind == DirectoryUpsert:
 				u := op.Staff
-				if old, ok := s.directory[id]; ok && sameStaff(old, u) {
+				old, had := s.directory[id]
+				if had && sameStaff(old, u) {
 					continue
+				}
+				if had && old.SecretHash != u.SecretHash {
+					// A new secret: whoever logged in with the old one is logged
+					// out, on this run's phones now and in the stored logins.
+					b.SessionsEnded = append(b.SessionsEnded, id)
+					e.pending = append(e.pending, func(err error) {
+						if err == nil {
+							e.opt.Notifier.Notify(id, vakt.Notice{Type: vakt.NoticeRevoked})
+						}
+					})
 				}
 				u.Roles = slices.Clone(u.Roles)
 				s.directory[id] = u

@@ -68,6 +68,12 @@ type Options struct {
 	// CheckInLinger is how long a batch of nothing but check-ins may wait for more
 	// before it commits (0: never waits). See linger.
 	CheckInLinger time.Duration
+
+	// Boot identifies this process run in every outbox entry (random per start;
+	// the gateway makes it). ClockSynced reports whether the wall clock is
+	// synchronised now; nil means never (entries say clock_synced false).
+	Boot        string
+	ClockSynced func() bool
 }
 
 // Engine is the running alarm path.
@@ -93,6 +99,12 @@ type Engine struct {
 	pending []effect
 	// lastScrubbed is whether the last file scrub succeeded (Erasure.Scrubbed).
 	lastScrubbed atomic.Bool
+
+	// started is when the engine was made (monotonic: since_boot_ms);
+	// healthOut what health was last queued for the cloud per transmitter
+	// (loop-owned).
+	started   time.Time
+	healthOut map[vakt.TransmitterID]queuedHealth
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -146,6 +158,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 		in:      make(chan op, opt.QueueSize),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		started: time.Now(),
 	}
 	e.st = newState(opt, snap)
 	e.sessions = snap.Sessions

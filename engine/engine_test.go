@@ -80,6 +80,8 @@ type rig struct {
 	policy       *routing.Config          // default policy()
 	outbound     map[string]vakt.Outbound // Options.Outbound
 	disk         *failingStore
+	boot         string      // Options.Boot
+	synced       func() bool // Options.ClockSynced
 	path         string
 	clock        *fakeclock.Clock
 	phones       *phones
@@ -136,7 +138,7 @@ func (r *rig) start(walkTest bool) {
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
-		CheckInLinger: r.linger, Outbound: r.outbound,
+		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
 		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},

@@ -105,6 +105,8 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	}
 	var err error
 	if !b.Empty() {
+		e.queueHealth(b, e.opt.Clock.Now())
+		b.Origin = e.origin()
 		start := time.Now()
 		err = e.opt.Store.Commit(ctx, b)
 		e.noteCommit(len(b.Events), time.Since(start), err)
@@ -141,6 +143,8 @@ func (e *Engine) storageEvent(ctx context.Context, kind vakt.EventKind) {
 	e.rows.reset()
 	ev := vakt.Event{Transmitter: StorageTransmitter, Kind: kind, Source: "storage", Text: "database not writable"}
 	fx := e.ingest(b, ev)
+	e.queueHealth(b, e.opt.Clock.Now())
+	b.Origin = e.origin()
 	err := e.opt.Store.Commit(ctx, b)
 	if fx != nil {
 		fx(err)

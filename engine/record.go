@@ -49,10 +49,7 @@ func (e *Engine) recordAs(b *vakt.Batch, a *vakt.Alarm, actor, action, transitio
 	e.rows.alarm(b, snap)
 	outFx := e.outboundActs(b, a, acts, now)
 	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "alarm:" + string(a.ID)})
-	b.Outbox = append(b.Outbox, vakt.OutboxEntry{Kind: "alarm", At: now, Body: mustJSON(alarmRecord{
-		ID: a.ID, Transmitter: a.Transmitter, Kind: a.Kind, Priority: a.Priority, State: a.State,
-		Count: a.Count, Tier: a.Tier, Assignee: a.Assignee, RaisedAt: a.RaisedAt, At: now, Forwarded: a.Forwarded,
-	})})
+	b.Outbox = append(b.Outbox, alarmEntry(a, action, now))
 	if !a.State.Open() {
 		delete(s.alarms, a.ID)
 		if s.open[keyFor(a.Transmitter, a.Kind)] == a.ID {

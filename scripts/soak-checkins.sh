@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # P6 soak: how many bytes the gateway writes to disk per check-in at a busy site's
 # rate (200,000 check-ins a day ≈ 2.3/s), read from /proc/PID/io (write_bytes).
-# It runs a Mosquitto with the settings of firmware-notes/mqtt-broker.md and the demo
+# It runs a Mosquitto with firmware-notes/mosquitto.conf (the settings every test and
+# site uses; mqtt-broker.md explains them) and the demo
 # site pointed at it (check-ins linger only with an external broker).
 # Usage: scripts/soak-checkins.sh [seconds=60] [rate-per-second=2.3] [checkin_linger=10s]
 # Needs: go, mosquitto, mosquitto_pub. Uses loopback ports 18080 and 11883.
@@ -12,13 +13,9 @@ work=$(mktemp -d)
 cleanup() { kill "${gw:-}" "${mq:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 go build -o "$work/gateway" "$root/cmd/gateway"
-cat > "$work/mosquitto.conf" <<CONF
-listener 11883 127.0.0.1
-allow_anonymous true
-max_queued_messages 100000
-max_inflight_messages 0
-set_tcp_nodelay true
-CONF
+{ printf 'listener 11883 127.0.0.1\nallow_anonymous true\npersistence_location %s/\n' "$work"
+  [ "$(id -u)" = 0 ] && echo "user root"
+  cat "$root/firmware-notes/mosquitto.conf"; } > "$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & mq=$!
 sed -e "s|path: ../../data/vakt.db|path: $work/vakt.db\n  checkin_linger: $linger|" \
     -e "s|127.0.0.1:8080|127.0.0.1:18080|" -e "s|127.0.0.1:1883|127.0.0.1:11883|g" \

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/vakt/vakt/internal/browsertest"
 )
 
 // The browser test runs the real gateway binary on a copy of the demo site, presses
@@ -31,39 +32,6 @@ const (
 	waitLimit     = 30 * time.Second         // generous: CI runs every package at once on 2 cores
 	screenshotEnv = "VAKT_UPDATE_SCREENSHOT" // =1 rewrites docs/img/status-page.png
 )
-
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI must install the Debian package \"chromium\"")
-	}
-	t.Skip("chromium not installed (apt-get install -y chromium); skipping the browser test")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func artefactDir(t *testing.T) string {
-	if d := os.Getenv("VAKT_ARTEFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			return d
-		}
-	}
-	return t.TempDir()
-}
 
 // startGateway builds and runs the gateway on a copy of the demo site with its own
 // database and ports, and waits for /readyz. It is stopped with SIGTERM at cleanup.
@@ -80,11 +48,12 @@ func startGateway(t *testing.T) (base string, brokerPort int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiPort, brokerPort := freePort(t), freePort(t)
+	apiPort, brokerPort := browsertest.FreePort(t), browsertest.FreePort(t)
 	s := regexp.MustCompile(`(?m)^  path: \S*vakt\.db$`).ReplaceAllLiteralString(string(src), "  path: "+filepath.Join(dir, "vakt.db"))
 	for old, new := range map[string]string{
-		"listen: 127.0.0.1:8080": fmt.Sprintf("listen: 127.0.0.1:%d", apiPort),
-		"listen: 127.0.0.1:1883": fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort),
+		"listen: 127.0.0.1:8080":  fmt.Sprintf("listen: 127.0.0.1:%d", apiPort),
+		"listen: 127.0.0.1:1883":  fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort),
+		"cloud:\n  enabled: true": "cloud:\n  enabled: false", // no sync with whatever listens on :8090
 	} {
 		if strings.Count(s, old) != 1 {
 			t.Fatalf("demo.yaml no longer contains %q exactly once", old)
@@ -257,7 +226,7 @@ func (p *tab) checkErrors() {
 }
 
 func TestStatusPageInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	browsertest.Chromium(t) // skip (or fail in CI) before starting anything
 	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
 		t.Fatal("mosquitto_pub is needed to press the demo pendant (Debian package mosquitto-clients)")
 	}
@@ -280,27 +249,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("nurse token: %d, want 403", c)
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	bctx := browsertest.Start(t)
 
 	tech := newTab(t, bctx)
 	defer tech.checkErrors()
@@ -345,7 +294,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shotPath := filepath.Join(artefactDir(t), "status-page.png")
+	shotPath := filepath.Join(browsertest.ArtefactDir(t), "status-page.png")
 	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}

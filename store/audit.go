@@ -59,18 +59,42 @@ func (db *DB) AuditRange(ctx context.Context, fromSeq int64, limit int) ([]vakt.
 //
 // The chain proves order and integrity only against someone who cannot recompute
 // every later hash; the cloud's anchored head (AuditHead, synced) closes that gap.
+//
+// The head is kept in the meta table, written in the same transaction as each audit
+// insert, so a tail deleted while the gateway was stopped is found too, also by a
+// database opened with OpenReadOnly.
 func (db *DB) VerifyAudit(ctx context.Context) error {
+	_, err := db.VerifyAuditCount(ctx)
+	return err
+}
+
+// VerifyAuditCount is VerifyAudit returning how many entries it checked.
+func (db *DB) VerifyAuditCount(ctx context.Context) (int64, error) {
 	// Read the head before the snapshot starts: the snapshot then holds at least it.
 	head, headHash := db.AuditHead()
 
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("store: verify audit: %w", err)
+		return 0, fmt.Errorf("store: verify audit: %w", err)
 	}
 	defer tx.Rollback()
+	if db.readOnly {
+		// Another process may be writing: take the head from the same snapshot, so
+		// entries beyond it were not committed through the store.
+		h, err := readAuditHead(ctx, tx)
+		if err != nil {
+			return 0, err
+		}
+		head, headHash = h.seq, h.hash
+	}
+	n, err := verifyRows(ctx, tx, head, headHash, db.readOnly)
+	return n, err
+}
+
+func verifyRows(ctx context.Context, tx *sql.Tx, head int64, headHash string, exact bool) (int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY seq`)
 	if err != nil {
-		return fmt.Errorf("store: verify audit: %w", err)
+		return 0, fmt.Errorf("store: verify audit: %w", err)
 	}
 	defer rows.Close()
 
@@ -78,26 +102,29 @@ func (db *DB) VerifyAudit(ctx context.Context) error {
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return fmt.Errorf("store: verify audit: %w", err)
+			return 0, fmt.Errorf("store: verify audit: %w", err)
 		}
 		switch {
 		case e.Seq != last.Seq+1:
-			return &AuditError{Seq: last.Seq + 1, Reason: "missing (deleted)"}
+			return 0, &AuditError{Seq: last.Seq + 1, Reason: "missing (deleted)"}
 		case e.Hash != e.ChainHash():
-			return &AuditError{Seq: e.Seq, Reason: "contents do not match its hash (edited or moved)"}
+			return 0, &AuditError{Seq: e.Seq, Reason: "contents do not match its hash (edited or moved)"}
 		case e.Prev != last.Hash:
-			return &AuditError{Seq: e.Seq, Reason: fmt.Sprintf(
+			return 0, &AuditError{Seq: e.Seq, Reason: fmt.Sprintf(
 				"does not follow entry %d (reordered, or entry %d rewritten)", last.Seq, last.Seq)}
 		case e.Seq == head && e.Hash != headHash:
-			return &AuditError{Seq: e.Seq, Reason: "differs from the entry this gateway committed (rewritten)"}
+			return 0, &AuditError{Seq: e.Seq, Reason: "differs from the entry this gateway committed (rewritten)"}
 		}
 		last = e
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: verify audit: %w", err)
+		return 0, fmt.Errorf("store: verify audit: %w", err)
 	}
 	if last.Seq < head {
-		return &AuditError{Seq: last.Seq + 1, Reason: fmt.Sprintf("missing (deleted; entries up to %d were committed)", head)}
+		return 0, &AuditError{Seq: last.Seq + 1, Reason: fmt.Sprintf("missing (deleted; entries up to %d were committed)", head)}
 	}
-	return nil
+	if exact && last.Seq > head {
+		return 0, &AuditError{Seq: head + 1, Reason: fmt.Sprintf("not committed by a gateway (entries after %d were added behind its back)", head)}
+	}
+	return last.Seq, nil
 }

@@ -106,18 +106,6 @@ func decodeRoles(s string) ([]string, error) {
 	return roles, nil
 }
 
-// auditJSON is the outbox body of kind "audit". At is exactly the string
-// vakt.AuditEntry.ChainHash hashes, so the cloud can verify and anchor the chain.
-type auditJSON struct {
-	Seq     int64  `json:"seq"`
-	At      string `json:"at"`
-	Actor   string `json:"actor"`
-	Action  string `json:"action"`
-	Subject string `json:"subject"`
-	Prev    string `json:"prev"`
-	Hash    string `json:"hash"`
-}
-
 type scanner interface {
 	Scan(dest ...any) error
 }

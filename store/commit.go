@@ -15,8 +15,8 @@ import (
 // statements are prepared once on the writer's single connection and reused by
 // every Commit through tx.StmtContext, which finds them already prepared there.
 type statements struct {
-	staff, state, health, visit, epr, counter *sql.Stmt
-	event, alarm, audit, outbox               multiInsert
+	staff, state, health, visit, epr, counter, auditHead *sql.Stmt
+	event, alarm, audit, outbox                          multiInsert
 }
 
 // rowsPerInsert is how many rows one multi-row INSERT carries. Per statement,
@@ -99,6 +99,11 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 			alarm_id = excluded.alarm_id, note = excluded.note`},
 		{&s.epr, `INSERT INTO epr_records (` + eprColumns + `) VALUES (?,?,?,?) ON CONFLICT DO NOTHING`},
 		{&s.counter, `UPDATE meta SET value = ? WHERE key = 'alarm_counter'`},
+		// The audit head, in the same transaction as each audit insert: deleting the
+		// table's tail cannot reach it, so VerifyAudit sees a truncation (even after
+		// a restart). The hash is stored as a blob (the column has INTEGER affinity).
+		{&s.auditHead, `INSERT INTO meta (key, value) VALUES ('audit_head_seq', ?), ('audit_head_hash', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`},
 	} {
 		st, err := w.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -122,12 +127,12 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 	if err := s.audit.prepare(ctx, w, "audit", auditColumns, ""); err != nil {
 		return err
 	}
-	return s.outbox.prepare(ctx, w, "outbox", "kind, body, at", "")
+	return s.outbox.prepare(ctx, w, "outbox", "kind, v, body, at, clock_synced, boot, since_boot_ms, health_of", "")
 }
 
 func (s *statements) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.staff, s.state, s.health, s.visit, s.epr, s.counter,
+	for _, st := range []*sql.Stmt{s.staff, s.state, s.health, s.visit, s.epr, s.counter, s.auditHead,
 		s.event.one, s.event.many, s.alarm.one, s.alarm.many, s.audit.one, s.audit.many, s.outbox.one, s.outbox.many} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -340,6 +345,11 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 	}
 
 	// Phone logins: kept by token hash; expired ones go whenever logins are written.
+	for _, id := range b.SessionsEnded {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE staff_id = ?`, string(id)); err != nil {
+			return fmt.Errorf("end sessions of %s: %w", id, err)
+		}
+	}
 	if len(b.Sessions) > 0 || len(b.Logouts) > 0 {
 		for _, se := range b.Sessions {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, staff_id, expires_at) VALUES (?, ?, ?)
@@ -390,7 +400,19 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		if body == nil {
 			body = []byte{} // body is NOT NULL; an empty entry is still an entry
 		}
-		outbox = append(outbox, o.Kind, body, nanos(at))
+		v := o.V
+		if v <= 0 {
+			v = max(vakt.OutboxVersions[o.Kind], 1)
+		}
+		var healthOf any
+		if o.Kind == vakt.OutboxKindHealth {
+			var h vakt.OutboxHealth
+			if json.Unmarshal(body, &h) == nil && h.Transmitter != "" {
+				healthOf = h.Transmitter // unreadable: never compacted
+			}
+		}
+		outbox = append(outbox, o.Kind, v, body, nanos(at), b.Origin.ClockSynced, b.Origin.Boot,
+			b.Origin.SinceBoot.Milliseconds(), healthOf)
 	}
 	if len(b.Audit) > 0 {
 		audit := make([]any, 0, len(b.Audit)*db.st.audit.width)
@@ -405,16 +427,20 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			e.At = time.Unix(0, e.At.UnixNano()).UTC()
 			e.Hash = e.ChainHash()
 			audit = append(audit, e.Seq, e.At.UnixNano(), e.Actor, e.Action, e.Subject, e.Prev, e.Hash)
-			body, err := json.Marshal(auditJSON{Seq: e.Seq, At: e.At.Format(time.RFC3339Nano),
+			body, err := json.Marshal(vakt.OutboxAudit{Seq: e.Seq, At: e.At.Format(time.RFC3339Nano),
 				Actor: e.Actor, Action: e.Action, Subject: e.Subject, Prev: e.Prev, Hash: e.Hash})
 			if err != nil {
 				return fmt.Errorf("audit %d: %w", e.Seq, err)
 			}
-			outbox = append(outbox, "audit", body, e.At.UnixNano())
+			outbox = append(outbox, vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body, e.At.UnixNano(),
+				b.Origin.ClockSynced, b.Origin.Boot, b.Origin.SinceBoot.Milliseconds(), nil)
 			*head = auditHead{seq: e.Seq, hash: e.Hash}
 		}
 		if _, err := db.st.audit.exec(ctx, tx, audit); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+		if _, err := tx.StmtContext(ctx, db.st.auditHead).ExecContext(ctx, head.seq, []byte(head.hash)); err != nil {
+			return fmt.Errorf("audit head: %w", err)
 		}
 	}
 	if len(outbox) > 0 {
@@ -426,6 +452,20 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		for i := range seqs {
 			seqs[i] = first + int64(i)
 		}
+	}
+	if b.CompactHealth {
+		// Only health samples a newer sample of the same transmitter supersedes;
+		// alarms, audit, visits and EPR records are never dropped.
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE health_of IS NOT NULL AND seq <
+			(SELECT max(n.seq) FROM outbox n INDEXED BY outbox_health WHERE n.health_of = outbox.health_of)`)
+		if err != nil {
+			return fmt.Errorf("outbox health compaction: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("outbox health compaction: %w", err)
+		}
+		*acked += n
 	}
 
 	return tx.Commit()

@@ -75,13 +75,16 @@ func (db *DB) Outbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.Out
 	}
 	entries, err := collect(func(s scanner) (vakt.OutboxEntry, error) {
 		var (
-			e  vakt.OutboxEntry
-			at sql.NullInt64
+			e     vakt.OutboxEntry
+			at    sql.NullInt64
+			since int64
 		)
-		err := s.Scan(&e.Seq, &e.Kind, &e.Body, &at)
+		err := s.Scan(&e.Seq, &e.Kind, &e.V, &e.Body, &at, &e.Origin.ClockSynced, &e.Origin.Boot, &since)
 		e.At = fromNanos(at)
+		e.Origin.SinceBoot = time.Duration(since) * time.Millisecond
 		return e, err
-	})(db.r.QueryContext(ctx, `SELECT seq, kind, body, at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`,
+	})(db.r.QueryContext(ctx, `SELECT seq, kind, v, body, at, clock_synced, boot, since_boot_ms FROM outbox
+		WHERE seq > ? ORDER BY seq LIMIT ?`,
 		afterSeq, limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
@@ -102,6 +105,11 @@ type OutboxStats struct {
 	Entries int64
 	Bytes   int64     // sum of the bodies' lengths
 	Oldest  time.Time // At of the oldest entry; zero when empty
+	// OldestSynced: the clock was synced when the oldest entry was made.
+	OldestSynced bool
+	// HealthEntries and HealthBytes are the health samples among them, for
+	// HealthTransmitters distinct transmitters (the backlog policy's input).
+	HealthEntries, HealthBytes, HealthTransmitters int64
 }
 
 // OutboxStats counts the backlog. It reads every entry's length, so it is for the
@@ -112,11 +120,16 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 		st     OutboxStats
 		oldest sql.NullInt64
 	)
+	var synced sql.NullBool
 	err := db.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(body)), 0),
-		(SELECT at FROM outbox ORDER BY seq LIMIT 1) FROM outbox`).Scan(&st.Entries, &st.Bytes, &oldest)
+		(SELECT at FROM outbox ORDER BY seq LIMIT 1), (SELECT clock_synced FROM outbox ORDER BY seq LIMIT 1),
+		coalesce(sum(health_of IS NOT NULL), 0), coalesce(sum(CASE WHEN health_of IS NOT NULL THEN length(body) END), 0),
+		count(DISTINCT health_of) FROM outbox`).Scan(&st.Entries, &st.Bytes, &oldest, &synced,
+		&st.HealthEntries, &st.HealthBytes, &st.HealthTransmitters)
 	if err != nil {
 		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)
 	}
+	st.OldestSynced = synced.Bool
 	st.Oldest = fromNanos(oldest)
 	return st, nil
 }

@@ -36,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -85,10 +86,13 @@ type Options struct {
 // engine's one writer goroutine.
 type DB struct {
 	path string
-	w    *sql.DB // one connection: every write goes through it
-	r    *sql.DB // read-only pool
-	now  func() time.Time
-	log  *slog.Logger
+	lock *os.File // flock on <path>.lock while open; nil when read-only
+	// readOnly: opened by OpenReadOnly (no writer pool).
+	readOnly bool
+	w        *sql.DB // one connection: every write goes through it
+	r        *sql.DB // read-only pool
+	now      func() time.Time
+	log      *slog.Logger
 
 	seenWindow time.Duration
 	seenMax    int // seenMaxEvents; smaller in tests
@@ -150,18 +154,111 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create folder: %w", err)
 	}
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	f.Close()
 
-	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents}
+	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents, lock: lock}
 	if err := db.open(ctx, opts.Readers); err != nil {
 		db.closeAll()
 		return nil, err
 	}
 	return db, nil
+}
+
+// ErrInUse: another process (a running gateway, or a person command) holds the
+// database's lock.
+var ErrInUse = errors.New("in use: another gateway runs on this database")
+
+// lockFile takes an exclusive flock on <path>.lock, held until the returned file is
+// closed (Close, or the process's end: the kernel drops it even after SIGKILL). A
+// second writer on one database would break the one-writer rule and the cached
+// audit head and alarm counter, so it is refused with what to do.
+func lockFile(path string) (*os.File, error) {
+	name := path + ".lock"
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("store: %s: %w (it holds %s); stop it first, or give this one another storage.path", path, ErrInUse, name)
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// OpenReadOnly opens an existing database for reading only (verify-audit, exports
+// beside a running gateway): it creates nothing, migrates nothing, takes no lock and
+// fails when the file does not exist, so a mistyped path is an error rather than an
+// empty database. Commit and the other writes fail on it.
+func OpenReadOnly(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s read-only: %w (check storage.path)", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("store: open %s read-only: not a database file (check storage.path)", path)
+	}
+	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents}
+	db.closed.Store(true) // writes report vakt.ErrClosed
+	if db.r, err = sql.Open("sqlite", dsn(path, readerParams)); err != nil {
+		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
+	}
+	db.r.SetMaxOpenConns(1)
+	var version int
+	if err := db.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		db.r.Close()
+		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
+	}
+	if version == 0 {
+		db.r.Close()
+		return nil, fmt.Errorf("store: %s is not a Vakt database (no schema; check storage.path)", path)
+	}
+	if db.head, err = readAuditHead(ctx, db.r); err != nil {
+		db.r.Close()
+		return nil, err
+	}
+	db.readOnly = true
+	return db, nil
+}
+
+// readAuditHead returns the audit head recorded in meta, or for a database written
+// before the head was recorded there, the table's last entry.
+func readAuditHead(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (auditHead, error) {
+	var h auditHead
+	var seq sql.NullInt64
+	var hash []byte
+	err := q.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = 'audit_head_seq'),
+		(SELECT value FROM meta WHERE key = 'audit_head_hash')`).Scan(&seq, &hash)
+	if err != nil {
+		return h, fmt.Errorf("store: read audit head: %w", err)
+	}
+	if seq.Valid {
+		return auditHead{seq: seq.Int64, hash: string(hash)}, nil
+	}
+	err = q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&h.seq, &h.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("store: read audit head: %w", err)
+	}
+	return h, nil
 }
 
 func (db *DB) open(ctx context.Context, readers int) error {
@@ -189,10 +286,8 @@ func (db *DB) open(ctx context.Context, readers int) error {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
 
-	err = db.w.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).
-		Scan(&db.head.seq, &db.head.hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("store: read audit head: %w", err)
+	if db.head, err = readAuditHead(ctx, db.w); err != nil {
+		return err
 	}
 	if err := db.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'alarm_counter'`).
 		Scan(&db.counter); err != nil {
@@ -275,6 +370,10 @@ func (db *DB) checkpoint(ctx context.Context) error {
 // Close checkpoints the WAL into the main file and closes both pools. Commit and
 // the other writes return vakt.ErrClosed afterwards.
 func (db *DB) Close() error {
+	if db.readOnly {
+		db.readOnly = false
+		return db.r.Close()
+	}
 	if !db.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -302,6 +401,11 @@ func (db *DB) closeAll() error {
 	}
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
+	}
+	if db.lock != nil {
+		// After the writer closed: the next gateway may open the file at once.
+		errs = append(errs, db.lock.Close())
+		db.lock = nil
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package webapp_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/vakt/vakt/internal/browsertest"
 )
 
 // The browser test runs the real gateway binary on a copy of the demo site and
@@ -34,32 +35,6 @@ const (
 	phoneHeight   = 844
 	screenshotEnv = "VAKT_UPDATE_SCREENSHOT" // =1 rewrites docs/img/webapp-offer.png
 )
-
-// chromiumPath finds the browser. Outside CI a missing browser skips the test with
-// a clear reason; in CI (CI=true) it fails, so a missing install step is seen.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed; CI must install the Debian package \"chromium\"")
-	}
-	t.Skip("chromium not installed (apt-get install -y chromium); skipping the browser test")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // gateway is the gateway binary running as a child process on one config.
 type gateway struct {
@@ -110,6 +85,7 @@ func demoConfig(t *testing.T, apiPort, brokerPort int) string {
 	s = storage.ReplaceAllLiteralString(s, "  path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
+	replace("cloud:\n  enabled: true", "cloud:\n  enabled: false") // no sync with whatever listens on :8090
 	replace("      - target: nearest\n        count: 1\n        roles: [nurse, assistant]",
 		"      - target: nearest\n        count: 2\n        roles: [nurse, assistant]")
 	path := filepath.Join(dir, "gateway.yaml")
@@ -381,21 +357,12 @@ func (p *phone) delivered(id string, n int) {
 func offerSel(id string) string { return fmt.Sprintf(`[data-view=offer] [data-alarm-id=%q]`, id) }
 func listSel(id string) string  { return fmt.Sprintf(`[data-view=alarms] [data-alarm-id=%q]`, id) }
 
-func artefactDir(t *testing.T) string {
-	if d := os.Getenv("VAKT_ARTEFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			return d
-		}
-	}
-	return t.TempDir()
-}
-
 func TestWebAppInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	browsertest.Chromium(t) // skip (or fail in CI) before starting anything
 	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
 		t.Fatal("mosquitto_pub is needed to press the demo button (Debian package mosquitto-clients)")
 	}
-	apiPort, brokerPort := freePort(t), freePort(t)
+	apiPort, brokerPort := browsertest.FreePort(t), browsertest.FreePort(t)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "gateway.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -410,29 +377,9 @@ func TestWebAppInBrowser(t *testing.T) {
 		}
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	artefacts := artefactDir(t)
+	artefacts := browsertest.ArtefactDir(t)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.Flag("disable-dev-shm-usage", true), // small /dev/shm in containers
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	bctx := browsertest.Start(t)
 
 	// Two phones: nurse-1's browser speaks English, nurse-2's Norwegian.
 	n1 := newPage(t, bctx, "nurse-1", "en-GB,en")

@@ -1,5 +1,5 @@
 // Package webapp is the staff web app: the phone in a browser, served by the
-// gateway itself at /app/ (docs/webapp.md). The files are plain HTML, CSS and
+// gateway itself at /app/ (README.md, "The phone in a browser"). The files are plain HTML, CSS and
 // JavaScript modules embedded in the binary: no build step, no outside assets, so
 // the app works on a site whose internet line is down (local first).
 package webapp

@@ -163,7 +163,7 @@ func TestKilledBeforeARCAckResends(t *testing.T) {
 	// on site before the centre answered, which withdraws its forward.
 	press(t, brokerPort, "zigbee2mqtt/room102/sos", `{"action":"emergency","battery":97}`)
 	second := alarmOf(t, c, "room-102-sos")
-	waitFor(t, "the second alarm forwarded", func() bool {
+	eventually(t, "the second alarm forwarded", func() bool {
 		return strings.Contains(openAlarms(t, c), `"state":"forwarded"`) &&
 			strings.Count(openAlarms(t, c), `"state":"forwarded"`) == 2
 	})

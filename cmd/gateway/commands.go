@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"syscall"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/config"
@@ -52,53 +49,36 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 
 func cmdVerifyAudit(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify-audit", flag.ContinueOnError)
-	path := fs.String("config", "config/examples/demo.yaml", "configuration file (for storage.path)")
+	path := fs.String("config", "", "configuration file (required: its storage.path names the database)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *path == "" {
+		return errors.New("verify-audit: -config FILE is required")
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{})
+	// Read-only: a mistyped storage.path is an error rather than a new, empty (and so
+	// "intact") database, and it may run beside the gateway.
+	db, err := store.OpenReadOnly(ctx, cfg.Storage.Path, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.VerifyAudit(ctx); err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	fmt.Fprintln(stdout, "audit log: chain intact")
-	return nil
-}
-
-// errGatewayRunning: another process (a running gateway) holds the database. Two
-// engines on one file would be two writers, each writing its memory back over the
-// other's changes (rule 3), so the person commands refuse.
-var errGatewayRunning = errors.New("the database is in use by a running gateway")
-
-// lockDatabase takes the exclusive lock that says "an engine runs on this
-// database": an flock on "<path>.lock", held until unlock (the kernel drops it
-// when the process dies, so a crash never leaves it behind). It is a separate
-// file because closing any descriptor of the database file itself would drop
-// SQLite's own POSIX locks.
-func lockDatabase(path string) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("storage.path %s: create folder: %w", path, err)
-	}
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	n, err := db.VerifyAuditCount(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("storage.path %s: lock file: %w", path, err)
+		return fmt.Errorf("audit log %s: %w", cfg.Storage.Path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("storage.path %s: %w", path, errGatewayRunning)
-		}
-		return nil, fmt.Errorf("storage.path %s: lock: %w", path, err)
+	seq, hash := db.AuditHead()
+	if n == 0 {
+		fmt.Fprintf(stdout, "audit log %s: empty (no entries yet)\n", cfg.Storage.Path)
+		return verifyAnchor(ctx, cfg, db, stdout)
 	}
-	return func() { f.Close() }, nil
+	fmt.Fprintf(stdout, "audit log %s: chain intact, %d entries checked (head %d, hash %.16s…)\n", cfg.Storage.Path, n, seq, hash)
+	return verifyAnchor(ctx, cfg, db, stdout)
 }
 
 // personAdmin serves the person commands (G3, G4) for the admin endpoints and the
@@ -136,14 +116,7 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDatabase(cfg.Storage.Path)
-	if errors.Is(err, errGatewayRunning) {
-		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*offline, error) { unlock(); return nil, err }
+	fail := func(err error) (*offline, error) { return nil, err }
 	router, err := routing.New(routingConfig(cfg))
 	if err != nil {
 		return fail(fmt.Errorf("routing: %w", err))
@@ -153,7 +126,11 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 		return fail(err)
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// store.Open takes the database's lock: a running gateway holds it.
 	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{Logger: log})
+	if errors.Is(err, store.ErrInUse) {
+		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("open database %s: %w", cfg.Storage.Path, err))
 	}
@@ -174,9 +151,7 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 	return &offline{personAdmin: personAdmin{db: db, eng: eng}, stop: func() error {
 		cancel()
 		<-done
-		err := db.Close()
-		unlock()
-		return err
+		return db.Close()
 	}}, nil
 }
 

@@ -41,7 +41,7 @@ func gatewayBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "gateway")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "failpoint", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -63,10 +63,23 @@ func startChild(t *testing.T, cfg string, apiPort int, env ...string) *child {
 	cmd := exec.Command(gatewayBinary(t), "run", "-config", cfg)
 	cmd.Env = append(os.Environ(), env...)
 	errPipe, _ := cmd.StderrPipe()
+	outPipe, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, stderr: make(chan string, 256), exited: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		// The JSON log on stdout: "gateway ready" is logged once every part runs.
+		sc := bufio.NewScanner(outPipe)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), `"msg":"gateway ready"`) {
+				once = true
+				close(ready)
+			}
+		}
+	}()
 	go func() {
 		sc := bufio.NewScanner(errPipe)
 		for sc.Scan() {
@@ -78,19 +91,17 @@ func startChild(t *testing.T, cfg string, apiPort int, env ...string) *child {
 	}()
 	go func() { _ = cmd.Wait(); close(c.exited) }()
 	t.Cleanup(c.kill)
-	waitFor(t, "gateway ready", func() bool {
-		select {
-		case <-c.exited:
-			t.Fatal("gateway exited during start")
-		default:
+	select {
+	case <-ready:
+	case <-c.exited:
+		var last []string
+		for len(c.stderr) > 0 {
+			last = append(last, <-c.stderr)
 		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", apiPort))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+		t.Fatalf("gateway exited during start; stderr:\n%s", strings.Join(last, "\n"))
+	case <-time.After(waitLimit):
+		t.Fatalf("gateway not ready within %v", waitLimit)
+	}
 	return c
 }
 

@@ -14,9 +14,9 @@ import (
 
 // startGateway runs the whole gateway in-process on the demo configuration, with an
 // injected clock so escalation timers run when the test says.
-func startGateway(t testing.TB, cfgPath string, clock vakt.Clock) (*Main, client) {
+func startGateway(t testing.TB, cfgPath string, clock vakt.Clock, observers ...vakt.Observer) (*Main, client) {
 	t.Helper()
-	m := &Main{ConfigPath: cfgPath, Log: io.Discard, Clock: clock}
+	m := &Main{ConfigPath: cfgPath, Log: io.Discard, Clock: clock, Observers: observers}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := m.Open(ctx); err != nil {
 		cancel()
@@ -40,23 +40,18 @@ func startGateway(t testing.TB, cfgPath string, clock vakt.Clock) (*Main, client
 	return m, client{t: t, base: "http://" + m.APIAddr()}
 }
 
-// offerStatus reads the routing state of one offer straight from the engine.
-func offerStatus(m *Main, alarm string, staff vakt.StaffID) vakt.OfferStatus {
-	list, err := m.Engine.Alarms(context.Background(), staff)
-	if err != nil {
-		return ""
+// settle returns once the engine has finished the batch that told the test what it
+// waited for, including re-arming its timer: the fake clock arms a timer at its own
+// now + delay, so a clock moved between the engine's reading of now and its arming
+// would push the deadline out by the jump. A ping goes through the loop's queue
+// behind that batch.
+func settle(t testing.TB, m *Main) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := m.Engine.Ping(ctx); err != nil {
+		t.Fatalf("engine ping: %v", err)
 	}
-	for _, a := range list {
-		if string(a.ID) != alarm {
-			continue
-		}
-		for _, o := range a.Offers {
-			if o.Staff == staff {
-				return o.Status
-			}
-		}
-	}
-	return ""
 }
 
 // TestPressReachesNearestNurse is the spine, end to end, against both brokers: a
@@ -71,7 +66,8 @@ func TestPressReachesNearestNurse(t *testing.T) {
 				mosquitto(t, brokerPort)
 			}
 			clock := fakeclock.New(time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC))
-			m, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, embedded), clock)
+			watch := newAlarmWatch()
+			m, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, embedded), clock, watch)
 
 			nurse1 := c.phone("nurse-1", c.login("nurse-1", "demo"))
 			nurse2 := c.phone("nurse-2", c.login("nurse-2", "demo"))
@@ -83,12 +79,11 @@ func TestPressReachesNearestNurse(t *testing.T) {
 			if a.Kind != "emergency" || a.Priority != 1 || a.State != "offered" || a.Tier != 1 || a.Transmitter.ID != "room-101-sos" || a.Transmitter.Room != "101" {
 				t.Fatalf("offer to nurse-1 = %+v", *a)
 			}
-			waitFor(t, "nurse-1's phone confirmed delivery", func() bool {
-				return offerStatus(m, a.ID, "nurse-1") == vakt.OfferDelivered
-			})
+			watch.until(t, "nurse-1's offer delivered", offerIs(a.ID, "nurse-1", vakt.OfferDelivered))
 
 			// Nobody accepts within tier 1's wait: the zone tier offers it to nurse-2
 			// too, and nurse-1's offer stays open.
+			settle(t, m)
 			clock.Advance(31 * time.Second)
 			if got := nurse2.expect("offer"); got.Alarm.ID != a.ID || got.Alarm.Tier != 2 {
 				t.Fatalf("tier 2 offer to nurse-2 = %+v", *got.Alarm)
@@ -129,8 +124,10 @@ func TestRepeatPressCountsOnOpenAlarm(t *testing.T) {
 	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
 	first := nurse1.expect("offer")
 	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
-	waitFor(t, "repeat counted", func() bool {
-		list, _ := m.Engine.Alarms(context.Background(), "nurse-1")
-		return len(list) == 1 && list[0].Count == 2 && string(list[0].ID) == first.Alarm.ID
-	})
+	// mosquitto_pub returned on the PUBACK, which the embedded broker sends after the
+	// commit: the repeat is counted now, no waiting.
+	list, err := m.Engine.Alarms(context.Background(), "nurse-1")
+	if err != nil || len(list) != 1 || list[0].Count != 2 || string(list[0].ID) != first.Alarm.ID {
+		t.Fatalf("after the acknowledged repeat: %+v, %v; want one alarm %s counted twice", list, err, first.Alarm.ID)
+	}
 }

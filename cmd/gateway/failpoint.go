@@ -1,3 +1,5 @@
+//go:build failpoint
+
 package main
 
 import (
@@ -12,7 +14,8 @@ import (
 // path: with VAKT_FAILPOINT=before-commit the first commit holding an event announces
 // itself on stderr and then hangs, so the test can SIGKILL the gateway before the
 // event is durable (and so before the source was acknowledged). It is only wired in
-// when that variable is set.
+// when that variable is set, and only compiled into binaries built with
+// -tags failpoint (failpoint_off.go is the production no-op).
 type failpointStore struct {
 	vakt.Store
 	point string

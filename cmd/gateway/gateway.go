@@ -23,6 +23,7 @@ import (
 	"github.com/vakt/vakt/outbound/dc09"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
+	cloudsync "github.com/vakt/vakt/sync"
 	"github.com/vakt/vakt/webapp"
 )
 
@@ -33,6 +34,11 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// Level is the lowest log level written (-log-level); nil means info.
+	Level slog.Leveler
+	// Observers are told every committed alarm change (tests wait on them instead
+	// of polling).
+	Observers []vakt.Observer
 
 	Config *config.Config
 	Logger *slog.Logger
@@ -45,6 +51,11 @@ type Main struct {
 	Serial []*serial.Port
 	// ARC is the DC-09 link to the alarm receiving centre (arc:), nil if none.
 	ARC *dc09.Link
+	// Cloud is the cloud sync (nil unless cloud.enabled); Cloud.Stats is its
+	// health for the status page and /metrics.
+	Cloud *Cloud
+
+	cloudDone chan struct{}
 	// Sources are every configured driver transport (MQTT, serial ports), started,
 	// and stopped, in a loop.
 	Sources []drivers.Source
@@ -52,7 +63,6 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
-	unlock  func()
 	svc     service // health, metrics, status page, sd_notify (service.go)
 }
 
@@ -65,7 +75,10 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Clock = vakt.SystemClock{}
 	}
 	m.ready = make(chan struct{})
-	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if m.Level == nil {
+		m.Level = slog.LevelInfo
+	}
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.Level}))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
@@ -81,9 +94,6 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	directory, initial, pins, err := staffFromConfig(cfg)
 	if err != nil {
-		return err
-	}
-	if m.unlock, err = lockDatabase(cfg.Storage.Path); err != nil {
 		return err
 	}
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
@@ -121,8 +131,12 @@ func (m *Main) Open(ctx context.Context) error {
 	if arc != nil {
 		m.ARC, targets[engine.TargetARC] = arcLink, arc
 	}
+	// Tests watch committed alarm changes through Main.Observers.
+	observers = append(observers, m.Observers...)
+	// Every committed alarm change wakes the cloud uploader, built after the engine.
+	cloudKick := &cloudObserver{}
 	m.Engine, err = engine.New(ctx, engine.Options{
-		Observers:       append(observers, m.svc.metrics),
+		Observers:       append(observers, m.svc.metrics, cloudKick),
 		Pagers:          pagers,
 		Outbound:        targets,
 		ARCZones:        cfg.ARC.Zones,
@@ -139,10 +153,16 @@ func (m *Main) Open(ctx context.Context) error {
 		PositionTTL:     cfg.Privacy.PositionTTL.D(),
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
+		Boot:            cloudsync.NewBootID(),
+		ClockSynced:     cloudsync.ClockSynced,
 	})
 	if err != nil {
 		return err
 	}
+	if m.Cloud, err = newCloud(cfg, m.Engine, m.DB, m.Clock, m.Logger); err != nil {
+		return err
+	}
+	cloudKick.c = m.Cloud // before Run: the engine calls observers only from its loop
 	m.API, err = api.New(api.Options{
 		Service:     m.Engine,
 		Hub:         m.Hub,
@@ -220,6 +240,11 @@ func (m *Main) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("phone api: %w", err)
 		}
 	}()
+	if m.Cloud != nil {
+		m.cloudDone = make(chan struct{})
+		go func() { defer close(m.cloudDone); m.Cloud.run(ctx) }()
+		m.Logger.Info("cloud sync started", "gateway_id", m.Config.Cloud.GatewayID)
+	}
 	m.Logger.Info("gateway ready", "api", m.APIAddr(), "site", m.Config.Site.ID, "version", version)
 	close(m.ready)
 	m.serviceReady(ctx)
@@ -249,6 +274,9 @@ func (m *Main) Close() error {
 	if m.API != nil {
 		m.API.Close()
 	}
+	if m.cloudDone != nil {
+		<-m.cloudDone // Run's end stopped it; it must not outlive the engine
+	}
 	if m.Engine != nil {
 		_ = m.Engine.Close() // cancels a send in progress: resent at the next start
 	}
@@ -261,9 +289,6 @@ func (m *Main) Close() error {
 	var err error
 	if m.DB != nil {
 		err = m.DB.Close()
-	}
-	if m.unlock != nil {
-		m.unlock()
 	}
 	return err
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +16,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/internal/mosquittotest"
 )
 
 // The helpers here drive the gateway the way its users do: mosquitto_pub for a
@@ -62,6 +62,9 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 		s = disableEmbeddedBroker(t, s)
 		replace("  mqtt:\n    enabled: true\n", fmt.Sprintf("  mqtt:\n    enabled: true\n    url: tcp://127.0.0.1:%d\n", brokerPort))
 	}
+	// No test syncs with whatever listens on the demo's cloud port; the cloud
+	// tests (cloud_test.go) point it at their own cloudsim.
+	replace("cloud:\n  enabled: true\n", "cloud:\n  enabled: false\n")
 	path := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
@@ -89,72 +92,14 @@ func disableEmbeddedBroker(t testing.TB, s string) string {
 	return s
 }
 
-// mosquitto starts a real Mosquitto process on port, owned by the test. Its log goes
-// to the returned channel line by line (crash tests watch it for PUBACKs).
+// mosquitto starts a real Mosquitto process on port, owned by the test, with the
+// shared settings of firmware-notes/mosquitto.conf (internal/mosquittotest): it
+// returns once the broker logged that it runs. Its log goes to the returned channel
+// line by line (crash tests watch it for PUBACKs).
 func mosquitto(t testing.TB, port int) (logs <-chan string, stop func()) {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		t.Fatal("mosquitto is not installed (apt-get install mosquitto; .ci/run does this)")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	// The settings firmware-notes recommend: no silent drops of queued QoS 1
-	// messages, no Nagle delays; persistence so sessions survive.
-	body := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-max_queued_messages 100000
-set_tcp_nodelay true
-log_dest stderr
-log_type all
-`, port, dir)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	// stderr, because Mosquitto buffers its stdout log when it is not a terminal.
-	out, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan string, 4096)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case ch <- sc.Text():
-			default: // nobody is watching; never block the broker
-			}
-		}
-		close(ch)
-	}()
-	waitPort(t, port)
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	return ch, stop
-}
-
-func waitPort(t testing.TB, port int) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // polling a port that is coming up
-	}
-	t.Fatalf("nothing listens on port %d", port)
+	b := mosquittotest.Start(t, mosquittotest.Options{Port: port, LogAll: true})
+	return b.Logs, b.Kill
 }
 
 // press publishes like a Zigbee2MQTT bridge does: QoS 1.
@@ -305,19 +250,6 @@ func (p *phone) none(typ string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(5 * time.Millisecond): // polling for a state change, not a timing assumption
-		}
-	}
-}
-
 // Credentials of prodConfig (not sample values: it is not a demo).
 const (
 	siteZ2MUser, siteZ2MPass = "zigbee2mqtt", "Zq8-crash-41x"
@@ -414,4 +346,49 @@ func (b *bridge) publish(topic, payload string) error {
 // the transmitter.
 func containsAlarm(list, transmitter string) bool {
 	return strings.Contains(list, `"id":"a-`) && strings.Contains(list, `"id":"`+transmitter+`"`)
+}
+
+// alarmWatch is an Observer of the gateway (Main.Observers): it receives every
+// committed alarm change, so a test waits on the commit itself instead of polling.
+type alarmWatch struct{ ch chan vakt.Alarm }
+
+func newAlarmWatch() *alarmWatch { return &alarmWatch{ch: make(chan vakt.Alarm, 4096)} }
+
+func (w *alarmWatch) AlarmChanged(a vakt.Alarm) {
+	select {
+	case w.ch <- a:
+	default: // a test that stopped watching must not block the engine
+	}
+}
+
+// until waits for a committed change of which cond holds.
+func (w *alarmWatch) until(t testing.TB, what string, cond func(vakt.Alarm) bool) vakt.Alarm {
+	t.Helper()
+	timeout := time.After(waitLimit)
+	for {
+		select {
+		case a := <-w.ch:
+			if cond(a) {
+				return a
+			}
+		case <-timeout:
+			t.Fatalf("no committed alarm change with %s within %v", what, waitLimit)
+			return vakt.Alarm{}
+		}
+	}
+}
+
+// offerIs reports whether staff's offer of alarm id has status st.
+func offerIs(id string, staff vakt.StaffID, st vakt.OfferStatus) func(vakt.Alarm) bool {
+	return func(a vakt.Alarm) bool {
+		if string(a.ID) != id {
+			return false
+		}
+		for _, o := range a.Offers {
+			if o.Staff == staff && o.Status == st {
+				return true
+			}
+		}
+		return false
+	}
 }

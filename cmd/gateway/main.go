@@ -18,8 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -79,7 +81,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: gateway <command> [flags]
 
 commands:
-  run -config FILE            run the gateway
+  run -config FILE            run the gateway (-log-level debug|info|warn|error)
   check-config -config FILE   check a configuration file, print every error
   serial-monitor -port DEV    decode a live ESPA 4.4.4 line (read-only) while commissioning
   phone -staff ID -secret S   act as a staff phone: print pushes, confirm offers (demo, commissioning)
@@ -97,17 +99,25 @@ commands:
 
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := fs.String("config", "config/examples/demo.yaml", "configuration file")
+	path := fs.String("config", "", "configuration file (required; the demo: config/examples/demo.yaml)")
+	levelName := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *path == "" {
+		return errors.New("run: -config FILE is required (try -config config/examples/demo.yaml for the demo)")
+	}
+	level, err := parseLevel(*levelName)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := &Main{ConfigPath: *path, Log: os.Stdout}
+	m := &Main{ConfigPath: *path, Log: os.Stdout, Level: level}
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	err := m.Run(ctx)
+	err = m.Run(ctx)
 	if cerr := m.Close(); err == nil {
 		err = cerr
 	}
@@ -115,4 +125,19 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// parseLevel reads -log-level.
+func parseLevel(name string) (slog.Level, error) {
+	switch strings.ToLower(name) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("-log-level %q: use debug, info, warn or error", name)
 }

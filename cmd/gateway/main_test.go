@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,5 +42,30 @@ func TestUnknownCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "frobnicate"`) {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestConfigRequired: run and verify-audit name the missing flag instead of silently
+// using the demo configuration (and its database) on a site box.
+func TestConfigRequired(t *testing.T) {
+	for _, cmd := range []string{"run", "verify-audit"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{cmd}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "-config FILE is required") {
+			t.Errorf("%s without -config: exit %d, stderr %q", cmd, code, errOut.String())
+		}
+	}
+}
+
+// TestLogLevelFlag: a mistyped level is refused with the accepted values.
+func TestLogLevelFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "-config", "../../config/examples/demo.yaml", "-log-level", "verbose"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "use debug, info, warn or error") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	for name, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		if got, err := parseLevel(name); err != nil || got != want {
+			t.Errorf("parseLevel(%q) = %v, %v", name, got, err)
+		}
 	}
 }

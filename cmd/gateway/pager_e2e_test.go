@@ -16,7 +16,7 @@ import (
 // pagerSite is serialConfig with a policy for room 201 whose second tier pages the
 // DECT handset "100", and the gateway started in-process on a fake clock; the
 // call from room 201 has been offered to nurse-4 and the status blocks drained.
-func pagerSite(t *testing.T) (*Main, client, *callSystem, *fakeclock.Clock, string) {
+func pagerSite(t *testing.T) (*Main, client, *callSystem, *fakeclock.Clock, *alarmWatch, string) {
 	t.Helper()
 	cs := newCallSystem(t)
 	cfg := serialConfig(t, cs.path, freePort(t), freePort(t))
@@ -33,7 +33,8 @@ func pagerSite(t *testing.T) (*Main, client, *callSystem, *fakeclock.Clock, stri
 		t.Fatal(err)
 	}
 	clock := fakeclock.New(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
-	m, c := startGateway(t, cfg, clock)
+	watch := newAlarmWatch()
+	m, c := startGateway(t, cfg, clock, watch)
 	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo"))
 	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
 	cs.expect(espa.TokenACK)
@@ -41,9 +42,10 @@ func pagerSite(t *testing.T) (*Main, client, *callSystem, *fakeclock.Clock, stri
 	cs.expect(espa.TokenACK)
 	cs.send(espa.EOT)
 	offer := nurse4.expect("offer")
-	waitFor(t, "delivery confirmed", func() bool { return offerStatus(m, offer.Alarm.ID, "nurse-4") == vakt.OfferDelivered })
+	watch.until(t, "nurse-4's offer delivered", offerIs(offer.Alarm.ID, "nurse-4", vakt.OfferDelivered))
 	drainStatus(cs)
-	return m, c, cs, clock, offer.Alarm.ID
+	settle(t, m)
+	return m, c, cs, clock, watch, offer.Alarm.ID
 }
 
 // audited reports whether the audit log holds action for alarm id.
@@ -91,8 +93,10 @@ func nextPage(t *testing.T, cs *callSystem) espa.Call {
 // alarm's history only after the paging system ACKed it, and when the alarm is
 // then accepted on a phone the pager gets its reset (call type 1).
 func TestPagerPagedOnlyOnACKThenReset(t *testing.T) {
-	m, c, cs, clock, id := pagerSite(t)
+	m, c, cs, clock, watch, id := pagerSite(t)
 	clock.Advance(31 * time.Second)
+	watch.until(t, "tier 2 (the pager)", func(a vakt.Alarm) bool { return string(a.ID) == id && a.Tier == 2 })
+	settle(t, m)
 	cs.pollUntilSelected()
 	cs.send(espa.ACK)
 	page := cs.expect(espa.TokenBlock)
@@ -104,7 +108,7 @@ func TestPagerPagedOnlyOnACKThenReset(t *testing.T) {
 		t.Fatal("alarm.paged recorded before the paging system's ACK")
 	}
 	cs.send(espa.ACK)
-	waitFor(t, "alarm.paged after the ACK", func() bool { return audited(t, m, "alarm.paged", id) })
+	eventually(t, "alarm.paged after the ACK", func() bool { return audited(t, m, "alarm.paged", id) })
 	cs.ExpectType(espa.TokenBlock, espa.TokenEOT)
 
 	if code, body := c.do("POST", "/api/v1/alarms/"+id+"/accept", c.login("nurse-4", "demo"), nil); code != http.StatusOK {
@@ -114,26 +118,22 @@ func TestPagerPagedOnlyOnACKThenReset(t *testing.T) {
 	if reset.CallType != espa.CallReset {
 		t.Fatalf("after the accept the pager got %+v, want a reset (call type 1)", reset)
 	}
-	waitFor(t, "alarm.page_reset", func() bool { return audited(t, m, "alarm.page_reset", id) })
+	eventually(t, "alarm.page_reset", func() bool { return audited(t, m, "alarm.page_reset", id) })
 }
 
 // TestPagerWithdrawnWhenAcceptedFirst: the page is queued but the paging system has
 // not selected the gateway yet when a phone accepts the alarm: the page is dropped
 // unsent, and no reset follows a page that never rang.
 func TestPagerWithdrawnWhenAcceptedFirst(t *testing.T) {
-	m, c, cs, clock, id := pagerSite(t)
+	m, c, cs, clock, watch, id := pagerSite(t)
 	clock.Advance(31 * time.Second)
-	waitFor(t, "the page queued", func() bool {
-		a, err := m.DB.Alarm(context.Background(), vakt.AlarmID(id))
-		return err == nil && a.Tier == 2
-	})
+	watch.until(t, "tier 2 (the pager)", func(a vakt.Alarm) bool { return string(a.ID) == id && a.Tier == 2 })
+	settle(t, m)
 	if code, body := c.do("POST", "/api/v1/alarms/"+id+"/accept", c.login("nurse-4", "demo"), nil); code != http.StatusOK {
 		t.Fatalf("accept: %d %s", code, body)
 	}
-	waitFor(t, "alarm accepted on disk", func() bool {
-		a, err := m.DB.Alarm(context.Background(), vakt.AlarmID(id))
-		return err == nil && a.Assignee != ""
-	})
+	watch.until(t, "the alarm accepted", func(a vakt.Alarm) bool { return string(a.ID) == id && a.Assignee != "" })
+	settle(t, m)
 	// Everything the gateway sends now: status blocks only, no page to 100.
 	for {
 		cs.send(espa.EOT, '2', espa.ENQ)

@@ -156,7 +156,8 @@ func TestPagerTierCallsDECT(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := fakeclock.New(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
-	m, c := startGateway(t, cfg, clock)
+	watch := newAlarmWatch()
+	m, c := startGateway(t, cfg, clock, watch)
 	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo"))
 
 	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
@@ -165,10 +166,14 @@ func TestPagerTierCallsDECT(t *testing.T) {
 	cs.expect(espa.TokenACK)
 	cs.send(espa.EOT)
 	offer := nurse4.expect("offer")
-	waitFor(t, "delivery confirmed", func() bool { return offerStatus(m, offer.Alarm.ID, "nurse-4") == vakt.OfferDelivered })
+	watch.until(t, "nurse-4's offer delivered", offerIs(offer.Alarm.ID, "nurse-4", vakt.OfferDelivered))
 	drainStatus(cs) // "paged" status for the call itself
 
+	settle(t, m)
 	clock.Advance(31 * time.Second)
+	// The page is queued on the port when tier 2 starts; poll only after that.
+	watch.until(t, "tier 2 (the pager)", func(a vakt.Alarm) bool { return string(a.ID) == offer.Alarm.ID && a.Tier == 2 })
+	settle(t, m)
 	cs.pollUntilSelected()
 	cs.send(espa.ACK)
 	page := cs.expect(espa.TokenBlock)

@@ -111,6 +111,11 @@ func (m *Main) driverHealth() status.Drivers {
 	if m.Broker != nil {
 		d.Broker = &status.EmbeddedMQTT{Addr: m.Broker.Addr(), Clients: m.Broker.Clients()}
 	}
+	if m.Cloud != nil {
+		// The cheap in-memory count: Cloud.Stats reads every entry's length.
+		n, _ := m.DB.OutboxLen(context.Background())
+		d.Sync = &status.Sync{Backlog: n}
+	}
 	return d
 }
 

@@ -177,13 +177,17 @@ func parseBody(body []byte) (Block, error) {
 		return Block{}, fmt.Errorf("%w: header %q", ErrInvalid, header)
 	}
 	b := Block{Header: header[0]}
+	n := 0
 	for rec := range strings.SplitSeq(text, string(RS)) {
+		n++
 		if strings.Trim(rec, " ") == "" {
 			continue
 		}
 		id, data, ok := strings.Cut(rec, string(US))
 		if !ok {
-			return Block{}, fmt.Errorf("%w: record %q without US", ErrInvalid, clip(rec))
+			// Position and length only: a record's text can hold a resident's name,
+			// and this error reaches the log.
+			return Block{}, fmt.Errorf("%w: record %d (%d bytes) without US", ErrInvalid, n, len(rec))
 		}
 		id = strings.Trim(id, " ")
 		if id == "" {
@@ -192,13 +196,6 @@ func parseBody(body []byte) (Block, error) {
 		b.Records = append(b.Records, Record{ID: id, Data: data})
 	}
 	return b, nil
-}
-
-func clip(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "..."
-	}
-	return s
 }
 
 // DecodeLatin1 converts Latin-1 bytes (as sent on the line) to UTF-8.

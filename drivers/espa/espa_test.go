@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vakt/vakt/internal/shared"
 )
 
 // sharedFrames returns the folder of ESPA test vectors: a copy of
@@ -17,6 +19,12 @@ import (
 func sharedFrames(t testing.TB) string {
 	t.Helper()
 	return filepath.Join("testdata", "espa444")
+}
+
+// TestGoldenMatchesShared keeps testdata/espa444 equal to the shared vectors when
+// ../shared is beside the clone.
+func TestGoldenMatchesShared(t *testing.T) {
+	shared.MatchDir(t, sharedFrames(t), "*.hex", "testdata", "espa444")
 }
 
 func readHex(t testing.TB, path string) []byte {

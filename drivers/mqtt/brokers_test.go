@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vakt/vakt/broker"
+	"github.com/vakt/vakt/internal/mosquittotest"
 )
 
 // testBroker is a broker the driver tests run against: a Mosquitto process the test
@@ -92,7 +92,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startMosquitto runs a Mosquitto the test owns, configured as style.md says:
+// startMosquitto runs a Mosquitto the test owns, with firmware-notes/mosquitto.conf:
 // persistence, a large max_queued_messages (Mosquitto drops QoS 1 beyond it) and
 // set_tcp_nodelay (otherwise ~40 ms outliers). max_inflight_messages 0 (no window):
 // with the default window of 20, Mosquitto 2.0.11 was seen reordering QoS 1 messages
@@ -107,22 +107,9 @@ func startMosquitto(t *testing.T) *testBroker {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	cfg := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location %s/
-max_queued_messages 100000
-set_tcp_nodelay true
-max_inflight_messages 0
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-`, port, dir)
-	if u, err := user.Current(); err == nil {
-		// As root, Mosquitto would switch to user "mosquitto", who cannot write here.
-		cfg += "user " + u.Username + "\n"
-	}
+	// The one Mosquitto configuration of tests, scripts and sites
+	// (firmware-notes/mosquitto.conf) with this run's listener and folder.
+	cfg := mosquittotest.Config(t, port, dir, mosquittotest.Options{})
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

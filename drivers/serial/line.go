@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tarm/serial"
@@ -45,6 +46,38 @@ type tty struct {
 	*serial.Port
 	path string
 	fi   os.FileInfo
+	lock *os.File // holds the flock on the device while open
+}
+
+// Close releases the port and then its lock.
+func (t *tty) Close() error {
+	err := t.Port.Close()
+	if t.lock != nil {
+		t.lock.Close()
+	}
+	return err
+}
+
+// ErrInUse: another process holds the port's lock.
+var ErrInUse = errors.New("in use by another process")
+
+// lockDevice takes an exclusive flock on the device node (tarm/serial does not
+// expose its descriptor, so on a second one). The gateway and serial-monitor both
+// take it, so a monitor started on a port a running gateway holds is refused rather
+// than stealing half of the bytes; the kernel drops it when the process dies.
+func lockDevice(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open port %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("port %s: %w (a running gateway or serial-monitor): stop it first, or monitor the line through a tap on another port", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("lock port %s: %w", path, err)
+	}
+	return f, nil
 }
 
 // openTTY opens the device with a read timeout: without one, tarm/serial's Close
@@ -62,6 +95,10 @@ func openTTY(o *Options) (line, error) {
 	if o.StopBits == 2 {
 		stop = serial.Stop2
 	}
+	lock, err := lockDevice(o.Device)
+	if err != nil {
+		return nil, err
+	}
 	port, err := serial.OpenPort(&serial.Config{
 		Name:        o.Device,
 		Baud:        o.Baud,
@@ -71,11 +108,12 @@ func openTTY(o *Options) (line, error) {
 		ReadTimeout: readTimeout,
 	})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open port %s: %w", o.Device, err)
 	}
-	t := &tty{Port: port, path: o.Device, fi: fi}
+	t := &tty{Port: port, path: o.Device, fi: fi, lock: lock}
 	if err := t.Check(); err != nil { // replaced while we opened it
-		port.Close()
+		t.Close()
 		return nil, err
 	}
 	return t, nil

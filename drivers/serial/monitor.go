@@ -36,6 +36,11 @@ func Monitor(ctx context.Context, o Options, w io.Writer) error {
 	waiting := false
 	for ctx.Err() == nil {
 		ln, err := openTTY(&o)
+		if errors.Is(err, ErrInUse) {
+			// A running gateway holds it: waiting would mean taking the line from
+			// it the moment it restarts.
+			return fmt.Errorf("serial monitor: %w", err)
+		}
 		if err != nil {
 			if !waiting {
 				fmt.Fprintf(w, "%s waiting for %s: %v\n", stamp(), o.Device, err)

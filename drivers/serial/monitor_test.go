@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -86,4 +87,31 @@ func TestMonitorRejectsBadSettings(t *testing.T) {
 	if err := Monitor(context.Background(), Options{Device: "/dev/null", Baud: 1234}, io.Discard); err == nil {
 		t.Fatal("bad baud accepted")
 	}
+}
+
+// TestMonitorRefusesHeldPort: serial-monitor on a port the gateway holds stops at
+// once with a message saying so, instead of stealing bytes from the live link.
+func TestMonitorRefusesHeldPort(t *testing.T) {
+	cs := newCallSystem(t)
+	held, err := openTTY(&Options{Device: cs.slave, Baud: 9600, DataBits: 7, Parity: "even", StopBits: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Monitor(context.Background(), Options{Device: cs.slave}, io.Discard) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), cs.slave) {
+			t.Fatalf("Monitor = %v, want the port named as in use", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Monitor did not refuse a held port")
+	}
+	// Released with the holder: the next open succeeds.
+	held.Close()
+	again, err := openTTY(&Options{Device: cs.slave, Baud: 9600, DataBits: 7, Parity: "even", StopBits: 2})
+	if err != nil {
+		t.Fatalf("open after the holder closed: %v", err)
+	}
+	again.Close()
 }

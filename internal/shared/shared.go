@@ -1,36 +1,21 @@
-// Package shared finds the team's shared test material (../shared beside the module
-// root: protocol test vectors, Zigbee2MQTT payloads) for golden tests. Tests fail
-// rather than skip without it: the vectors are the contract, and CI has them.
+// Package shared keeps the packages' copies of the team's shared test vectors
+// honest. Golden and fuzz tests read their package's testdata/ (so `go test ./...`
+// passes in a bare clone); MatchDir compares that copy with ../shared beside the
+// module root when the folder is there, and skips when it is not.
 package shared
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// Path returns ../shared/<elem...> relative to the module root, failing t when it is
-// not there.
-func Path(t testing.TB, elem ...string) string {
+// Dir returns ../shared/<elem...> (or $VAKT_SHARED/<elem...>), or "" when it is not
+// there (a bare clone, a worktree).
+func Dir(t testing.TB, elem ...string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(append([]string{dir, "..", "shared"}, elem...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test material missing: %v (CI keeps ../shared beside the clone)", err)
-	}
+	p, _ := Lookup(elem...)
 	return p
 }
 
@@ -62,4 +47,36 @@ func Lookup(elem ...string) (string, bool) {
 		return "", false
 	}
 	return p, true
+}
+
+// MatchDir checks that every file of ../shared/<elem...> matching pattern has an
+// identical copy in local (a folder of the package's testdata). It skips the test
+// when the shared folder is not beside the clone, and fails naming each file that
+// is missing or differs, so a changed vector is copied again rather than ignored.
+func MatchDir(t *testing.T, local, pattern string, elem ...string) {
+	t.Helper()
+	src := Dir(t, elem...)
+	if src == "" {
+		t.Skipf("no %s beside this clone; the package's copy in %s is used as is",
+			filepath.Join(append([]string{"../shared"}, elem...)...), local)
+	}
+	files, err := filepath.Glob(filepath.Join(src, pattern))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no %s in %s: %v", pattern, src, err)
+	}
+	for _, f := range files {
+		want, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine := filepath.Join(local, filepath.Base(f))
+		got, err := os.ReadFile(mine)
+		if err != nil {
+			t.Errorf("%s is missing: cp %s %s", mine, f, mine)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s: copy it again (cp %s %s)", mine, f, f, mine)
+		}
+	}
 }

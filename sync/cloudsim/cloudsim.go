@@ -79,11 +79,17 @@ type Sim struct {
 	tokens map[[32]byte]string
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	fault    Fault
-	cleared  chan struct{} // closed when the current fault is cleared (releases stalls)
-	refuse   chan bool     // tells Serve to close or reopen the listener
-	uploads  atomic.Int64  // POST entries requests that reached the handler
+	mu      sync.Mutex
+	fault   Fault
+	cleared chan struct{} // closed when the current fault is cleared (releases stalls)
+	refuse  chan bool     // tells Serve to close or reopen the listener
+	// applied: Serve has closed or reopened the listener as told; SetFault waits for
+	// it while Serve runs, so a refused connection follows the call at once (a
+	// request right after it was reset, or refused after the clear, under load).
+	applied  chan struct{}
+	serving  atomic.Bool
+	setMu    sync.Mutex   // one SetFault at a time
+	uploads  atomic.Int64 // POST entries requests that reached the handler
 	requests atomic.Int64
 }
 
@@ -95,7 +101,7 @@ func New(st Storage, opt Options) *Sim {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{st: st, opt: opt, log: opt.Log, tokens: map[[32]byte]string{}, cleared: make(chan struct{}), refuse: make(chan bool, 1)}
+	s := &Sim{st: st, opt: opt, log: opt.Log, tokens: map[[32]byte]string{}, cleared: make(chan struct{}), refuse: make(chan bool, 1), applied: make(chan struct{}, 1)}
 	for tok, gw := range opt.Tokens {
 		s.tokens[sha256.Sum256([]byte(tok))] = gw
 	}
@@ -110,6 +116,8 @@ func (s *Sim) Uploads() int64 { return s.uploads.Load() }
 
 // SetFault replaces the current fault; Fault{} clears it.
 func (s *Sim) SetFault(f Fault) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	s.mu.Lock()
 	was := s.fault.Mode
 	s.fault = f
@@ -122,6 +130,13 @@ func (s *Sim) SetFault(f Fault) {
 		default:
 		}
 		s.refuse <- f.Mode == FaultRefuse
+		if s.serving.Load() {
+			select {
+			case <-s.applied:
+			case <-time.After(10 * time.Second):
+				s.log.Warn("fault: the listener change was not applied within 10 s")
+			}
+		}
 	}
 	s.log.Info("fault", "mode", f.Mode, "status", f.Status, "count", f.Count)
 }
@@ -308,11 +323,18 @@ func (s *Sim) getDirectory(w http.ResponseWriter, r *http.Request, gw string) {
 // for FaultRefuse. ready, if not nil, receives the bound address once.
 func (s *Sim) Serve(ctx context.Context, addr string, ready chan<- string) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.serving.Store(true)
+	defer s.serving.Store(false)
+	reopened := false
 	for {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
+		if reopened {
+			s.signalApplied()
+		}
+		reopened = true
 		addr = ln.Addr().String()
 		if ready != nil {
 			ready <- addr
@@ -332,6 +354,7 @@ func (s *Sim) Serve(ctx context.Context, addr string, ready chan<- string) error
 		}
 		srv.Close()
 		<-done
+		s.signalApplied()
 		srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		for refusing {
 			select {
@@ -340,5 +363,13 @@ func (s *Sim) Serve(ctx context.Context, addr string, ready chan<- string) error
 			case refusing = <-s.refuse:
 			}
 		}
+	}
+}
+
+// signalApplied tells a waiting SetFault that the listener change is done.
+func (s *Sim) signalApplied() {
+	select {
+	case s.applied <- struct{}{}:
+	default:
 	}
 }

@@ -12,6 +12,8 @@ package wire
 import (
 	"encoding/json"
 	"time"
+
+	vakt "github.com/vakt/vakt"
 )
 
 // Protocol is the protocol's major version. It is in every path (/v1/...) and in the
@@ -35,16 +37,16 @@ const (
 // Outbox kinds. A cloud stores an unknown kind verbatim and acknowledges it, so a newer
 // gateway is never blocked by an older cloud.
 const (
-	KindAlarm  = "alarm"
-	KindVisit  = "visit"
-	KindEPR    = "epr"
-	KindHealth = "health"
-	KindAudit  = "audit"
+	KindAlarm  = vakt.OutboxKindAlarm
+	KindVisit  = vakt.OutboxKindVisit
+	KindEPR    = vakt.OutboxKindEPR
+	KindHealth = vakt.OutboxKindHealth
+	KindAudit  = vakt.OutboxKindAudit
 )
 
 // Versions of each kind's body schema. A body gains optional fields without a new
 // version; a renamed, removed or re-typed field needs one.
-var Versions = map[string]int{KindAlarm: 1, KindVisit: 1, KindEPR: 1, KindHealth: 1, KindAudit: 1}
+var Versions = vakt.OutboxVersions
 
 // Envelope is one outbox entry on the wire: one JSON line of the upload body.
 // The idempotency key is (gateway id from the path, Seq).

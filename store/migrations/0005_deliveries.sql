@@ -1,4 +1,4 @@
--- 0004: the durable outbound queue (pages, ARC forwards and their resets/restores),
+-- 0005: the durable outbound queue (pages, ARC forwards and their resets/restores),
 -- written in the same transaction as the alarm change that asked for each row.
 CREATE TABLE deliveries (
 	id         TEXT PRIMARY KEY,
