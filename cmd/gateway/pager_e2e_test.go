@@ -156,3 +156,26 @@ func TestPagerWithdrawnWhenAcceptedFirst(t *testing.T) {
 		t.Fatal("a withdrawn page was recorded as paged or reset")
 	}
 }
+
+// TestFallbackAlarmCarriesCallText: a call no mapping rule knows raises the fallback
+// alarm, and its alarm object carries the call address and display text, so the
+// phone can show where to go.
+func TestFallbackAlarmCarriesCallText(t *testing.T) {
+	cs := newCallSystem(t)
+	cfg := serialConfig(t, cs.path, freePort(t), freePort(t))
+	clock := fakeclock.New(time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC))
+	watch := newAlarmWatch()
+	_, c := startGateway(t, cfg, clock, watch)
+	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
+	cs.expect(espa.TokenACK)
+	cs.send(espa.Encode(espa.CallBlock(espa.Call{CallAddress: "777", Message: "WC 2ND FLOOR", CallType: espa.CallStandard, Priority: 3}))...)
+	cs.expect(espa.TokenACK)
+	cs.send(espa.EOT)
+	a := watch.until(t, "the fallback alarm", func(a vakt.Alarm) bool { return a.Transmitter == "nurse-call-unknown" })
+	if a.Text != "call 777: WC 2ND FLOOR" {
+		t.Fatalf("fallback alarm text = %q, want the call address and display text", a.Text)
+	}
+	if body := openAlarms(t, c); !strings.Contains(body, `"text":"call 777: WC 2ND FLOOR"`) {
+		t.Fatalf("alarm JSON %s has no text with the call address and display text", body)
+	}
+}

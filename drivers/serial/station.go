@@ -3,6 +3,7 @@ package serial
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
@@ -69,6 +70,11 @@ func (p *Port) onCall(in espa.Inbound) {
 	// committed, possibly before we see the commit.
 	p.feedback.Remember(id, in.Call.CallAddress)
 	ev := espa.EventFor(in.Call, id, in.Raw)
+	if fb {
+		// No rule knows the call: its address and display text are all a phone
+		// can show of where to go.
+		ev.Text = fmt.Sprintf("call %s: %s", in.Call.CallAddress, ev.Text)
+	}
 	ev.Source = p.source
 	ev.ReceivedAt = in.At
 	err := p.in.Ingest(ev, func(err error) {

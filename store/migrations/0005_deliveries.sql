@@ -13,3 +13,7 @@ CREATE TABLE deliveries (
 	delivered  INTEGER NOT NULL,
 	created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- The display text of the call that raised an alarm (an ESPA call no mapping rule
+-- knows carries its call address and message), shown by the phones.
+ALTER TABLE alarms ADD COLUMN text TEXT NOT NULL DEFAULT '';
