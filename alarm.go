@@ -64,6 +64,9 @@ type Alarm struct {
 	Forwarded bool
 	// WalkTest marks alarms raised in walk-test mode: shown, nobody alarmed.
 	WalkTest bool
+	// Text is the display text of the event that raised it, e.g. for a call no
+	// mapping rule knows "call 550: ROOM 999" (where to go); empty when none.
+	Text string
 }
 
 // OfferStatus tracks one staff member's answer to an offer.

@@ -57,7 +57,11 @@ type Batch struct {
 	Audit     []AuditRecord
 	Outbox    []OutboxEntry
 	Sessions  []Session // logins to keep
-	Logouts   []string  // token hashes of sessions ended
+	// Deliveries are outbound messages queued or updated (upserts by ID), committed
+	// with the alarm change that asked for them; DeliveriesDone are deleted.
+	Deliveries     []Delivery
+	DeliveriesDone []string
+	Logouts        []string // token hashes of sessions ended
 	// SessionsEnded ends every stored login of these staff (their secret changed).
 	SessionsEnded []StaffID
 	// Removals are directory entries deleted with their live state and logins: the
@@ -100,6 +104,7 @@ func (b *Batch) Empty() bool {
 		len(b.Staff) == 0 && len(b.Health) == 0 && len(b.Visits) == 0 &&
 		len(b.EPR) == 0 && len(b.Audit) == 0 && len(b.Outbox) == 0 &&
 		len(b.Sessions) == 0 && len(b.Logouts) == 0 && len(b.SessionsEnded) == 0 && len(b.Removals) == 0 &&
+		len(b.Deliveries) == 0 && len(b.DeliveriesDone) == 0 &&
 		len(b.Erasures) == 0 && b.OutboxAckedUpTo <= 0 && b.DirectoryCursor == nil && !b.CompactHealth
 }
 
@@ -120,6 +125,8 @@ type Snapshot struct {
 	NextAlarm int64
 	// Sessions are the phone logins that have not expired.
 	Sessions []Session
+	// Deliveries are the outbound messages not yet finished, oldest first.
+	Deliveries []Delivery
 }
 
 // Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer):

@@ -135,6 +135,9 @@ type alarmView struct {
 	Tier        int             `json:"tier"`
 	Assignee    *string         `json:"assignee"`
 	DistanceM   *float64        `json:"distance_m,omitempty"`
+	// Text is the display text of the call that raised it (where to go when no
+	// mapping rule knew the call), omitted when empty.
+	Text string `json:"text,omitempty"`
 }
 
 type transmitterView struct {
@@ -155,7 +158,7 @@ func viewOf(tx map[vakt.TransmitterID]vakt.Transmitter, a vakt.Alarm, viewer vak
 	v := alarmView{
 		ID: string(a.ID), Kind: string(a.Kind), Priority: int(a.Priority), State: string(a.State),
 		Transmitter: transmitterView{ID: string(a.Transmitter), Room: t.Location.Room, Zone: t.Location.Zone, Floor: t.Location.Floor},
-		RaisedAt:    a.RaisedAt.UTC(), Count: a.Count, Tier: a.Tier,
+		RaisedAt:    a.RaisedAt.UTC(), Count: a.Count, Tier: a.Tier, Text: a.Text,
 	}
 	if a.Assignee != "" {
 		id := string(a.Assignee)

@@ -162,6 +162,9 @@ func parseWith(data []byte, name string, secrets secretResolver, thorough bool) 
 	}
 
 	applyDefaults(cfg, d.isGiven)
+	if name != "" && cfg.ARC.KeyFile != "" && !filepath.IsAbs(cfg.ARC.KeyFile) {
+		cfg.ARC.KeyFile = filepath.Join(filepath.Dir(name), cfg.ARC.KeyFile)
+	}
 	d.cloudToken(cfg)
 	errs := append(d.errs, validate(cfg, d.lineOf, d.reported)...)
 	if thorough {

@@ -197,7 +197,7 @@ func TestDemoExample(t *testing.T) {
 		tiers   string
 		realarm time.Duration
 	}{
-		"emergency": {"emergency,fall", "nearest/1/30s/busy zone/0/30s site/0/1m0s", 3 * time.Minute},
+		"emergency": {"emergency,fall", "nearest/1/30s/busy zone/0/30s site/0/1m0s arc/0/0s", 3 * time.Minute},
 		"call":      {"call,assist,sensor,door", "nearest/1/45s site/0/1m0s", 5 * time.Minute},
 		"technical": {"low-battery,tamper,offline", "role/0/10m0s", 0},
 	}

@@ -15,6 +15,7 @@ type Config struct {
 	API          API           `yaml:"api"`
 	Storage      Storage       `yaml:"storage"`
 	Privacy      Privacy       `yaml:"privacy"`
+	ARC          ARC           `yaml:"arc"`
 	Cloud        Cloud         `yaml:"cloud"`
 }
 

@@ -113,6 +113,7 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 	v.broker()
 	v.serialPorts()
 	v.api()
+	v.arc()
 	if l := c.Storage.CheckInLinger.D(); l < 0 || l > time.Minute {
 		v.errorf("storage.checkin_linger", "must be between 0 and 1m: check-ins are acknowledged only after their commit")
 	}

@@ -37,8 +37,14 @@ type Options struct {
 	Observers []vakt.Observer
 	// Pagers are the paging links by name, for "pager" tiers.
 	Pagers map[string]vakt.Pager
-	Clock  vakt.Clock
-	Logger *slog.Logger
+	// Outbound are the delivery targets of the durable outbound queue by
+	// Delivery.Target ("arc", "pager:<name>"); a pager named here is paged
+	// through the queue instead of Pagers. See outbound.go.
+	Outbound map[string]vakt.Outbound
+	// ARCZones maps rooms whose name is not a 1-3 digit number to DC-09 zones.
+	ARCZones map[string]int
+	Clock    vakt.Clock
+	Logger   *slog.Logger
 
 	// Transmitters is the registry; events from unknown ids still raise alarms.
 	Transmitters []vakt.Transmitter
@@ -104,6 +110,8 @@ type Engine struct {
 	stats   Stats
 
 	view viewState // the published View (view.go)
+
+	out outboundState // the outbound queue (outbound.go, loop-owned)
 }
 
 // Stats are counters for the status page and metrics.
@@ -154,6 +162,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	}
 	e.st = newState(opt, snap)
 	e.sessions = snap.Sessions
+	e.out.init(snap.Deliveries)
 	return e, nil
 }
 

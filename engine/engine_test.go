@@ -75,8 +75,10 @@ type rig struct {
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
 	linger       time.Duration
-	logs         io.Writer // default: discarded
-	noNearest    bool      // start with nearest-staff routing off
+	logs         io.Writer                // default: discarded
+	noNearest    bool                     // start with nearest-staff routing off
+	policy       *routing.Config          // default policy()
+	outbound     map[string]vakt.Outbound // Options.Outbound
 	disk         *failingStore
 	boot         string      // Options.Boot
 	synced       func() bool // Options.ClockSynced
@@ -115,7 +117,11 @@ func (r *rig) start(walkTest bool) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	router, err := routing.New(policy())
+	pol := policy()
+	if r.policy != nil {
+		pol = *r.policy
+	}
+	router, err := routing.New(pol)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -132,7 +138,7 @@ func (r *rig) start(walkTest bool) {
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
-		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced,
+		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
 		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},

@@ -136,6 +136,7 @@ func (e *Engine) raise(b *vakt.Batch, ev vakt.Event, now time.Time) (vakt.AlarmI
 		RaisedAt:    now,
 		Count:       1,
 		Policy:      pol.Name,
+		Text:        ev.Text,
 	}
 	s.nextAlarm++
 	s.alarms[a.ID] = a

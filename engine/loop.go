@@ -10,9 +10,11 @@ import (
 // Run is the loop. It returns when ctx ends or Close is called.
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
-	// Apply the start-up merge (directory from config, initial demo state) and fire
-	// any deadline that passed while the gateway was down.
-	e.process(ctx, []op{startOp{}, tickOp{}})
+	defer e.stopOutbound()
+	// Apply the start-up merge (directory from config, initial demo state), resend
+	// undelivered outbound messages and fire any deadline that passed while the
+	// gateway was down.
+	e.process(ctx, []op{startOp{}, outboundStartOp{}, tickOp{}})
 	batch := make([]op, 0, e.opt.MaxBatch)
 	for {
 		select {

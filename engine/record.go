@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"cmp"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +47,7 @@ func (e *Engine) recordAs(b *vakt.Batch, a *vakt.Alarm, actor, action, transitio
 		}
 	}
 	e.rows.alarm(b, snap)
+	outFx := e.outboundActs(b, a, acts, now)
 	b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: "alarm:" + string(a.ID)})
 	b.Outbox = append(b.Outbox, alarmEntry(a, action, now))
 	if !a.State.Open() {
@@ -66,6 +65,9 @@ func (e *Engine) recordAs(b *vakt.Batch, a *vakt.Alarm, actor, action, transitio
 				"by", actor, "transmitter", snap.Transmitter)
 		}
 		e.tell(snap, acts)
+		if outFx != nil {
+			outFx(err)
+		}
 	}
 }
 
@@ -88,8 +90,13 @@ func (e *Engine) tell(a vakt.Alarm, acts []routing.Action) {
 		case routing.ActUpdate:
 			e.opt.Notifier.Notify(act.Staff, vakt.Notice{Type: vakt.NoticeUpdate, Alarm: a})
 		case routing.ActPage:
-			e.page(a, act)
+			if _, queued := e.opt.Outbound["pager:"+act.Pager]; !queued {
+				e.page(a, act)
+			}
 		case routing.ActForward:
+			if _, queued := e.opt.Outbound[TargetARC]; queued {
+				continue // "forwarded" is logged on the centre's ACK
+			}
 			// The SIA DC-09 forwarder is an observer; without one configured the
 			// forwarded state is still visible to staff and technicians.
 			e.log.Warn("alarm forwarded to the alarm receiving centre", "alarm", a.ID)
@@ -105,8 +112,7 @@ func (e *Engine) page(a vakt.Alarm, act routing.Action) {
 		e.log.Error("pager tier names no configured paging link", "alarm", a.ID, "pager", act.Pager)
 		return
 	}
-	loc := e.st.location(a.Transmitter)
-	text := strings.ToUpper(fmt.Sprintf("ROOM %s %s", cmp.Or(loc.Room, string(a.Transmitter)), a.Kind))
+	text := pageText(&a, e.st.location(a.Transmitter))
 	if err := p.Page(a, act.CallAddress, text); err != nil {
 		e.log.Error("page failed", "alarm", a.ID, "pager", act.Pager, "err", err)
 		return

@@ -111,7 +111,7 @@ type scanner interface {
 }
 
 const alarmColumns = `id, transmitter, kind, priority, state, raised_at, updated_at, count, policy,
-	tier, tier_started_at, round, assignee, accepted_at, offers, deadline, forwarded, walk_test`
+	tier, tier_started_at, round, assignee, accepted_at, offers, deadline, forwarded, walk_test, text`
 
 func scanAlarm(s scanner) (vakt.Alarm, error) {
 	var (
@@ -122,7 +122,7 @@ func scanAlarm(s scanner) (vakt.Alarm, error) {
 	)
 	err := s.Scan(&a.ID, &a.Transmitter, &a.Kind, &a.Priority, &a.State, &raised, &updated,
 		&a.Count, &a.Policy, &a.Tier, &tierStarted, &a.Round, &a.Assignee, &accepted,
-		&offers, &deadline, &forwarded, &walkTest)
+		&offers, &deadline, &forwarded, &walkTest, &a.Text)
 	if err != nil {
 		return a, err
 	}

@@ -121,7 +121,7 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 		count = excluded.count, policy = excluded.policy, tier = excluded.tier,
 		tier_started_at = excluded.tier_started_at, round = excluded.round,
 		assignee = excluded.assignee, accepted_at = excluded.accepted_at, offers = excluded.offers,
-		deadline = excluded.deadline, forwarded = excluded.forwarded, walk_test = excluded.walk_test`); err != nil {
+		deadline = excluded.deadline, forwarded = excluded.forwarded, walk_test = excluded.walk_test, text = excluded.text`); err != nil {
 		return err
 	}
 	if err := s.audit.prepare(ctx, w, "audit", auditColumns, ""); err != nil {
@@ -249,7 +249,7 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			args = append(args, string(a.ID), string(a.Transmitter), string(a.Kind), int64(a.Priority),
 				string(a.State), nanos(a.RaisedAt), nanos(a.UpdatedAt), int64(a.Count), a.Policy,
 				int64(a.Tier), nanos(a.TierStartedAt), int64(a.Round), string(a.Assignee),
-				nanos(a.AcceptedAt), offers, nanos(a.Deadline), a.Forwarded, a.WalkTest)
+				nanos(a.AcceptedAt), offers, nanos(a.Deadline), a.Forwarded, a.WalkTest, a.Text)
 			if n, ok := vakt.ParseAlarmID(a.ID); ok && n > next {
 				next = n
 			}
@@ -323,6 +323,24 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			if _, err := st.ExecContext(ctx, r.Visit, r.System, nanos(r.SentAt), r.Staff); err != nil {
 				return fmt.Errorf("epr record of visit %s: %w", r.Visit, err)
 			}
+		}
+	}
+
+	// The outbound queue: rows upserted as given, finished ones deleted, in this
+	// transaction, so "routing said forward" is durable with the alarm change.
+	for i := range b.Deliveries {
+		d := &b.Deliveries[i]
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, alarm_id, target, restore, address,
+			zone, kind, text, seq, delivered, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, delivered = excluded.delivered`,
+			d.ID, string(d.Alarm), d.Target, d.Restore, d.Address, int64(d.Zone), string(d.Kind), d.Text,
+			int64(d.Seq), d.Delivered, d.Created.UnixNano()); err != nil {
+			return fmt.Errorf("delivery %s: %w", d.ID, err)
+		}
+	}
+	for _, id := range b.DeliveriesDone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delivery %s done: %w", id, err)
 		}
 	}
 

@@ -107,6 +107,10 @@ func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 	}
 	srows.Close()
 
+	if s.Deliveries, err = loadDeliveries(ctx, tx); err != nil {
+		return nil, fmt.Errorf("store: load deliveries: %w", err)
+	}
+
 	var counter int64
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'alarm_counter'`).Scan(&counter); err != nil {
 		return nil, fmt.Errorf("store: load alarm counter: %w", err)
@@ -180,4 +184,26 @@ func (db *DB) loadSeen(ctx context.Context, tx *sql.Tx, s *vakt.Snapshot) error 
 	}
 	slices.Reverse(s.SeenOrder)
 	return nil
+}
+
+// loadDeliveries reads the outbound queue, oldest first.
+func loadDeliveries(ctx context.Context, tx *sql.Tx) ([]vakt.Delivery, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, alarm_id, target, restore, address, zone, kind, text,
+		seq, delivered, created_at FROM deliveries ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []vakt.Delivery
+	for rows.Next() {
+		var d vakt.Delivery
+		var zone, seq, created int64
+		if err := rows.Scan(&d.ID, &d.Alarm, &d.Target, &d.Restore, &d.Address, &zone, &d.Kind, &d.Text,
+			&seq, &d.Delivered, &created); err != nil {
+			return nil, err
+		}
+		d.Zone, d.Seq, d.Created = int(zone), int(seq), time.Unix(0, created).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }

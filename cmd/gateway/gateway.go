@@ -19,6 +19,8 @@ import (
 	"github.com/vakt/vakt/drivers/mqtt"
 	"github.com/vakt/vakt/drivers/serial"
 	"github.com/vakt/vakt/engine"
+	"github.com/vakt/vakt/outbound"
+	"github.com/vakt/vakt/outbound/dc09"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
 	cloudsync "github.com/vakt/vakt/sync"
@@ -47,6 +49,8 @@ type Main struct {
 	Broker *broker.Broker
 	MQTT   *mqtt.Driver
 	Serial []*serial.Port
+	// ARC is the DC-09 link to the alarm receiving centre (arc:), nil if none.
+	ARC *dc09.Link
 	// Cloud is the cloud sync (nil unless cloud.enabled); Cloud.Stats is its
 	// health for the status page and /metrics.
 	Cloud *Cloud
@@ -111,9 +115,21 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.buildDrivers(); err != nil {
 		return err
 	}
+	targets := map[string]vakt.Outbound{}
 	for i, p := range m.Serial {
 		observers = append(observers, p)
 		pagers[cfg.Drivers.Serial[i].Name] = p
+		// Pager tiers go through the durable outbound queue: "paged" only on the
+		// paging system's ACK, withdrawn when taken first, reset afterwards.
+		name := cfg.Drivers.Serial[i].Name
+		targets["pager:"+name] = &outbound.Pager{Name: name, Page: p.PageWithdrawable}
+	}
+	arcLink, arc, err := m.buildARC(cfg)
+	if err != nil {
+		return err
+	}
+	if arc != nil {
+		m.ARC, targets[engine.TargetARC] = arcLink, arc
 	}
 	// Tests watch committed alarm changes through Main.Observers.
 	observers = append(observers, m.Observers...)
@@ -122,6 +138,8 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Engine, err = engine.New(ctx, engine.Options{
 		Observers:       append(observers, m.svc.metrics, cloudKick),
 		Pagers:          pagers,
+		Outbound:        targets,
+		ARCZones:        cfg.ARC.Zones,
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
@@ -196,6 +214,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
+	if m.ARC != nil {
+		m.ARC.Start()
+	}
 	// Every source runs before the embedded broker accepts the first publish (the
 	// MQTT driver reads it in-process).
 	for _, s := range m.Sources {
@@ -259,7 +280,10 @@ func (m *Main) Close() error {
 		<-m.cloudDone // Run's end stopped it; it must not outlive the engine
 	}
 	if m.Engine != nil {
-		_ = m.Engine.Close()
+		_ = m.Engine.Close() // cancels a send in progress: resent at the next start
+	}
+	if m.ARC != nil {
+		_ = m.ARC.Close()
 	}
 	if m.Broker != nil {
 		_ = m.Broker.Close()
@@ -309,6 +333,14 @@ func (m *Main) buildDrivers() error {
 		o, err := serialOptions(cfg, i, m.Logger, m.Clock)
 		if err != nil {
 			return err
+		}
+		// A line whose paging system keeps refusing our blocks: one technical alarm
+		// naming the port ("outbound-pager-<name>"), closed when pages go through.
+		target := "pager:" + cfg.Drivers.Serial[i].Name
+		o.OnFailing = func(failing bool, _ string) {
+			if m.Engine != nil {
+				m.Engine.OutboundLink(target, !failing)
+			}
 		}
 		p, err := serial.New(o)
 		if err != nil {

@@ -54,6 +54,9 @@ func demoConfig(t testing.TB, apiPort, brokerPort int, embedded bool) string {
 	replace("path: ../../data/vakt.db", "path: "+filepath.Join(dir, "vakt.db"))
 	replace("listen: 127.0.0.1:8080", fmt.Sprintf("listen: 127.0.0.1:%d", apiPort))
 	replace("listen: 127.0.0.1:1883", fmt.Sprintf("listen: 127.0.0.1:%d", brokerPort))
+	// The alarm receiving centre: a free port nobody listens on, not a demo
+	// receiver someone may be running on 7777 (arcConfig points it at one).
+	replace("address: 127.0.0.1:7777", fmt.Sprintf("address: 127.0.0.1:%d", freePort(t)))
 	if !embedded {
 		// An external broker (Mosquitto) on brokerPort: the driver connects to it.
 		s = disableEmbeddedBroker(t, s)

@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExportPerson(rest, stdout, stderr)
 	case "erase-person":
 		err = cmdErasePerson(rest, stdout, stderr)
+	case "arc-receiver":
+		err = cmdARCReceiver(rest, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(rest, stdout)
 	case "version", "-version", "--version":
@@ -89,6 +91,7 @@ commands:
   erase-person -config FILE -staff ID
                               erase a person's personal data; with the gateway stopped (a
                               running gateway: DELETE /api/v1/admin/staff/ID instead)
+  arc-receiver -listen ADDR   a local SIA DC-09 receiver printing what an alarm centre gets (demo)
   healthcheck -url URL        exit 0 when the gateway at URL (/readyz) is ready
   version                     print the version
 `)

@@ -64,6 +64,10 @@ const (
 // acknowledged the block.
 var ErrNotDelivered = errors.New("espa: block not delivered")
 
+// ErrWithdrawn is Done's error for a block dropped unsent because its Withdrawn
+// said so.
+var ErrWithdrawn = errors.New("espa: block withdrawn before it was sent")
+
 // LinkConfig configures a Link. Zero durations and counts take the defaults.
 type LinkConfig struct {
 	Role Role
@@ -166,6 +170,10 @@ type Outbound struct {
 	// or an error wrapping ErrNotDelivered when the link gave it up. It is called
 	// without the link's lock held and must not block.
 	Done func(error)
+	// Withdrawn, when set, is asked before the block is taken for sending; true
+	// drops it unsent (Done gets ErrWithdrawn): a page for an alarm someone took
+	// meanwhile must not ring. It must not block.
+	Withdrawn func() bool
 }
 
 type outItem struct {
@@ -673,9 +681,15 @@ func (l *Link) committed(p *pending, err error) {
 
 // takeNext moves the next queued block into l.out.
 func (l *Link) takeNext() bool {
-	if l.out == nil && len(l.queue) > 0 {
-		l.out = l.queue[0]
+	for l.out == nil && len(l.queue) > 0 {
+		it := l.queue[0]
 		l.queue = l.queue[1:]
+		if it.Withdrawn != nil && it.Withdrawn() {
+			l.log.Info("block withdrawn unsent", "what", it.Kind, "call", it.CallAddress)
+			l.finish(it, ErrWithdrawn)
+			continue
+		}
+		l.out = it
 		l.attempts = 0
 	}
 	return l.out != nil

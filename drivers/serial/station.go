@@ -3,6 +3,7 @@ package serial
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
@@ -69,6 +70,11 @@ func (p *Port) onCall(in espa.Inbound) {
 	// committed, possibly before we see the commit.
 	p.feedback.Remember(id, in.Call.CallAddress)
 	ev := espa.EventFor(in.Call, id, in.Raw)
+	if fb {
+		// No rule knows the call: its address and display text are all a phone
+		// can show of where to go.
+		ev.Text = fmt.Sprintf("call %s: %s", in.Call.CallAddress, ev.Text)
+	}
 	ev.Source = p.source
 	ev.ReceivedAt = in.At
 	err := p.in.Ingest(ev, func(err error) {
@@ -124,9 +130,15 @@ func (p *Port) Page(a vakt.Alarm, callAddress, text string) error {
 // espa.ErrNotDelivered when the link gave it up after its retries. done must not
 // block.
 func (p *Port) PageResult(a vakt.Alarm, callAddress, text string, done func(error)) error {
+	return p.PageWithdrawable(a, callAddress, text, nil, done)
+}
+
+// PageWithdrawable is PageResult with withdrawn (when set) asked before the block
+// goes out: true drops it unsent and done gets espa.ErrWithdrawn.
+func (p *Port) PageWithdrawable(a vakt.Alarm, callAddress, text string, withdrawn func() bool, done func(error)) error {
 	b := espa.PageCall(a, callAddress, text, p.o.DataBits == 7)
 	addr, _ := b.Get(espa.RecordCallAddress)
-	return p.link.Enqueue(espa.Outbound{Block: b, Kind: "page", CallAddress: addr, Done: func(err error) {
+	return p.link.Enqueue(espa.Outbound{Block: b, Kind: "page", CallAddress: addr, Withdrawn: withdrawn, Done: func(err error) {
 		if err != nil {
 			p.log.Warn("page not delivered", "alarm", a.ID, "err", err)
 		} else {
