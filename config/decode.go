@@ -105,27 +105,6 @@ func parentPath(path string) string {
 	return path[:i]
 }
 
-// keyPath appends a mapping key to path; keys that are not plain names are quoted.
-func keyPath(path, key string) string {
-	plain := key != ""
-	for _, r := range key {
-		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			plain = false
-			break
-		}
-	}
-	switch {
-	case !plain:
-		return path + "[" + strconv.Quote(key) + "]"
-	case path == "":
-		return key
-	default:
-		return path + "." + key
-	}
-}
-
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
-
 func lineOfNode(n ast.Node) int {
 	if n == nil {
 		return 0
@@ -469,7 +448,7 @@ func (d *decoder) entries(path string, m *ast.MappingNode, depth int) []entry {
 			continue
 		}
 		if first, dup := explicit[key]; dup {
-			d.errorf(keyPath(path, key), line, "given twice (first on line %d); keep one", first)
+			d.errorf(drivers.Key(path, key), line, "given twice (first on line %d); keep one", first)
 			continue
 		}
 		explicit[key] = line
@@ -597,7 +576,7 @@ func (d *decoder) decodeStruct(path string, n ast.Node, v reflect.Value, depth i
 		}
 	}
 	for _, e := range ents {
-		p := keyPath(path, e.key)
+		p := drivers.Key(path, e.key)
 		if i, ok := fields[e.key]; ok {
 			d.lines[p] = e.line
 			d.decode(p, e.value, v.Field(i), depth+1)
@@ -666,7 +645,7 @@ func (d *decoder) decodeSlice(path string, n ast.Node, v reflect.Value, depth in
 	}
 	s := reflect.MakeSlice(v.Type(), len(seq.Values), len(seq.Values))
 	for i, item := range seq.Values {
-		p := indexPath(path, i)
+		p := drivers.Index(path, i)
 		d.lines[p] = lineOfNode(item)
 		d.decode(p, item, s.Index(i), depth+1)
 	}
@@ -680,7 +659,7 @@ func (d *decoder) decodeMap(path string, n ast.Node, v reflect.Value, depth int)
 	}
 	out := reflect.MakeMap(v.Type())
 	for _, e := range d.entries(path, m, depth) {
-		p := keyPath(path, e.key)
+		p := drivers.Key(path, e.key)
 		d.lines[p] = e.line
 		val := reflect.New(v.Type().Elem()).Elem()
 		d.decode(p, e.value, val, depth+1)

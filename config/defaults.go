@@ -94,7 +94,7 @@ func applyDefaults(c *Config, given func(path string) bool) {
 
 	for i := range c.Drivers.Serial {
 		s := &c.Drivers.Serial[i]
-		p := indexPath("drivers.serial", i)
+		p := drivers.Index("drivers.serial", i)
 		setString(p+".name", &s.Name, s.Device)
 		setInt(p+".baud", &s.Baud, DefaultBaud)
 		setInt(p+".data_bits", &s.DataBits, DefaultDataBits)
@@ -110,7 +110,7 @@ func applyDefaults(c *Config, given func(path string) bool) {
 		for j := range c.Policies[i].Tiers {
 			t := &c.Policies[i].Tiers[j]
 			if t.Target == "nearest" {
-				setInt(indexPath(indexPath("policies", i)+".tiers", j)+".count", &t.Count, DefaultNearestCount)
+				setInt(drivers.Index(drivers.Index("policies", i)+".tiers", j)+".count", &t.Count, DefaultNearestCount)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/vakt/vakt/drivers"
 	"runtime"
 	"strconv"
 	"strings"
@@ -96,7 +97,7 @@ func sampleHashes(c *Config, line func(string) int) Errors {
 		// Only the hashes secretHash accepted: a cost above maxHashCost could take
 		// days to compare.
 		if cost, ok := bcryptCost(s.SecretHash); ok && cost >= minHashCost && cost <= maxHashCost && !printedHashes[s.SecretHash] && !s.Secret.IsSet() {
-			p := indexPath("staff", i) + ".secret_hash"
+			p := drivers.Index("staff", i) + ".secret_hash"
 			if paths[s.SecretHash] == nil {
 				hashes = append(hashes, s.SecretHash)
 			}

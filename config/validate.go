@@ -230,7 +230,7 @@ func (v *validator) roleRefs(path string, roles []string) {
 		if v.roles[r] || v.undecodable("roles") {
 			continue
 		}
-		p := indexPath(path, i)
+		p := drivers.Index(path, i)
 		if len(v.c.Roles) == 0 {
 			v.errorf(p, "unknown role %s: no roles are defined (list them under roles:)", quoteShort(r))
 		} else {
@@ -293,14 +293,14 @@ func (v *validator) site() {
 func (v *validator) zoneList() {
 	seen := map[string]string{}
 	for i, z := range v.c.Zones {
-		v.ident(indexPath("zones", i)+".id", z.ID, "zone", seen)
+		v.ident(drivers.Index("zones", i)+".id", z.ID, "zone", seen)
 	}
 }
 
 func (v *validator) roleList() {
 	seen := map[string]string{}
 	for i, r := range v.c.Roles {
-		p := indexPath("roles", i)
+		p := drivers.Index("roles", i)
 		if r == "" || !validID.MatchString(r) {
 			v.errorf(p, "%s is not a valid role name: use letters, digits and . _ : @ -", quoteShort(r))
 			continue
@@ -318,7 +318,7 @@ func (v *validator) transmitterList() {
 	topics := map[string]string{} // MQTT topic → path of the transmitter using it
 	for i := range v.c.Transmitters {
 		t := &v.c.Transmitters[i]
-		p := indexPath("transmitters", i)
+		p := drivers.Index("transmitters", i)
 		v.ident(p+".id", t.ID, "transmitter", seen)
 		v.oneOf(p+".kind", t.Kind, "kind", transmitterKinds)
 		drv, driverOK := v.driver(p+".driver", t.Driver)
@@ -341,7 +341,7 @@ func (v *validator) transmitterList() {
 		}
 		contacts := map[string]string{}
 		for j, id := range t.PrimaryContacts {
-			v.ident(indexPath(p+".primary_contacts", j), id, "staff", contacts)
+			v.ident(drivers.Index(p+".primary_contacts", j), id, "staff", contacts)
 		}
 		if !driverOK {
 			continue
@@ -398,7 +398,7 @@ func (m MQTT) Settings() drivers.Settings {
 func (v *validator) staffList() {
 	seen := map[string]string{}
 	for i, s := range v.c.Staff {
-		p := indexPath("staff", i)
+		p := drivers.Index("staff", i)
 		v.ident(p+".id", s.ID, "staff", seen)
 		v.roleRefs(p+".roles", s.Roles)
 		if s.Zone != "" {
@@ -450,13 +450,13 @@ func (v *validator) policyList() {
 	windowed := map[string][]timed{} // scope + kind → policies with windows
 	for i := range v.c.Policies {
 		pol := &v.c.Policies[i]
-		p := indexPath("policies", i)
+		p := drivers.Index("policies", i)
 		v.ident(p+".name", pol.Name, "policy", seen)
 
 		kindsOK := map[string]bool{}
 		var kinds []string // valid, without repeats
 		for j, k := range pol.Kinds {
-			kp := indexPath(p+".kinds", j)
+			kp := drivers.Index(p+".kinds", j)
 			switch {
 			case !slices.Contains(policyKinds, k):
 				v.errorf(kp, "unknown alarm kind %s; use one of %s", quoteShort(k), strings.Join(policyKinds, ", "))
@@ -475,7 +475,7 @@ func (v *validator) policyList() {
 		}
 		for j, r := range pol.Rooms {
 			if !v.rooms[r] {
-				v.errorf(indexPath(p+".rooms", j), "no transmitter is in room %s", quoteShort(r))
+				v.errorf(drivers.Index(p+".rooms", j), "no transmitter is in room %s", quoteShort(r))
 			}
 		}
 		v.notNegative(p+".realarm_after", pol.ReAlarmAfter)
@@ -488,7 +488,7 @@ func (v *validator) policyList() {
 			v.errorf(p+".tiers", "at least one tier is required: whom to offer the alarm to, and how long to wait")
 		}
 		for j := range pol.Tiers {
-			tp := indexPath(p+".tiers", j)
+			tp := drivers.Index(p+".tiers", j)
 			v.tier(tp, &pol.Tiers[j])
 			if j == 0 && pol.Tiers[j].Parallel {
 				v.errorf(tp+".parallel", "the first tier cannot be parallel: no tier comes before it")
@@ -552,11 +552,11 @@ func (v *validator) windows(p string, ws []Window) *week {
 	}
 	wk, all := new(week), true
 	for i, w := range ws {
-		wp := indexPath(p, i)
+		wp := drivers.Index(p, i)
 		ok := true
 		for j, d := range w.Days {
 			if _, known := dayNames[strings.ToLower(d)]; !known {
-				v.errorf(indexPath(wp+".days", j), "unknown day %s; use %s", quoteShort(d), dayList)
+				v.errorf(drivers.Index(wp+".days", j), "unknown day %s; use %s", quoteShort(d), dayList)
 				ok = false
 			}
 		}
@@ -672,7 +672,7 @@ func (v *validator) mqtt() {
 		}
 		if len(users) > 0 {
 			// Reported at the first transmitter, which has a line; drivers: may be absent.
-			v.errorf(indexPath("transmitters", users[0])+".driver", "the MQTT driver is off but %d transmitter(s) need it; set drivers.mqtt.enabled: true", len(users))
+			v.errorf(drivers.Index("transmitters", users[0])+".driver", "the MQTT driver is off but %d transmitter(s) need it; set drivers.mqtt.enabled: true", len(users))
 		}
 		return
 	}
@@ -731,7 +731,7 @@ func (v *validator) broker() {
 	}
 	seen := map[string]string{}
 	for i, c := range b.Clients {
-		cp := indexPath(p+".clients", i)
+		cp := drivers.Index(p+".clients", i)
 		switch first, dup := seen[c.Username]; {
 		case c.Username == "":
 			v.errorf(cp+".username", "required")
@@ -743,12 +743,12 @@ func (v *validator) broker() {
 		v.secret(cp+".password", c.Password, !v.demo())
 		for j, f := range c.Publish {
 			if msg := drivers.TopicProblem(f, true); msg != "" {
-				v.errorf(indexPath(cp+".publish", j), "%s", msg)
+				v.errorf(drivers.Index(cp+".publish", j), "%s", msg)
 			}
 		}
 		for j, f := range c.Subscribe {
 			if msg := drivers.TopicProblem(f, true); msg != "" {
-				v.errorf(indexPath(cp+".subscribe", j), "%s", msg)
+				v.errorf(drivers.Index(cp+".subscribe", j), "%s", msg)
 			}
 		}
 	}
@@ -759,7 +759,7 @@ func (v *validator) serialPorts() {
 	devices := map[string]string{}
 	for i := range v.c.Drivers.Serial {
 		s := &v.c.Drivers.Serial[i]
-		p := indexPath("drivers.serial", i)
+		p := drivers.Index("drivers.serial", i)
 		if s.Device == "" {
 			v.errorf(p+".device", "required: the serial device, e.g. /dev/serial/by-id/usb-FTDI_..., or /dev/ttyUSB0")
 		} else if first, dup := devices[s.Device]; dup {
@@ -780,7 +780,7 @@ func (v *validator) serialPorts() {
 		}.Check(func(key, format string, args ...any) { v.errorf(p+"."+key, format, args...) })
 
 		for j := range s.Rules {
-			v.serialRule(indexPath(p+".rules", j), &s.Rules[j])
+			v.serialRule(drivers.Index(p+".rules", j), &s.Rules[j])
 		}
 		if s.Fallback == "" {
 			v.errorf(p+".fallback", "required: the transmitter that raises calls no rule maps (calls are never dropped)")
