@@ -1,13 +1,14 @@
 package config
 
 import (
-	"github.com/vakt/vakt/drivers"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vakt/vakt/drivers"
 )
 
 // Requirement S1 for staff login secrets, outside demo mode:
