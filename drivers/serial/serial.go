@@ -445,31 +445,17 @@ func (r *reporter) run(ctx context.Context) {
 	}
 }
 
-// Stats are the port's counters since New.
+// Stats are the port's counters since New: the port's own, and its ESPA link's
+// (LinkStats.Calls counts call blocks committed and acknowledged).
 type Stats struct {
 	Open    bool // the device is open
 	Online  bool // open, and the line is not silent
 	Reopens uint64
 
-	Calls    uint64 // call blocks committed and acknowledged
-	Cancels  uint64 // of which resets
-	Unmapped uint64 // of which went to the fallback transmitter
-	StatusIn uint64 // status blocks received from the peer
-	Repeats  uint64 // blocks received again and acknowledged again without a second event
+	Cancels  uint64 // calls that were resets
+	Unmapped uint64 // calls that went to the fallback transmitter
 
-	BadBCC     uint64 // answered '1' NAK
-	Invalid    uint64 // answered '3' NAK
-	Busy       uint64 // answered '2' NAK
-	NoiseBytes uint64 // bytes discarded as noise, half frames or oversize blocks
-
-	Sent    uint64 // our blocks the peer acknowledged
-	Failed  uint64 // transactions in which our block was refused or unanswered
-	Dropped uint64 // our blocks given up
-	Queued  int    // our blocks waiting
-
-	Polls       uint64 // Control Station: polls sent
-	MissedPolls uint64
-	Failing     bool // several transactions in a row delivered none of our blocks
+	espa.LinkStats
 }
 
 type counters struct {
@@ -480,14 +466,10 @@ type counters struct {
 // Stats returns a snapshot of the counters.
 func (p *Port) Stats() Stats {
 	c := &p.stats
-	l := p.link.Stats()
 	return Stats{
 		Open: c.open.Load(), Online: c.online.Load(), Reopens: c.reopens.Load(),
-		Calls: l.Calls, Cancels: c.cancels.Load(), Unmapped: c.unmapped.Load(),
-		StatusIn: l.StatusIn, Repeats: l.Repeats,
-		BadBCC: l.BadBCC, Invalid: l.Invalid, Busy: l.Busy, NoiseBytes: l.NoiseBytes,
-		Sent: l.Sent, Failed: l.Failed, Dropped: l.Dropped, Queued: l.Queued,
-		Polls: l.Polls, MissedPolls: l.MissedPolls, Failing: l.Failing,
+		Cancels: c.cancels.Load(), Unmapped: c.unmapped.Load(),
+		LinkStats: p.link.Stats(),
 	}
 }
 
