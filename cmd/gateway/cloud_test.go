@@ -418,25 +418,7 @@ func (b *lockedBuffer) String() string {
 func startGatewayLog(t *testing.T, cfgPath string, log io.Writer) (*Main, client) {
 	t.Helper()
 	m := &Main{ConfigPath: cfgPath, Log: log}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := m.Open(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case <-m.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("gateway stopped: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		_ = m.Close()
-	})
-	return m, client{t: t, base: "http://" + m.APIAddr()}
+	return m, runMain(t, m)
 }
 
 // TestCloudGatewayKilledMidUpload: the gateway is killed with SIGKILL while a batch

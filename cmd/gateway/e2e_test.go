@@ -17,6 +17,12 @@ import (
 func startGateway(t testing.TB, cfgPath string, clock vakt.Clock, observers ...vakt.Observer) (*Main, client) {
 	t.Helper()
 	m := &Main{ConfigPath: cfgPath, Log: io.Discard, Clock: clock, Observers: observers}
+	return m, runMain(t, m)
+}
+
+// runMain opens and runs m until it is ready, and stops it when the test ends.
+func runMain(t testing.TB, m *Main) client {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := m.Open(ctx); err != nil {
 		cancel()
@@ -37,7 +43,7 @@ func startGateway(t testing.TB, cfgPath string, clock vakt.Clock, observers ...v
 		<-done
 		_ = m.Close()
 	})
-	return m, client{t: t, base: "http://" + m.APIAddr()}
+	return client{t: t, base: "http://" + m.APIAddr()}
 }
 
 // settle returns once the engine has finished the batch that told the test what it
