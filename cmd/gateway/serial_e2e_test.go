@@ -182,3 +182,132 @@ func TestPagerTierCallsDECT(t *testing.T) {
 		t.Fatalf("page block %v (%+v, %v), want a call to pager 100 saying ROOM 201 CALL", page, call, err)
 	}
 }
+
+// pagerLine is the demo site with an ESPA port "dect" in the Control Station role
+// toward a scripted paging system (internal/espatest.PagingSystem, address 2) that
+// ignores a selection arriving in the EOT's burst, and a policy that pages the
+// handset "100" first for an emergency in room 101. guard is the port's
+// guard_time line ("" for the default). The gateway runs on the real clock: the
+// link's timers are tens of milliseconds, and no escalation is waited for.
+func pagerLine(t *testing.T, guard string) (*Main, client, *espatest.PagingSystem, *alarmWatch, int) {
+	t.Helper()
+	ps := espatest.NewPagingSystem(t, '2', '1')
+	link := filepath.Join(t.TempDir(), "usb-dect")
+	if err := os.Symlink(ps.SlavePath, link); err != nil {
+		t.Fatal(err)
+	}
+	brokerPort := freePort(t)
+	cfg := demoConfig(t, freePort(t), brokerPort, true)
+	b, _ := os.ReadFile(cfg)
+	port := fmt.Sprintf(`drivers:
+  serial:
+    - name: dect
+      device: %s
+      role: control-station
+      address: "1"
+      peer: "2"
+%s      fallback: nurse-call-unknown
+`, link, guard)
+	policy := `policies:
+  - name: page-101
+    kinds: [emergency]
+    rooms: ["101"]
+    tiers:
+      - {target: pager, pager: dect, call_address: "100", wait: 10m}
+`
+	s := strings.Replace(string(b), "drivers:\n", port, 1)
+	s = strings.Replace(s, "policies:\n", policy, 1)
+	if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	watch := newAlarmWatch()
+	m, c := startGateway(t, cfg, nil, watch)
+	return m, c, ps, watch, brokerPort
+}
+
+// isPage reports whether tok is a call-to-pager block for handset 100 saying ROOM
+// 101 EMERGENCY.
+func isPage(tok espa.Token) bool {
+	call, err := espa.ParseCall(tok.Block)
+	return err == nil && tok.Block.Header == espa.HeaderCall && call.CallAddress == "100" && call.Message == "ROOM 101 EMERGENCY"
+}
+
+// TestPagerGuardTimeSelectionHeard is issue 11 on a real line: the paging system
+// ignores a selection that comes in the same burst as the EOT; with the default
+// guard time the gateway's selection arrives on its own, the page is delivered,
+// and the alarm is "paged" only once the paging system has ACKed it.
+func TestPagerGuardTimeSelectionHeard(t *testing.T) {
+	m, _, ps, watch, brokerPort := pagerLine(t, "")
+	ps.SetHold(true)
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	a := watch.until(t, "the emergency in room 101", func(a vakt.Alarm) bool { return a.Transmitter == "room-101-sos" })
+	id := string(a.ID)
+
+	var page espa.Token
+	select {
+	case page = <-ps.Blocks:
+	case <-time.After(espatest.Wait):
+		t.Fatalf("the paging system got no block (%d selections ignored as in the EOT's burst)", ps.IgnoredCount())
+	}
+	if !isPage(page) {
+		t.Fatalf("page block %v, want a call to 100 saying ROOM 101 EMERGENCY", page)
+	}
+	if audited(t, m, "alarm.paged", id) {
+		t.Fatal("alarm.paged recorded before the paging system's ACK")
+	}
+	ps.Release()
+	eventually(t, "alarm.paged after the ACK", func() bool { return audited(t, m, "alarm.paged", id) })
+}
+
+// TestPagerNoGuardTimeRaisesLinkAlarm: with guard_time 0s (the old single-burst
+// behaviour) the paging system never answers the selection; after repeated failures
+// the technician sees exactly one technical alarm naming the port, and it closes
+// when pages go through again. (The link also counts the unanswered selections as
+// missed polls and raises its "line silent" alarm on the fallback transmitter, a
+// second technical alarm for the same fault; not asserted either way here.)
+func TestPagerNoGuardTimeRaisesLinkAlarm(t *testing.T) {
+	_, c, ps, watch, brokerPort := pagerLine(t, "      guard_time: 0s\n")
+	techToken := c.login("tech-1", "demo")
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	const linkAlarm = "outbound-pager-dect"
+	tech := watch.until(t, "the technical alarm on the pager line", func(a vakt.Alarm) bool { return a.Transmitter == linkAlarm })
+	// The paging system is fixed at once (it now answers any selection; the page has
+	// tries left), but holds its ACK of the page until the technician has looked.
+	ps.SetHold(true)
+	ps.SetStrict(false)
+	if tech.Priority != vakt.PriorityTechnical || !tech.State.Open() {
+		t.Fatalf("link alarm %+v, want an open technical alarm", tech)
+	}
+	if n := ps.IgnoredCount(); n < 3 {
+		t.Fatalf("link alarm after %d ignored selections, want at least 3 failed transactions", n)
+	}
+	select {
+	case tok := <-ps.Blocks:
+		t.Fatalf("the paging system got %v though it never answered a selection", tok)
+	default:
+	}
+	code, body := c.do("GET", "/api/v1/alarms", techToken, nil)
+	if code != http.StatusOK {
+		t.Fatalf("alarms as tech-1: %d %s", code, body)
+	}
+	if n := strings.Count(string(body), `"id":"`+linkAlarm+`"`); n != 1 {
+		t.Fatalf("tech-1 sees %d alarms on %s, want exactly one: %s", n, linkAlarm, body)
+	}
+
+	// The page goes through and the link alarm closes, with no second one raised.
+	select {
+	case page := <-ps.Blocks:
+		if !isPage(page) {
+			t.Fatalf("page block %v, want a call to 100 saying ROOM 101 EMERGENCY", page)
+		}
+	case <-time.After(espatest.Wait):
+		t.Fatal("no page once the paging system answers selections")
+	}
+	ps.Release()
+	watch.until(t, "the link alarm closed", func(a vakt.Alarm) bool {
+		if a.Transmitter == linkAlarm && a.ID != tech.ID {
+			t.Fatalf("a second link alarm %s raised", a.ID)
+		}
+		return a.ID == tech.ID && !a.State.Open()
+	})
+}
