@@ -262,9 +262,8 @@ func TestPagerGuardTimeSelectionHeard(t *testing.T) {
 // TestPagerNoGuardTimeRaisesLinkAlarm: with guard_time 0s (the old single-burst
 // behaviour) the paging system never answers the selection; after repeated failures
 // the technician sees exactly one technical alarm naming the port, and it closes
-// when pages go through again. (The link also counts the unanswered selections as
-// missed polls and raises its "line silent" alarm on the fallback transmitter, a
-// second technical alarm for the same fault; not asserted either way here.)
+// when pages go through again. The unanswered selections are not counted as missed
+// polls: the line is not reported silent too (one fault, one alarm).
 func TestPagerNoGuardTimeRaisesLinkAlarm(t *testing.T) {
 	_, c, ps, watch, brokerPort := pagerLine(t, "      guard_time: 0s\n")
 	techToken := c.login("tech-1", "demo")
@@ -292,6 +291,9 @@ func TestPagerNoGuardTimeRaisesLinkAlarm(t *testing.T) {
 	}
 	if n := strings.Count(string(body), `"id":"`+linkAlarm+`"`); n != 1 {
 		t.Fatalf("tech-1 sees %d alarms on %s, want exactly one: %s", n, linkAlarm, body)
+	}
+	if strings.Contains(string(body), `"id":"nurse-call-unknown"`) {
+		t.Fatalf("the line is also reported silent, a second alarm for the same fault: %s", body)
 	}
 
 	// The page goes through and the link alarm closes, with no second one raised.

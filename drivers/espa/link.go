@@ -850,8 +850,12 @@ func (l *Link) schedulePoll() {
 func (l *Link) onTimeout() {
 	switch l.state {
 	case stSelecting:
+		// Not a missed poll: a peer can answer polls and still ignore a selection (one
+		// sent too soon after the EOT, say). That fault is the failing-delivery signal
+		// (OnFailing), one technical alarm; counting it here too would also report the
+		// line silent, a second alarm for the same fault. A dead line is still found
+		// silent by the polls that follow once the block is given up.
 		l.log.Info("no answer to our selection")
-		l.missedAnswer()
 		l.endFailed("no answer to selection", true)
 		l.endMaster()
 	case stSending:
