@@ -100,6 +100,7 @@ func TestForwardThenRestore(t *testing.T) {
 		{Target: routing.TargetARC},
 	}, map[string]vakt.Outbound{engine.TargetARC: arc})
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "t", SourceID: "1"})
+	r.idle() // the engine has re-armed its timer: the fake clock arms at its own now
 	r.clock.Advance(31 * time.Second)
 	fw := arc.next(t)
 	if fw.d.Restore || fw.d.Zone != 101 || fw.d.Seq == 0 {
@@ -139,8 +140,10 @@ func TestPageWithdrawnWhenTaken(t *testing.T) {
 	if pg.d.Address != "123" || pg.d.Text != "ROOM 101 CALL" {
 		t.Fatalf("page = %+v, want call address 123 and text ROOM 101 CALL", pg.d)
 	}
+	r.idle() // the engine has re-armed its timer: the fake clock arms at its own now
 	r.clock.Advance(31 * time.Second) // site tier: phones get it too
-	r.idle()
+	// The timer's tick reaches the loop from its own goroutine: wait for its offer.
+	r.phones.wait(t, "the site tier's offer to near", func() bool { return r.phones.count("near", vakt.NoticeOffer) > 0 })
 	a := r.open()[0]
 	if _, err := r.eng.Accept(context.Background(), "near", a.ID); err != nil {
 		t.Fatal(err)
@@ -171,8 +174,10 @@ func TestPageResetAfterAccept(t *testing.T) {
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "t", SourceID: "1"})
 	pager.next(t).ack <- nil
 	r.queueWhen("the page delivered", func(q []vakt.Delivery) bool { return len(q) == 1 && q[0].Delivered })
+	r.idle() // the engine has re-armed its timer: the fake clock arms at its own now
 	r.clock.Advance(31 * time.Second)
-	r.idle()
+	// The timer's tick reaches the loop from its own goroutine: wait for its offer.
+	r.phones.wait(t, "the site tier's offer to near", func() bool { return r.phones.count("near", vakt.NoticeOffer) > 0 })
 	a := r.open()[0]
 	if _, err := r.eng.Accept(context.Background(), "near", a.ID); err != nil {
 		t.Fatal(err)
@@ -194,6 +199,7 @@ func TestForwardResentAfterRestart(t *testing.T) {
 		{Target: routing.TargetARC},
 	}, map[string]vakt.Outbound{engine.TargetARC: arc})
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "t", SourceID: "1"})
+	r.idle() // the engine has re-armed its timer: the fake clock arms at its own now
 	r.clock.Advance(31 * time.Second)
 	first := arc.next(t)
 	r.stop()
