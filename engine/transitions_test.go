@@ -43,9 +43,11 @@ func TestTransitionsLoggedCompleteImpliesPresence(t *testing.T) {
 
 	r.ingest(vakt.Event{Transmitter: room.ID, Kind: vakt.EventCall, Source: "test"})
 	id := r.open()[0].ID
-	// Nobody answers the nearest tier in time: the alarm escalates to the site.
-	r.clock.Advance(31 * time.Second)
+	// Nobody answers the nearest tier in time: the alarm escalates to the site. The
+	// timer's tick reaches the loop from its own goroutine: wait for far's offer.
 	r.idle()
+	r.clock.Advance(31 * time.Second)
+	r.phones.wait(t, "the site tier's offer to far", func() bool { return r.phones.count("far", vakt.NoticeOffer) > 0 })
 	if _, err := r.eng.Accept(ctx, "far", id); err != nil {
 		t.Fatal(err)
 	}
