@@ -140,7 +140,7 @@ func TestPageWithdrawnWhenTaken(t *testing.T) {
 	if pg.d.Address != "123" || pg.d.Text != "ROOM 101 CALL" {
 		t.Fatalf("page = %+v, want call address 123 and text ROOM 101 CALL", pg.d)
 	}
-	r.idle() // the engine has re-armed its timer: the fake clock arms at its own now
+	r.idle()                          // the engine has re-armed its timer: the fake clock arms at its own now
 	r.clock.Advance(31 * time.Second) // site tier: phones get it too
 	// The timer's tick reaches the loop from its own goroutine: wait for its offer.
 	r.phones.wait(t, "the site tier's offer to near", func() bool { return r.phones.count("near", vakt.NoticeOffer) > 0 })
