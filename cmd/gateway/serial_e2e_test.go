@@ -12,7 +12,6 @@ import (
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/drivers/espa"
 	"github.com/vakt/vakt/internal/espatest"
-	"github.com/vakt/vakt/internal/fakeclock"
 )
 
 // callSystem is a nurse call system on the master side of a pseudo-terminal
@@ -141,38 +140,11 @@ func TestNurseCallReachesNearestPhone(t *testing.T) {
 // policy's second tier pages the DECT handset "100" through the ESPA port: the paging
 // system gets a call-to-pager block with the room and the kind, no name.
 func TestPagerTierCallsDECT(t *testing.T) {
-	cs := newCallSystem(t)
-	cfg := serialConfig(t, cs.path, freePort(t), freePort(t))
-	b, _ := os.ReadFile(cfg)
-	night := `policies:
-  - name: night-201
-    kinds: [call]
-    rooms: ["201"]
-    tiers:
-      - {target: nearest, count: 1, wait: 30s}
-      - {target: pager, pager: nurse-call, call_address: "100", wait: 60s}
-`
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "policies:\n", night, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clock := fakeclock.New(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
-	watch := newAlarmWatch()
-	m, c := startGateway(t, cfg, clock, watch)
-	nurse4 := c.phone("nurse-4", c.login("nurse-4", "demo"))
-
-	cs.send(espa.EOT, '1', espa.ENQ, '2', espa.ENQ)
-	cs.expect(espa.TokenACK)
-	cs.send(callBlock("ROOM 201")...)
-	cs.expect(espa.TokenACK)
-	cs.send(espa.EOT)
-	offer := nurse4.expect("offer")
-	watch.until(t, "nurse-4's offer delivered", offerIs(offer.Alarm.ID, "nurse-4", vakt.OfferDelivered))
-	drainStatus(cs) // "paged" status for the call itself
-
+	m, _, cs, clock, watch, id := pagerSite(t)
 	settle(t, m)
 	clock.Advance(31 * time.Second)
 	// The page is queued on the port when tier 2 starts; poll only after that.
-	watch.until(t, "tier 2 (the pager)", func(a vakt.Alarm) bool { return string(a.ID) == offer.Alarm.ID && a.Tier == 2 })
+	watch.until(t, "tier 2 (the pager)", func(a vakt.Alarm) bool { return string(a.ID) == id && a.Tier == 2 })
 	settle(t, m)
 	cs.pollUntilSelected()
 	cs.send(espa.ACK)
