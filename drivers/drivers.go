@@ -51,6 +51,23 @@ func ValidKind(k vakt.EventKind) bool {
 	return slices.Contains(EventKinds, k)
 }
 
+// UnknownKind reports the first value of m (sorted by key, so the message is
+// stable) that is no event kind: the decoders' own check when a device is added
+// (CheckKinds is the configuration's, with key paths).
+func UnknownKind(key string, m map[string]vakt.EventKind) error {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if !ValidKind(m[n]) {
+			return fmt.Errorf("%s: %q: unknown event kind %q", key, n, m[n])
+		}
+	}
+	return nil
+}
+
 // Settings are the MQTT connection's settings that dialects may need.
 type Settings struct {
 	// BaseTopic is Zigbee2MQTT's base topic (drivers.mqtt.base_topic).

@@ -101,10 +101,8 @@ func (d *Dialect) Add(dev drivers.Device) error {
 		return errors.New("mapping: no values")
 	}
 	values := drivers.Kinds(o.Mapping.Values)
-	for v, k := range values {
-		if !drivers.ValidKind(k) {
-			return fmt.Errorf("mapping: value %q: unknown event kind %q", v, k)
-		}
+	if err := drivers.UnknownKind("mapping.values", values); err != nil {
+		return err
 	}
 	low, err := payload.Threshold(dev.LowBattery)
 	if err != nil {

@@ -104,10 +104,8 @@ func (d *Dialect) Add(dev drivers.Device) error {
 	if o, ok := dev.Options.(*Options); ok && o != nil {
 		maps.Copy(events, drivers.Kinds(o.Events))
 	}
-	for e, k := range events {
-		if !drivers.ValidKind(k) {
-			return fmt.Errorf("events: %q: unknown event kind %q", e, k)
-		}
+	if err := drivers.UnknownKind("events", events); err != nil {
+		return err
 	}
 	low, err := payload.Threshold(dev.LowBattery)
 	if err != nil {

@@ -196,10 +196,8 @@ func (d *Decoder) add(dev Device) error {
 	case "availability", "set", "get", "action":
 		return fmt.Errorf("topic %q: friendly name may not end in /%s (Z2M uses it)", dev.Topic, last)
 	}
-	for a, k := range dev.Actions {
-		if !drivers.ValidKind(k) {
-			return fmt.Errorf("actions: %q: unknown event kind %q", a, k)
-		}
+	if err := drivers.UnknownKind("actions", dev.Actions); err != nil {
+		return err
 	}
 	low, err := payload.Threshold(dev.LowBattery)
 	if err != nil {
