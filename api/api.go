@@ -20,6 +20,8 @@ import (
 // Service is what the phone API needs from the alarm path.
 type Service interface {
 	Staff(ctx context.Context, id vakt.StaffID) (vakt.Member, error)
+	// Members lists the directory with live state (GET /colleagues).
+	Members(ctx context.Context) ([]vakt.Member, error)
 	SaveSession(ctx context.Context, s vakt.Session) error
 	EndSession(ctx context.Context, tokenHash string) error
 	RestoredSessions() []vakt.Session

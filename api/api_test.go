@@ -64,7 +64,7 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Directory: []vakt.Staff{
 			{ID: "nurse-a", Name: "A", Roles: []string{"nurse"}, SecretHash: string(hash)},
-			{ID: "nurse-b", Name: "B", Roles: []string{"nurse"}, SecretHash: string(hashB)},
+			{ID: "nurse-b", Name: "B", Phone: "+4790000002", Email: "b@example.org", Roles: []string{"nurse"}, SecretHash: string(hashB)},
 		},
 		InitialStaff: []vakt.StaffState{
 			{Staff: "nurse-a", OnDuty: true, Availability: vakt.Available, Position: &near},
@@ -264,5 +264,29 @@ func TestMeSaysWhetherPositionsAreWanted(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("nearest routing %v: GET /me = %d %s, want %s", on, code, body, want)
 		}
+	}
+}
+
+// TestColleaguesOnDutyWithPhone: a nurse sees the colleagues on duty with their phone
+// numbers (the policy's purpose for holding them) and nothing else about them: no
+// position, no e-mail; a colleague who goes off duty leaves the list.
+func TestColleaguesOnDutyWithPhone(t *testing.T) {
+	f := newFixture(t)
+	a := f.login("nurse-a", "s3cret-a")
+	code, body := f.do("GET", "/api/v1/colleagues", a, "")
+	if code != 200 || !strings.Contains(body, `{"id":"nurse-b","name":"B","phone":"+4790000002","roles":["nurse"],"availability":"available"}`) {
+		t.Fatalf("colleagues: %d %s", code, body)
+	}
+	for _, never := range []string{`"nurse-a"`, "59.91", "lat", "example.org"} {
+		if strings.Contains(body, never) {
+			t.Errorf("colleagues shows %q: %s", never, body)
+		}
+	}
+	b := f.login("nurse-b", "s3cret-b")
+	if code, _ := f.do("PUT", "/api/v1/me/duty", b, `{"on_duty":false}`); code != 200 {
+		t.Fatalf("off duty: %d", code)
+	}
+	if code, body := f.do("GET", "/api/v1/colleagues", a, ""); code != 200 || body != `{"colleagues":[]}`+"\n" && body != `{"colleagues":[]}` {
+		t.Fatalf("after nurse-b went off duty: %d %q", code, body)
 	}
 }
