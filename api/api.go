@@ -23,7 +23,9 @@ type Service interface {
 	// Members lists the directory with live state (GET /colleagues).
 	Members(ctx context.Context) ([]vakt.Member, error)
 	SaveSession(ctx context.Context, s vakt.Session) error
-	EndSession(ctx context.Context, tokenHash string) error
+	EndSession(ctx context.Context, staff vakt.StaffID, tokenHash string) error
+	// Audit commits an audit entry (failed logins).
+	Audit(ctx context.Context, actor, action, subject string) error
 	RestoredSessions() []vakt.Session
 	SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error)
 	SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error)

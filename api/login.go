@@ -260,6 +260,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !matched || err != nil || m.SecretHash == "" || req.StaffID == "" {
 		s.log.Warn("login refused", "staff", req.StaffID, "addr", addr)
+		// Audited (S7) after the hash check only, so the hashing slot and the
+		// throttle bound how fast failures can be written. An id the directory does
+		// not hold is not written: it is whatever a stranger typed.
+		subject := "staff:unknown"
+		if err == nil {
+			subject = "staff:" + string(m.ID)
+		}
+		if aerr := s.opt.Service.Audit(r.Context(), "client", "session.login_failed", subject); aerr != nil {
+			s.log.Error("failed login not audited", "err", aerr)
+		}
 		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong staff id or secret")
 		return
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -214,6 +216,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
+	if err := m.auditStart(ctx); err != nil {
+		return err
+	}
 	if m.ARC != nil {
 		m.ARC.Start()
 	}
@@ -348,6 +353,28 @@ func (m *Main) buildDrivers() error {
 		}
 		m.Serial = append(m.Serial, p)
 		m.Sources = append(m.Sources, p)
+	}
+	return nil
+}
+
+// auditStart records which configuration this run serves and whether walk-test mode
+// is on (S7): a technician's change to the file, or a walk test left on, shows in
+// the audit log with the file's digest.
+func (m *Main) auditStart(ctx context.Context) error {
+	raw, err := os.ReadFile(m.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("audit the configuration: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	if err := m.Engine.Audit(ctx, "technician", "config.loaded", "config:sha256:"+hex.EncodeToString(sum[:8])); err != nil {
+		return fmt.Errorf("audit the configuration: %w", err)
+	}
+	walk := "walktest.off"
+	if m.Config.Site.WalkTest {
+		walk = "walktest.on"
+	}
+	if err := m.Engine.Audit(ctx, "technician", walk, "site:"+m.Config.Site.ID); err != nil {
+		return fmt.Errorf("audit walk-test mode: %w", err)
 	}
 	return nil
 }
