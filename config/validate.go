@@ -183,7 +183,7 @@ func exampleID(what string) string {
 	case "transmitter":
 		return "room-101-sos"
 	case "staff":
-		return "nurse-anna"
+		return "s-1042"
 	case "policy":
 		return "emergency"
 	case "role":
