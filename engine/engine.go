@@ -31,9 +31,12 @@ import (
 
 // Options configures an Engine.
 type Options struct {
-	Store     vakt.Store
-	Router    *routing.Router
-	Notifier  vakt.Notifier
+	Store    vakt.Store
+	Router   *routing.Router
+	Notifier vakt.Notifier
+	// Presence (the phone hub): staff without a connected phone rank after the
+	// connected ones. Nil: everyone counts as connected.
+	Presence  vakt.Presence
 	Observers []vakt.Observer
 	// Pagers are the paging links by name, for "pager" tiers.
 	Pagers map[string]vakt.Pager

@@ -145,6 +145,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
+		Presence:        m.Hub,
 		Clock:           m.Clock,
 		Logger:          m.Logger,
 		Transmitters:    transmitters,
