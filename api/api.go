@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log"
@@ -91,6 +92,8 @@ func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		ErrorLog:          errorLog,
+		// Said here, not left to the library's default: TLS 1.2 or later (S5).
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 }
 
