@@ -15,6 +15,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
 	e.process(ctx, []op{startOp{}, outboundStartOp{}, tickOp{}})
+	e.armRetention(retentionFirst)
 	batch := make([]op, 0, e.opt.MaxBatch)
 	for {
 		select {
