@@ -201,8 +201,5 @@ func (e *Engine) Close() error {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	if e.ret.timer != nil {
-		e.ret.timer.Stop()
-	}
 	return nil
 }

@@ -21,7 +21,8 @@ import (
 //  2. The purge's reference time never runs ahead of what the gateway can vouch
 //     for: ref = min(wall now, base + monotonic time since base), where base is
 //     the newest time the database recorded before this start (Snapshot.Newest),
-//     or, for a database with none, the first trusted wall reading of this run.
+//     or, for a database with none, the wall clock at the start if trusted then,
+//     else the first trusted wall reading of a purge.
 //     A wall clock that jumps a year forward therefore moves ref by the real
 //     time that passed, not by a year, and records stamped with the jumped
 //     clock do not move it either. The price: time the gateway was switched off
@@ -67,9 +68,19 @@ func (e *Engine) initRetention(snap *vakt.Snapshot) {
 	if e.opt.Retention.Monotonic == nil {
 		e.opt.Retention.Monotonic = func() time.Duration { return time.Since(e.started) }
 	}
-	if !snap.Newest.Before(trustedFrom) {
+	switch now := e.opt.Clock.Now(); {
+	case !snap.Newest.Before(trustedFrom):
 		e.ret.base, e.ret.baseMono = snap.Newest, 0
+	case e.clockTrusted(now):
+		// An empty database (or one with unsynced times only): this start is the
+		// newest time known.
+		e.ret.base, e.ret.baseMono = now, e.opt.Retention.Monotonic()
 	}
+}
+
+// clockTrusted is rule 1: the wall clock is synchronised and not before 2020.
+func (e *Engine) clockTrusted(now time.Time) bool {
+	return e.opt.ClockSynced != nil && e.opt.ClockSynced() && !now.Before(trustedFrom)
 }
 
 // armRetention schedules the next purge after d (loop-owned).
@@ -86,6 +97,13 @@ func (e *Engine) armRetention(d time.Duration) {
 		case <-e.done:
 		}
 	})
+}
+
+// stopRetention stops the purge timer when the loop ends.
+func (e *Engine) stopRetention() {
+	if e.ret.timer != nil {
+		e.ret.timer.Stop()
+	}
 }
 
 // retentionOp is the scheduled purge.
@@ -116,7 +134,7 @@ const ErrRetentionClock = retentionSkipped("not purged: the wall clock is not sy
 // retentionPurge builds the store's request from now, or reports why none is due.
 func (e *Engine) retentionPurge(now time.Time) (vakt.RetentionPurge, error) {
 	r := e.opt.Retention
-	if e.opt.ClockSynced == nil || !e.opt.ClockSynced() || now.Before(trustedFrom) {
+	if !e.clockTrusted(now) {
 		return vakt.RetentionPurge{}, ErrRetentionClock
 	}
 	mono := r.Monotonic()
