@@ -371,3 +371,20 @@ func TestRetentionLeavesNoTrace(t *testing.T) {
 		t.Error("recent visit lost")
 	}
 }
+
+// TestRetentionKeepsQueuedDelivery: a closed alarm whose ARC restore is still queued
+// stays (with its events) until the delivery is done.
+func TestRetentionKeepsQueuedDelivery(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newTestDB(t)
+	b := historyBatch(historyRow{alarm: closedAlarm("a-1", old, vakt.StateCompleted)})
+	b.Deliveries = []vakt.Delivery{{ID: "a-1/1", Alarm: "a-1", Target: "arc", Restore: true, Kind: vakt.EventCall, Created: old}}
+	commit(t, db, b)
+	if res, err := db.PurgeRetention(ctx, purgeAll(cutoff, false)); err != nil || res.Alarms != 0 {
+		t.Fatalf("purge with a queued delivery = %+v, %v; want the alarm kept", res, err)
+	}
+	commit(t, db, &vakt.Batch{DeliveriesDone: []string{"a-1/1"}})
+	if res, err := db.PurgeRetention(ctx, purgeAll(cutoff, false)); err != nil || res.Alarms != 1 || res.Events != 1 {
+		t.Fatalf("purge after the delivery = %+v, %v; want a-1 and its event", res, err)
+	}
+}
