@@ -47,6 +47,10 @@ type RetentionResult struct {
 	Alarms, Events, Visits, EPR, Audit, Outbox int64
 	// More: a table held more to delete than Limit allowed.
 	More bool
+	// Backlog: cloud sync is on and the outbox holds more entries than the store
+	// checks in one purge, so only events were purged; the rest waits until the
+	// cloud has caught up.
+	Backlog bool
 }
 
 // Total is the number of rows deleted.

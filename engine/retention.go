@@ -172,6 +172,9 @@ func (e *Engine) purgeRetention(now time.Time) (vakt.RetentionResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if res.Backlog {
+		e.log.Info("retention: the cloud's backlog is long; only events purged until it has caught up")
+	}
 	if res.Total() > 0 {
 		e.st.scrub = true
 		e.log.Info("retention purged", "alarms", res.Alarms, "events", res.Events, "visits", res.Visits,

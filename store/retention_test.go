@@ -388,3 +388,20 @@ func TestRetentionKeepsQueuedDelivery(t *testing.T) {
 		t.Fatalf("purge after the delivery = %+v, %v; want a-1 and its event", res, err)
 	}
 }
+
+// TestRetentionWaitsForBacklog: with the cloud far behind (more queued than the
+// acknowledged check reads), only events go; the rest waits, however old.
+func TestRetentionWaitsForBacklog(t *testing.T) {
+	ctx := context.Background()
+	db, _ := newTestDB(t)
+	seedHistory(t, db)
+	db.maxPending = 2
+	res, err := db.PurgeRetention(ctx, purgeAll(cutoff, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Backlog || res.Alarms != 0 || res.Visits != 0 || res.EPR != 0 || res.Audit != 0 || res.Events != 1 {
+		t.Errorf("purge with a backlog = %+v; want the old check-in only, and Backlog", res)
+	}
+	wantIDs(t, db, "alarms", `SELECT id FROM alarms`, "a-1", "a-2", "a-3", "a-4")
+}
