@@ -315,10 +315,10 @@ func (r *retention) epr(cut int64) error {
 
 // prefix walks rows (key, time) in key order from after start and returns the
 // keys to delete under the prefix rule: the walk stops at the first row with a
-// trusted time at or after the cutoff, or at key stop (0: none); rows with an
+// trusted time at or after the cutoff; rows with an
 // unsynced time go only if a trusted row before the cutoff follows them. eligible
 // filters which walked rows may go (events: only those that opened no alarm).
-func (r *retention) prefix(query string, start, cut, stop int64, eligible func(key int64, extra string) bool) ([]int64, error) {
+func (r *retention) prefix(query string, start, cut int64, eligible func(key int64, extra string) bool) ([]int64, error) {
 	const page = 1000
 	var del, pending []int64
 	cursor := start
@@ -337,7 +337,7 @@ func (r *retention) prefix(query string, start, cut, stop int64, eligible func(k
 			}
 			n++
 			cursor = key
-			if (stop > 0 && key >= stop) || (t >= unsyncedBefore && t >= cut) {
+			if t >= unsyncedBefore && t >= cut {
 				done = true
 				break
 			}
@@ -367,7 +367,7 @@ func (r *retention) prefix(query string, start, cut, stop int64, eligible func(k
 // received_at (P6), and the purge leaves only kept rows behind it.
 func (r *retention) events(cut int64) error {
 	del, err := r.prefix(`SELECT id, coalesce(received_at, 0), alarm_id FROM events WHERE id > ? ORDER BY id LIMIT ?`,
-		0, cut, 0, func(_ int64, alarm string) bool { return alarm == "" })
+		0, cut, func(_ int64, alarm string) bool { return alarm == "" })
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func (r *retention) audit(cut int64) error {
 	if err != nil {
 		return err
 	}
-	del, err := r.prefix(`SELECT seq, at, '' FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, anchor, cut, 0, nil)
+	del, err := r.prefix(`SELECT seq, at, '' FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, anchor, cut, nil)
 	if err != nil || len(del) == 0 {
 		return err
 	}
@@ -436,7 +436,7 @@ func (r *retention) outbox() error {
 			cut = n
 		}
 	}
-	del, err := r.prefix(`SELECT seq, coalesce(at, 0), '' FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, 0, cut, 0, nil)
+	del, err := r.prefix(`SELECT seq, coalesce(at, 0), '' FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, 0, cut, nil)
 	if err != nil || len(del) == 0 {
 		return err
 	}
