@@ -77,6 +77,9 @@ type Options struct {
 	// synchronised now; nil means never (entries say clock_synced false).
 	Boot        string
 	ClockSynced func() bool
+
+	// Retention is the history purge (G5, retention.go); zero: nothing is purged.
+	Retention Retention
 }
 
 // Engine is the running alarm path.
@@ -115,6 +118,8 @@ type Engine struct {
 	view viewState // the published View (view.go)
 
 	out outboundState // the outbound queue (outbound.go, loop-owned)
+
+	ret retentionState // the history purge (retention.go, loop-owned)
 }
 
 // Stats are counters for the status page and metrics.
@@ -166,6 +171,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	e.st = newState(opt, snap)
 	e.sessions = snap.Sessions
 	e.out.init(snap.Deliveries)
+	e.initRetention(snap)
 	return e, nil
 }
 

@@ -11,10 +11,12 @@ import (
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.stopOutbound()
+	defer e.stopRetention()
 	// Apply the start-up merge (directory from config, initial demo state), resend
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
 	e.process(ctx, []op{startOp{}, outboundStartOp{}, tickOp{}})
+	e.armRetention(retentionFirst)
 	batch := make([]op, 0, e.opt.MaxBatch)
 	for {
 		select {

@@ -158,6 +158,10 @@ func (m *Main) Open(ctx context.Context) error {
 		CheckInLinger:   checkInLinger(cfg),
 		Boot:            cloudsync.NewBootID(),
 		ClockSynced:     cloudsync.ClockSynced,
+		// History older than its period goes (G5), once the cloud has it if sync is on.
+		Retention: engine.Retention{Alarms: cfg.Retention.Alarms.D(), Events: cfg.Retention.Events.D(),
+			Visits: cfg.Retention.Visits.D(), EPR: cfg.Retention.EPRRecords.D(), Audit: cfg.Retention.Audit.D(),
+			CloudSync: cfg.Cloud.Enabled},
 	})
 	if err != nil {
 		return err
