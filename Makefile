@@ -41,6 +41,6 @@ outage-week:      # R3: a simulated week of cloud outage (1,000,000 outbox entri
 serial-unplug:    # R4: 50 unplug/replug cycles of a pty-backed ESPA port, noise between frames
 	scripts/serial-unplug.sh 50
 clock-jump:       # R5: wall clock jumps of +-1 h, and a boot at 1970
-	scripts/clock-jump.sh
+	scripts/clock-jump.sh 5
 disk-full:        # R6: the database on a full 2 MB tmpfs (needs root; else an injected write failure)
 	scripts/disk-full.sh

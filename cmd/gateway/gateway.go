@@ -34,6 +34,9 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// ClockSynced is injected by tests whose Clock is not the system's (the 1970
+	// boot of suite_clock_test.go); nil means sync.ClockSynced (the real check).
+	ClockSynced func() bool
 	// Level is the lowest log level written (-log-level); nil means info.
 	Level slog.Leveler
 	// Observers are told every committed alarm change (tests wait on them instead
@@ -73,6 +76,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if m.Clock == nil {
 		m.Clock = vakt.SystemClock{}
+	}
+	if m.ClockSynced == nil {
+		m.ClockSynced = cloudsync.ClockSynced
 	}
 	m.ready = make(chan struct{})
 	if m.Level == nil {
@@ -154,7 +160,7 @@ func (m *Main) Open(ctx context.Context) error {
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
 		Boot:            cloudsync.NewBootID(),
-		ClockSynced:     cloudsync.ClockSynced,
+		ClockSynced:     m.ClockSynced,
 	})
 	if err != nil {
 		return err
