@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,13 @@ func TestSuiteDiskFull(t *testing.T) {
 	// Committed: a restart still has the alarm, counted once per press the site saw.
 	gw.cmd.Process.Signal(syscall.SIGTERM)
 	<-gw.exited
+	onDisk := committedFor(t, filepath.Join(dir, "vakt.db"), offer.Alarm.ID)
+	t.Logf("disk-full: on disk for %s after space returned: %s", offer.Alarm.ID, onDisk)
+	// What happened while the disk was full is written once it has room again: the
+	// alarm's audit trail and its outbox (the cloud's copy) begin with its raising.
+	if !strings.Contains(onDisk, "audit [alarm.raised,") || !strings.Contains(onDisk, "outbox [alarm.raised,") {
+		t.Errorf("the transitions made while the disk was full were never written: %s", onDisk)
+	}
 	startChild(t, cfg, apiPort, env...)
 	c2 := client{t: t, base: c.base}
 	after := c2.phone("nurse-1", c2.login("nurse-1", "demo")).expect("offer")
@@ -148,6 +156,35 @@ func TestSuiteDiskFull(t *testing.T) {
 		"press acknowledged %v after space returned; alarm %s committed, count %d after restart",
 		mode, filled, offerLatency.Round(time.Millisecond), resumeLatency.Round(time.Millisecond),
 		offer.Alarm.ID, after.Alarm.Count)
+}
+
+// committedFor describes what the database holds of alarm id: its event rows, its
+// audit actions and its outbox transitions, and the result of an integrity check.
+func committedFor(t *testing.T, path, id string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var events int
+	var audit, outbox, integrity sql.NullString
+	if err := db.QueryRow(`SELECT count(*) FROM events WHERE alarm_id = ?`, id).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT group_concat(action, ',') FROM (SELECT action FROM audit WHERE subject = ? ORDER BY seq)`, "alarm:"+id).Scan(&audit); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT group_concat(json_extract(body, '$.transition'), ',') FROM (SELECT body FROM outbox WHERE kind = 'alarm' AND json_extract(body, '$.id') = ? ORDER BY seq)`, id).Scan(&outbox); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil {
+		t.Fatal(err)
+	}
+	if integrity.String != "ok" {
+		t.Fatalf("integrity check after the disk was full: %s", integrity.String)
+	}
+	return fmt.Sprintf("%d event rows; audit [%s]; outbox [%s]; integrity %s", events, audit.String, outbox.String, integrity.String)
 }
 
 // anonBridge is the demo site's Zigbee2MQTT bridge: paho, QoS 1, no login (the demo's
