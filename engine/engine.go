@@ -100,6 +100,8 @@ type Engine struct {
 	timer    vakt.Timer
 	timerAt  time.Time
 	degraded bool // last commit failed (R6)
+	// unwritten holds the records of failed commits, written with the next one (R6).
+	unwritten *vakt.Batch
 	// pending holds effects an op's apply queued beside its own (dropPerson's
 	// notices); process runs them after the commit, before the op's reply.
 	pending []effect

@@ -43,6 +43,10 @@ type Retention struct {
 	// time.Since(start). Tests set it to move the real time apart from the wall
 	// clock.
 	Monotonic func() time.Duration
+	// Manual: no scheduled purges, only PurgeRetention calls (tests that purge at
+	// moments of their choosing; a scheduled purge racing them would take what they
+	// expect their own call to take).
+	Manual bool
 }
 
 func (r Retention) enabled() bool {
@@ -85,7 +89,7 @@ func (e *Engine) clockTrusted(now time.Time) bool {
 
 // armRetention schedules the next purge after d (loop-owned).
 func (e *Engine) armRetention(d time.Duration) {
-	if !e.opt.Retention.enabled() {
+	if !e.opt.Retention.enabled() || e.opt.Retention.Manual {
 		return
 	}
 	if e.ret.timer != nil {

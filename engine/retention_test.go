@@ -36,14 +36,17 @@ func (w retentionWatch) PurgeRetention(ctx context.Context, p vakt.RetentionPurg
 	return res, err
 }
 
-func newRetentionRig(t *testing.T, cloud bool) *retentionRig {
+// newRetentionRig purges only when the test calls purge (Retention.Manual), unless
+// scheduled is given.
+func newRetentionRig(t *testing.T, cloud bool, scheduled ...bool) *retentionRig {
 	rr := &retentionRig{purged: make(chan vakt.RetentionResult, 16)}
 	rr.synced.Store(true)
 	rr.rig = &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones(),
 		synced: rr.synced.Load,
 		wrap:   func(s vakt.Store) vakt.Store { return retentionWatch{Store: s, ch: rr.purged} },
 		retention: engine.Retention{Alarms: 90 * day, Events: 90 * day, Visits: 90 * day, EPR: 90 * day, Audit: 90 * day,
-			CloudSync: cloud, Monotonic: func() time.Duration { return time.Duration(rr.mono.Load()) }},
+			CloudSync: cloud, Monotonic: func() time.Duration { return time.Duration(rr.mono.Load()) },
+			Manual: len(scheduled) == 0 || !scheduled[0]},
 	}
 	rr.start(false)
 	t.Cleanup(func() { rr.stop() })
@@ -193,7 +196,7 @@ func TestRetentionRestartBound(t *testing.T) {
 // TestRetentionRunsBySchedule: the purge runs by itself five minutes after the
 // start, then hourly.
 func TestRetentionRunsBySchedule(t *testing.T) {
-	rr := newRetentionRig(t, false)
+	rr := newRetentionRig(t, false, true)
 	rr.history()
 	rr.pass(5 * time.Minute)
 	<-rr.purged

@@ -36,6 +36,9 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// ClockSynced is injected by tests whose Clock is not the system's (the 1970
+	// boot of suite_clock_test.go); nil means sync.ClockSynced (the real check).
+	ClockSynced func() bool
 	// Level is the lowest log level written (-log-level); nil means info.
 	Level slog.Leveler
 	// Observers are told every committed alarm change (tests wait on them instead
@@ -75,6 +78,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if m.Clock == nil {
 		m.Clock = vakt.SystemClock{}
+	}
+	if m.ClockSynced == nil {
+		m.ClockSynced = cloudsync.ClockSynced
 	}
 	m.ready = make(chan struct{})
 	if m.Level == nil {
@@ -157,7 +163,7 @@ func (m *Main) Open(ctx context.Context) error {
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
 		Boot:            cloudsync.NewBootID(),
-		ClockSynced:     cloudsync.ClockSynced,
+		ClockSynced:     m.ClockSynced,
 		// History older than its period goes (G5), once the cloud has it if sync is on.
 		Retention: engine.Retention{Alarms: cfg.Retention.Alarms.D(), Events: cfg.Retention.Events.D(),
 			Visits: cfg.Retention.Visits.D(), EPR: cfg.Retention.EPRRecords.D(), Audit: cfg.Retention.Audit.D(),
