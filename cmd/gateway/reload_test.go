@@ -388,3 +388,38 @@ func waitChildLog(t *testing.T, g *logChild, s string, n int) {
 		}
 	}
 }
+
+// TestReloadChangedSecretLogsOut: a person whose secret the file changes is logged
+// out at the reload (WebSocket closed as revoked, old token refused) and logs in with
+// the new one; everyone else stays logged in.
+func TestReloadChangedSecretLogsOut(t *testing.T) {
+	f := newSiteFile(t)
+	f.extraStaff = []string{nurse2}
+	f.write(t)
+	m := &Main{ConfigPath: f.path, Log: &lockedBuffer{}, Clock: fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))}
+	c := runMain(t, m)
+	tok1, tok2 := c.login("nurse-1", "demo"), c.login("nurse-2", "demo")
+	phone2 := c.phone("nurse-2", tok2)
+
+	f.extraStaff = []string{strings.Replace(nurse2, "secret: demo", "secret: demo-2", 1)}
+	f.write(t)
+	ch, err := m.Reload(context.Background())
+	if err != nil || !slices.Equal(ch.StaffChanged, []vakt.StaffID{"nurse-2"}) {
+		t.Fatalf("reload: %+v, %v", ch, err)
+	}
+	timeout := time.After(waitLimit)
+	for open := true; open; {
+		select {
+		case _, open = <-phone2.msgs: // closed when the gateway ends the WebSocket
+		case <-timeout:
+			t.Fatal("nurse-2's WebSocket still open after the secret changed")
+		}
+	}
+	if code, _ := c.do("GET", "/api/v1/alarms", tok2, nil); code != http.StatusUnauthorized {
+		t.Fatalf("nurse-2's old token after the secret changed: %d, want 401", code)
+	}
+	c.login("nurse-2", "demo-2")
+	if code, body := c.do("GET", "/api/v1/alarms", tok1, nil); code != http.StatusOK {
+		t.Fatalf("nurse-1's token: %d %s", code, body)
+	}
+}
