@@ -229,6 +229,7 @@ func (e *Engine) reloadTransmitters(ch *ConfigChange, list []vakt.Transmitter) {
 	for _, a := range s.alarms {
 		withAlarm[a.Transmitter] = true
 	}
+	registry := slices.Clone(list)
 	for id, old := range s.transmitters {
 		if _, ok := next[id]; ok {
 			continue
@@ -238,12 +239,12 @@ func (e *Engine) reloadTransmitters(ch *ConfigChange, list []vakt.Transmitter) {
 		if withAlarm[id] {
 			old.Supervision = 0
 			next[id] = old
+			registry = append(registry, old)
 		}
 	}
 	s.transmitters = next
-	e.opt.Transmitters = slices.Collect(maps.Values(next))
-	slices.SortFunc(e.opt.Transmitters, func(a, b vakt.Transmitter) int { return strings.Compare(string(a.ID), string(b.ID)) })
-	ch.Registry = slices.Clone(e.opt.Transmitters)
+	e.opt.Transmitters = registry
+	ch.Registry = slices.Clone(registry)
 	slices.Sort(ch.TransmittersAdded)
 	slices.Sort(ch.TransmittersChanged)
 	slices.Sort(ch.TransmittersRemoved)
