@@ -34,6 +34,7 @@ type siteFile struct {
 	wait                          string // each tier's wait [1m]
 	sessionTTL                    string // api.session_ttl [12h]
 	logLevel                      string // log.level ["" = the flag's]
+	external                      bool   // an external broker (Mosquitto) on brokerPort
 	raw                           string // when set, written instead (a broken file)
 }
 
@@ -68,11 +69,10 @@ transmitters:
   - name: everyone
     tiers: [{target: site, wait: %s}, {target: site, wait: %s}]
 drivers:
-  broker: {enabled: true, listen: "127.0.0.1:%d"}
-  mqtt: {enabled: true, base_topic: zigbee2mqtt}
+%s
 api: {listen: "127.0.0.1:%d", session_ttl: %s}
 storage: {path: %q}
-`, f.wait, f.wait, f.brokerPort, f.apiPort, f.sessionTTL, f.db)
+`, f.wait, f.wait, f.drivers(), f.apiPort, f.sessionTTL, f.db)
 		if f.logLevel != "" {
 			fmt.Fprintf(&b, "log: {level: %s}\n", f.logLevel)
 		}
@@ -87,6 +87,13 @@ storage: {path: %q}
 	if err := os.Rename(tmp, f.path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (f *siteFile) drivers() string {
+	if f.external {
+		return fmt.Sprintf("  mqtt: {enabled: true, base_topic: zigbee2mqtt, url: \"tcp://127.0.0.1:%d\"}", f.brokerPort)
+	}
+	return fmt.Sprintf("  broker: {enabled: true, listen: \"127.0.0.1:%d\"}\n  mqtt: {enabled: true, base_topic: zigbee2mqtt}", f.brokerPort)
 }
 
 const (
@@ -421,5 +428,27 @@ func TestReloadChangedSecretLogsOut(t *testing.T) {
 	c.login("nurse-2", "demo-2")
 	if code, body := c.do("GET", "/api/v1/alarms", tok1, nil); code != http.StatusOK {
 		t.Fatalf("nurse-1's token: %d %s", code, body)
+	}
+}
+
+// TestReloadNewDeviceExternalBroker: with Mosquitto in front, a Zigbee2MQTT device
+// added by a reload is heard at once (the driver's subscription covers the base
+// topic) and its alarm shows its room.
+func TestReloadNewDeviceExternalBroker(t *testing.T) {
+	f := newSiteFile(t)
+	f.external = true
+	f.write(t)
+	mosquitto(t, f.brokerPort)
+	m := &Main{ConfigPath: f.path, Log: &lockedBuffer{}, Clock: fakeclock.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))}
+	c := runMain(t, m)
+	phone1 := c.phone("nurse-1", c.login("nurse-1", "demo"))
+	f.extraTransmitters = []string{room102}
+	f.write(t)
+	if ch, err := m.Reload(context.Background()); err != nil || !slices.Equal(ch.TransmittersAdded, []vakt.TransmitterID{"room-102-sos"}) || len(ch.Restart) != 0 {
+		t.Fatalf("reload: %+v, %v", ch, err)
+	}
+	press(t, f.brokerPort, "zigbee2mqtt/room102/sos", sosPress)
+	if o := phone1.expect("offer").Alarm; o.Transmitter.ID != "room-102-sos" || o.Transmitter.Room != "102" {
+		t.Fatalf("offer after the reload = %+v, want room 102's alarm", *o)
 	}
 }
