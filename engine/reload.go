@@ -35,6 +35,9 @@ type LiveConfig struct {
 	// Restart lists the changed keys that were not applied and need a restart;
 	// they are audited with the reload.
 	Restart []string
+	// Digest names the file read (e.g. "sha256:<hex>", as config.loaded at a
+	// start), written first in the audit subject.
+	Digest string
 }
 
 // ConfigChange is what a reload changed, ids only.
@@ -124,7 +127,11 @@ func (e *Engine) ApplyConfig(ctx context.Context, actor string, c LiveConfig) (C
 			ch.Policies = c.Policies
 		}
 		ch.Restart = slices.Clone(c.Restart)
-		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: AuditConfigReloaded, Subject: "config:" + ch.Summary()})
+		subject := "config:" + ch.Summary()
+		if c.Digest != "" {
+			subject = "config:" + c.Digest + " " + ch.Summary()
+		}
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: AuditConfigReloaded, Subject: subject})
 		for _, k := range ch.Restart {
 			b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: AuditConfigRestart, Subject: "config:" + k})
 		}

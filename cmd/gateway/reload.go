@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,8 +28,9 @@ import (
 // "needs a restart" and not applied. Open alarms, visits and phone sessions are
 // untouched. docs/configuration.md "Reloading" lists the keys.
 
-// reloadActor is the audit actor of a reload.
-const reloadActor = "config"
+// reloadActor is the audit actor of a reload: whoever sent the signal, as for the
+// configuration a start audits.
+const reloadActor = "technician"
 
 // reloadState is what a reload compares against. Open sets it; after that only
 // Reload touches it, one at a time.
@@ -134,6 +137,7 @@ func (m *Main) Reload(ctx context.Context) (engine.ConfigChange, error) {
 		InitialStaff:    initial,
 		PinnedPositions: pins,
 		Restart:         restart,
+		Digest:          fileDigest(m.ConfigPath),
 	})
 	if err != nil && (errors.Is(err, vakt.ErrClosed) || ctx.Err() != nil || ch.Registry == nil) {
 		m.Logger.Error("configuration reload not applied", "err", err)
@@ -177,10 +181,25 @@ func (m *Main) refuse(ctx context.Context, err error) error {
 		where = append(where, "unreadable")
 	}
 	m.Logger.Warn("configuration not reloaded: the running configuration stays; fix the file (gateway check-config) and reload again", "errors", len(where))
-	if aerr := m.Engine.RefuseConfig(ctx, reloadActor, "errors="+strings.Join(where, ",")); aerr != nil {
+	reason := "errors=" + strings.Join(where, ",")
+	if d := fileDigest(m.ConfigPath); d != "" {
+		reason = d + " " + reason
+	}
+	if aerr := m.Engine.RefuseConfig(ctx, reloadActor, reason); aerr != nil {
 		m.Logger.Error("audit reload refusal", "err", aerr)
 	}
 	return fmt.Errorf("reload refused: %w", err)
+}
+
+// fileDigest is "sha256:" and the first 8 bytes of the file's SHA-256 in hex, as a
+// start audits it; "" when unreadable (the reload reports why).
+func fileDigest(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:8])
 }
 
 // logSafe is an error's message for the log: a problem in a person's name, phone,

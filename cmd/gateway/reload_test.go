@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -230,8 +232,10 @@ func TestReloadAppliesLiveChanges(t *testing.T) {
 		}
 	}
 	audit := auditActions(t, m)
+	raw, _ := os.ReadFile(f.path)
+	sum := sha256.Sum256(raw)
 	for _, want := range []string{
-		"config.reloaded config:staff+=nurse-2 transmitters+=room-102-sos policies restart=api.session_ttl",
+		"config.reloaded config:sha256:" + hex.EncodeToString(sum[:8]) + " staff+=nurse-2 transmitters+=room-102-sos policies restart=api.session_ttl",
 		"config.needs-restart config:api.session_ttl",
 	} {
 		if !slices.Contains(audit, want) {
@@ -296,7 +300,9 @@ func TestReloadRefusesBadFile(t *testing.T) {
 		t.Fatalf("after the refused reload: GET /alarms %d %s", code, body)
 	}
 	audit := auditActions(t, m)
-	if !hasEntry(audit, "config.reload_refused config:errors=") || hasEntry(audit, "config.reloaded") {
+	if !hasEntry(audit, "config.reload_refused config:sha256:") || !slices.ContainsFunc(audit, func(s string) bool {
+		return strings.Contains(s, " errors=staff[1].zone@") && strings.HasPrefix(s, "config.reload_refused")
+	}) || hasEntry(audit, "config.reloaded") {
 		t.Fatalf("audit after a refused reload: %q", audit)
 	}
 }
