@@ -177,8 +177,10 @@ func (m *Main) refuse(ctx context.Context, err error) error {
 			where = append(where, fmt.Sprintf("%s@%d", e.Path, e.Line))
 		}
 	} else {
+		// Not a problem at a key: the file could not be read, or routing or the
+		// staff list could not be built from it.
 		m.Logger.Error("configuration reload refused", "err", err)
-		where = append(where, "unreadable")
+		where = append(where, "not-applicable")
 	}
 	m.Logger.Warn("configuration not reloaded: the running configuration stays; fix the file (gateway check-config) and reload again", "errors", len(where))
 	reason := "errors=" + strings.Join(where, ",")
