@@ -181,7 +181,7 @@ type transmitterView struct {
 // view renders an alarm for one staff member: the distance is theirs, from the
 // position they had when it was offered to them.
 func (s *Server) view(a vakt.Alarm, viewer vakt.StaffID) alarmView {
-	return viewOf(s.hub.tx, a, viewer)
+	return viewOf(s.hub.transmitters(), a, viewer)
 }
 
 func viewOf(tx map[vakt.TransmitterID]vakt.Transmitter, a vakt.Alarm, viewer vakt.StaffID) alarmView {

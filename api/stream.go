@@ -60,10 +60,11 @@ type Hub struct {
 	log      *slog.Logger
 	clock    vakt.Clock
 	maxConns int
-	tx       map[vakt.TransmitterID]vakt.Transmitter
-	mu       sync.Mutex
-	seq      uint64
-	conns    map[vakt.StaffID]map[*conn]struct{}
+	// tx names the rooms; swapped whole by SetTransmitters (a reload).
+	tx    atomic.Pointer[map[vakt.TransmitterID]vakt.Transmitter]
+	mu    sync.Mutex
+	seq   uint64
+	conns map[vakt.StaffID]map[*conn]struct{}
 	// gen counts revocations; revoked[staff] is the gen at which staff's logins
 	// were last revoked. A session made at an earlier gen is no longer valid.
 	gen     uint64
@@ -108,13 +109,23 @@ func NewHub(opt HubOptions) *Hub {
 		opt.MaxPhoneConns = MaxPhoneConns
 	}
 	h := &Hub{log: opt.Logger, clock: opt.Clock, maxConns: opt.MaxPhoneConns,
-		tx:    map[vakt.TransmitterID]vakt.Transmitter{},
 		conns: map[vakt.StaffID]map[*conn]struct{}{}, revoked: map[vakt.StaffID]uint64{}}
-	for _, t := range opt.Transmitters {
-		h.tx[t.ID] = t
-	}
+	h.SetTransmitters(opt.Transmitters)
 	return h
 }
+
+// SetTransmitters replaces the registry the rooms shown with an alarm come from (a
+// configuration reload); safe while phones are served.
+func (h *Hub) SetTransmitters(list []vakt.Transmitter) {
+	tx := make(map[vakt.TransmitterID]vakt.Transmitter, len(list))
+	for _, t := range list {
+		tx[t.ID] = t
+	}
+	h.tx.Store(&tx)
+}
+
+// transmitters is the registry now in force.
+func (h *Hub) transmitters() map[vakt.TransmitterID]vakt.Transmitter { return *h.tx.Load() }
 
 // generation is the revocation count now; a session records it when made.
 func (h *Hub) generation() uint64 {
@@ -262,7 +273,7 @@ func (h *Hub) Notify(staff vakt.StaffID, n vakt.Notice) {
 	case vakt.NoticeWithdrawn:
 		msg.AlarmID = string(n.Alarm.ID)
 	default:
-		v := viewOf(h.tx, n.Alarm, staff)
+		v := viewOf(h.transmitters(), n.Alarm, staff)
 		msg.Alarm = &v
 	}
 	b, _ := json.Marshal(msg)

@@ -18,6 +18,14 @@ type Config struct {
 	Retention    Retention     `yaml:"retention"`
 	ARC          ARC           `yaml:"arc"`
 	Cloud        Cloud         `yaml:"cloud"`
+	Log          Log           `yaml:"log"`
+}
+
+// Log is the gateway's own log.
+type Log struct {
+	// Level is the lowest level written: debug, info, warn or error; empty: the
+	// -log-level flag's. A reload (SIGHUP) applies it.
+	Level string `yaml:"level"`
 }
 
 // Site identifies the installation.

@@ -123,6 +123,9 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 	v.positive("privacy.position_ttl", c.Privacy.PositionTTL, "15m")
 	v.retention()
 	v.cloud()
+	if c.Log.Level != "" {
+		v.oneOf("log.level", c.Log.Level, "log level", []string{"debug", "info", "warn", "error"})
+	}
 	return v.errs
 }
 

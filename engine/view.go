@@ -60,7 +60,7 @@ type viewState struct {
 	mu   sync.Mutex
 	next chan struct{} // closed at the next publication
 
-	order []vakt.TransmitterID // the registry by id, sorted once (it never changes)
+	order []vakt.TransmitterID // the registry by id, sorted once (again after a reload: ApplyConfig)
 }
 
 // View returns the latest published view; nil before the loop ran.

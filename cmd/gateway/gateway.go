@@ -68,7 +68,8 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
-	svc     service // health, metrics, status page, sd_notify (service.go)
+	svc     service     // health, metrics, status page, sd_notify (service.go)
+	rl      reloadState // what a reload compares against (reload.go)
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -86,12 +87,14 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Level == nil {
 		m.Level = slog.LevelInfo
 	}
-	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.Level}))
+	m.Logger = slog.New(slog.NewJSONHandler(m.Log, &slog.HandlerOptions{Level: m.levelVar()}))
 	cfg, err := config.Load(m.ConfigPath)
 	if err != nil {
 		return err
 	}
-	m.Config = cfg
+	m.Config, m.rl.cfg = cfg, cfg
+	m.setLogLevel(cfg)
+	m.bindAll(cfg)
 	if cfg.Site.Demo {
 		m.Logger.Warn("DEMO MODE: sample secrets accepted, listeners bound to loopback only")
 	}
@@ -104,6 +107,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.rl.dir = directory
 	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
@@ -340,6 +344,7 @@ func (m *Main) buildDrivers() error {
 		if err != nil {
 			return err
 		}
+		m.rl.dialects = dialectsByName(cfg, mo.Dialects)
 		if m.MQTT, err = mqtt.New(mo); err != nil {
 			return fmt.Errorf("mqtt driver: %w", err)
 		}

@@ -113,10 +113,16 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the configuration (reload.go); caught from the start, since
+	// its default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	m := &Main{ConfigPath: *path, Log: os.Stdout, Level: level}
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
+	go m.watchReload(ctx, hup)
 	err = m.Run(ctx)
 	if cerr := m.Close(); err == nil {
 		err = cerr
