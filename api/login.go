@@ -259,7 +259,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !matched || err != nil || m.SecretHash == "" || req.StaffID == "" {
-		s.log.Warn("login refused", "staff", req.StaffID, "addr", addr)
+		// The id only when it is one: people type their secret into the id field (S4).
+		staff := "(unknown)"
+		if err == nil {
+			staff = string(m.ID)
+		}
+		s.log.Warn("login refused", "staff", staff, "addr", addr)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong staff id or secret")
 		return
 	}

@@ -301,3 +301,8 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// tlsConfigFor is a client configuration trusting s's broker (TLS 1.2 or newer).
+func tlsConfigFor(s *secSite) *tls.Config {
+	return &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12}
+}
