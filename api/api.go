@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log"
@@ -82,6 +83,9 @@ const (
 // sets its own deadlines per write once upgraded (the upgrade clears the server's).
 func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
 	return &http.Server{
+		// Used only when served with TLS (api.tls_cert): TLS 1.2 or newer (S5),
+		// written out rather than left to the Go release's default.
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,

@@ -2,9 +2,16 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 // TestSecurityBrokerTLS (S5): with drivers.broker.tls_cert and tls_key the gateway's
@@ -88,4 +95,60 @@ func secAlarms(t *testing.T, s *secSite) string {
 
 func secClient(t *testing.T, s *secSite) client {
 	return client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", s.apiPort)}
+}
+
+// TestSecurityAPITLS (S5): with api.tls_cert and tls_key the phone API is HTTPS
+// only, TLS 1.2 or newer: a TLS 1.1 client is refused in the handshake, a TLS 1.2
+// client logs in and opens the phone's WebSocket (wss).
+func TestSecurityAPITLS(t *testing.T) {
+	var certPath, keyPath string
+	var roots *x509.CertPool
+	s := writeSecSite(t, secOpts{edit: func(y string) string {
+		dir := t.TempDir()
+		certPEM, keyPEM, r := testCA(t)
+		roots = r
+		certPath, keyPath = filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+		if err := os.WriteFile(certPath, []byte(certPEM), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyPath, []byte(keyPEM), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Replace(y, "  see_all_roles: [nurse-lead]\n", fmt.Sprintf("  see_all_roles: [nurse-lead]\n  tls_cert: %s\n  tls_key: %s\n", certPath, keyPath), 1)
+	}})
+	// startChild waits for "gateway ready" in the log, not for a plain HTTP answer.
+	startChild(t, s.path, s.apiPort, s.env...)
+	base := fmt.Sprintf("https://127.0.0.1:%d", s.apiPort)
+	login := `{"staff_id":"lead-1","secret":"` + secLeadSecret + `"}`
+	post := func(tc *tls.Config) (*http.Response, error) {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: waitLimit}
+		return hc.Post(base+"/api/v1/sessions", "application/json", strings.NewReader(login))
+	}
+	if resp, err := post(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+		resp.Body.Close()
+		t.Fatal("a TLS 1.1 client reached the phone API")
+	}
+	if resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/api/v1/sessions", s.apiPort), "application/json", strings.NewReader(login)); err == nil {
+		if resp.StatusCode == http.StatusCreated {
+			t.Error("a plain HTTP login succeeded on the TLS listener")
+		}
+		resp.Body.Close()
+	}
+	tc := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12}
+	resp, err := post(tc)
+	if err != nil {
+		t.Fatalf("TLS 1.2 login: %v", err)
+	}
+	var r struct{ Token string }
+	err = json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || err != nil || r.Token == "" {
+		t.Fatalf("TLS 1.2 login: %d %v", resp.StatusCode, err)
+	}
+	d := websocket.Dialer{TLSClientConfig: tc, HandshakeTimeout: waitLimit}
+	ws, _, err := d.Dial(fmt.Sprintf("wss://127.0.0.1:%d/api/v1/stream?token=%s", s.apiPort, r.Token), nil)
+	if err != nil {
+		t.Fatalf("wss: %v", err)
+	}
+	ws.Close()
 }
