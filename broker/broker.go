@@ -81,7 +81,7 @@ type Options struct {
 	// TLS, when set, makes the listener TLS only (minimum TLS 1.2 is enforced).
 	TLS     *tls.Config
 	Clients []Client
-	// RateLimit bounds each connection's publishes; the zero value is no limit.
+	// RateLimit bounds each login's publishes; the zero value is no limit.
 	RateLimit RateLimit
 	// AllowAnonymous lets clients without a username connect and publish and subscribe
 	// anywhere. Demo mode only.

@@ -5,9 +5,6 @@ import "time"
 // MaxPending is maxPending, for the tests.
 const MaxPending = maxPending
 
-// FreezeRateLimit stops b's rate-limit clock, so a connection gets exactly its burst
-// and no refill: the tests count publishes, never time.
-func FreezeRateLimit(b *Broker) {
-	at := time.Unix(1_800_000_000, 0)
-	b.auth.limit.now = func() time.Time { return at }
-}
+// RateLimitClock replaces b's rate-limit clock: the budget then refills only when
+// the test moves it, so the tests count publishes, never time.
+func RateLimitClock(b *Broker, now func() time.Time) { b.auth.limit.now = now }

@@ -10,12 +10,14 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// RateLimit bounds the publishes of one connection (S6): on average Rate a second,
-// Burst at once. A connection that goes over is disconnected ("shed") and counted;
-// it may connect again, and what it sent before the excess keeps its PUBACK rule
-// (acknowledged only once committed). Each connection has its own budget, so a
-// flood from one device or a stranger with stolen credentials never uses up the
-// budget of a button that presses behind it.
+// RateLimit bounds the publishes of one login (S6): on average Rate a second, Burst
+// at once. A connection that goes over is disconnected ("shed") and counted; it may
+// connect again, and what it sent before the excess keeps its PUBACK rule
+// (acknowledged only once committed). Each username has its own budget, shared by
+// its connections and kept across reconnects, so a flooder that reconnects gets no
+// fresh budget, and a flood from one device (or from stolen credentials) never uses
+// up the budget of a button that presses behind it. Anonymous clients (demo mode
+// only) have a budget per connection.
 type RateLimit struct {
 	// Rate is publishes a second; 0 means no limit.
 	Rate float64
@@ -56,26 +58,36 @@ type limiter struct {
 	burst float64
 	now   func() time.Time
 
-	mu      sync.Mutex
-	buckets map[*mqtt.Client]*bucket
+	mu sync.Mutex
+	// buckets by username (a string), or by *mqtt.Client for anonymous clients.
+	buckets map[any]*bucket
 }
 
 func newLimiter(r RateLimit, now func() time.Time) *limiter {
 	if r.Rate <= 0 {
 		return nil
 	}
-	return &limiter{rate: r.Rate, burst: float64(max(r.Burst, 1)), now: now, buckets: map[*mqtt.Client]*bucket{}}
+	return &limiter{rate: r.Rate, burst: float64(max(r.Burst, 1)), now: now, buckets: map[any]*bucket{}}
+}
+
+// key is whose budget cl's publishes use.
+func limitKey(cl *mqtt.Client) any {
+	if u := string(cl.Properties.Username); u != "" {
+		return u // a configured username: the map is bounded by the clients list
+	}
+	return cl
 }
 
 // allow takes one token of cl's bucket, reporting false when it is empty.
 func (l *limiter) allow(cl *mqtt.Client) bool {
 	now := l.now()
+	key := limitKey(cl)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[cl]
+	b := l.buckets[key]
 	if b == nil {
 		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[cl] = b
+		l.buckets[key] = b
 	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
 		b.tokens = min(l.burst, b.tokens+dt*l.rate)
@@ -88,9 +100,10 @@ func (l *limiter) allow(cl *mqtt.Client) bool {
 	return true
 }
 
+// forget drops an anonymous connection's bucket; a username's stays.
 func (l *limiter) forget(cl *mqtt.Client) {
 	l.mu.Lock()
-	delete(l.buckets, cl)
+	delete(l.buckets, any(cl))
 	l.mu.Unlock()
 }
 

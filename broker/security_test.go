@@ -7,9 +7,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"io"
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,10 +117,11 @@ func TestTLSListener(t *testing.T) {
 	}
 }
 
-// TestRateLimitShedsFlooder (S6): a connection that publishes beyond its budget is
-// disconnected and counted, what it sent within the budget is handed over, and a
-// button on its own connection still gets its press through afterwards. The limiter's
-// clock is frozen, so the budget is exactly the burst.
+// TestRateLimitShedsFlooder (S6): a login that publishes beyond its budget is
+// disconnected and counted, what it sent within the budget is handed over, a
+// button with its own login still gets its press through, and the flooder that
+// reconnects gets no fresh budget until it refills. The limiter's clock moves only
+// when the test says, so the budget is exactly the burst.
 func TestRateLimitShedsFlooder(t *testing.T) {
 	const burst = 20
 	var mu sync.Mutex
@@ -128,22 +133,25 @@ func TestRateLimitShedsFlooder(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}})
-	broker.FreezeRateLimit(b)
+	var clock atomic.Int64 // seconds
+	broker.RateLimitClock(b, func() time.Time { return time.Unix(1_800_000_000+clock.Load(), 0) })
 
-	flood := mustConnect(t, b, "z2m", "z2m-secret", "z2m-flood", true)
+	// A raw client: paho's Publish waits up to 30 s on a socket the broker closed.
+	flood := rawConnect(t, b, "z2m", "z2m-secret", "z2m-flood")
 	btn := mustConnect(t, b, btnUser, btnPass, "btn101", true)
-	// QoS 0, as fast as paho writes: junk to its own base, and to topics it may not use.
-	for i := range 10 * burst {
+	// QoS 0, as fast as the socket takes it: junk to its own base, and to topics it
+	// may not use, until the broker closes the connection.
+	for i := 0; i < 10*burst; i++ {
 		topic := "zigbee2mqtt/junk"
 		if i%2 == 1 {
 			topic = "elsewhere/junk"
 		}
-		flood.Publish(topic, 0, false, "{not json")
+		if _, err := flood.Write(publishFrame(0, false, 0, topic, "{not json")); err != nil {
+			break
+		}
 	}
-	select {
-	case <-flood.lost:
-	case <-time.After(wait):
-		t.Fatal("the flooding connection was not shed")
+	if _, err := io.ReadAll(flood.r); err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		t.Fatalf("the flooding connection was not shed: %v", err)
 	}
 	if err := btn.publish(t, btnTopic, 1, `{"action":"emergency"}`); err != nil {
 		t.Fatalf("the button's press after the flood: %v", err)
@@ -160,9 +168,25 @@ func TestRateLimitShedsFlooder(t *testing.T) {
 		t.Errorf("handed over %v, want %d junk within the budget, none refused, the press", handed, burst/2)
 	}
 	mu.Unlock()
-	// The shed client may come back with a fresh budget.
+
+	// The shed client may log in again, but its budget is still spent: its first
+	// publish sheds it again.
 	again := mustConnect(t, b, "z2m", "z2m-secret", "z2m-flood", true)
-	if err := again.publish(t, "zigbee2mqtt/room7/button", 1, `{}`); err != nil {
-		t.Fatalf("publish after reconnect: %v", err)
+	again.Publish("zigbee2mqtt/room7/button", 0, false, `{}`)
+	select {
+	case <-again.lost:
+	case <-time.After(wait):
+		t.Fatal("a reconnected flooder got a fresh budget")
+	}
+	// A second later one token has come back.
+	clock.Add(1)
+	third := mustConnect(t, b, "z2m", "z2m-secret", "z2m-flood", true)
+	if err := third.publish(t, "zigbee2mqtt/room7/button", 1, `{}`); err != nil {
+		t.Fatalf("publish once the budget refilled: %v", err)
+	}
+	if st := b.Stats(); st.Shed != 2 {
+		t.Errorf("shed = %d, want 2", st.Shed)
 	}
 }
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }

@@ -177,9 +177,9 @@ type Broker struct {
 	// (S5); both or neither.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
-	// RateLimit is the publishes a second one connection may send on average, and
-	// RateBurst how many at once; a connection over it is disconnected and counted
-	// (vakt_broker_shed_total, S6).
+	// RateLimit is the publishes a second one client (username) may send on average
+	// over all its connections, and RateBurst how many at once; a connection over
+	// it is disconnected and counted (vakt_broker_shed_total, S6).
 	RateLimit float64 `yaml:"rate_limit"`
 	RateBurst int     `yaml:"rate_burst"`
 }

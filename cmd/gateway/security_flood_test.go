@@ -139,11 +139,10 @@ func TestSecurityJunkFloodRealAlarm(t *testing.T) {
 	if list := secAlarms(t, s); !containsAlarm(list, "room-102-button") || strings.Contains(list, `"id":"room-101-sos"`) {
 		t.Errorf("open alarms after the flood: %s (want the press, and no alarm from the junk)", list)
 	}
-	// The shed client may come back.
-	if again, err := dialBroker(t, s.brokerPort, nil, "zigbee2mqtt", secZ2MPass, "z2m-flood"); err != nil {
+	// The shed client may log in again (its budget, kept across reconnects, refills
+	// at rate_limit).
+	if _, err := dialBroker(t, s.brokerPort, nil, "zigbee2mqtt", secZ2MPass, "z2m-flood"); err != nil {
 		t.Errorf("zigbee2mqtt cannot log in again after being shed: %v", err)
-	} else if err := again.pub("zigbee2mqtt/room101/sos", `{"action":"emergency"}`); err != nil {
-		t.Errorf("press after reconnecting: %v", err)
 	}
 }
 
