@@ -740,10 +740,10 @@ func (v *validator) broker() {
 		}
 	}
 	if math.IsNaN(b.RateLimit) || b.RateLimit <= 0 || b.RateLimit > maxBrokerRate {
-		v.errorf(p+".rate_limit", "must be more than 0 and at most %d publishes a second per connection, e.g. %g", maxBrokerRate, DefaultBrokerRateLimit)
+		v.errorf(p+".rate_limit", "must be more than 0 and at most %d publishes a second per client (username), e.g. %g", maxBrokerRate, DefaultBrokerRateLimit)
 	}
 	if b.RateBurst < 1 || b.RateBurst > maxBrokerBurst {
-		v.errorf(p+".rate_burst", "must be 1..%d publishes at once per connection, e.g. %d", maxBrokerBurst, DefaultBrokerRateBurst)
+		v.errorf(p+".rate_burst", "must be 1..%d publishes at once per client (username), e.g. %d", maxBrokerBurst, DefaultBrokerRateBurst)
 	}
 	if !v.demo() && len(b.Clients) == 0 {
 		v.errorf(p+".clients", "outside demo mode the embedded broker needs clients: every device and the gateway must log in")
