@@ -152,3 +152,34 @@ func TestSecurityAPITLS(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// TestSecurityBrokerPlaintextWarning (S5, documented in docs/configuration.md): a
+// production broker listening beyond loopback without TLS starts, and warns at each
+// start naming the keys to set; with TLS, or on loopback, it does not warn.
+func TestSecurityBrokerPlaintextWarning(t *testing.T) {
+	const warning = "embedded broker listens beyond loopback without TLS"
+	for _, c := range []struct {
+		name string
+		tls  bool
+		all  bool // listen on 0.0.0.0
+		warn bool
+	}{
+		{"every interface, plain", false, true, true},
+		{"every interface, TLS", true, true, false},
+		{"loopback, plain", false, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := writeSecSite(t, secOpts{brokerTLS: c.tls, edit: func(y string) string {
+				if c.all {
+					return strings.Replace(y, `listen: "127.0.0.1:`, `listen: "0.0.0.0:`, 1)
+				}
+				return y
+			}})
+			gw, logs := startLoggedChild(t, s)
+			gw.stop(t)
+			if got := strings.Contains(logs.String(), warning) && strings.Contains(logs.String(), "drivers.broker.tls_cert"); got != c.warn {
+				t.Errorf("warned: %v, want %v; log:\n%s", got, c.warn, grepLines(logs.String(), "broker"))
+			}
+		})
+	}
+}
