@@ -32,3 +32,15 @@ phone-drop:       # R8
 	scripts/phone-drop.sh
 compare-nodered:  # P7, and the plot docs/img/latency-vs-load.svg
 	scripts/compare-nodered.sh 10 "100 300 1000 2000 4000" docs/img/latency-vs-load.svg
+
+# Fault suites (issue 13; cmd/gateway/suite_*_test.go). Each prints its figures and a
+# VERDICT line; the short versions of the same tests run in `go test -race ./...`.
+.PHONY: outage-week serial-unplug clock-jump disk-full
+outage-week:      # R3: a simulated week of cloud outage (1,000,000 outbox entries), then the drain
+	scripts/outage-week.sh 1000000
+serial-unplug:    # R4: 50 unplug/replug cycles of a pty-backed ESPA port, noise between frames
+	scripts/serial-unplug.sh 50
+clock-jump:       # R5: wall clock jumps of +-1 h, and a boot at 1970
+	scripts/clock-jump.sh 5
+disk-full:        # R6: the database on a full 2 MB tmpfs (needs root; else an injected write failure)
+	scripts/disk-full.sh

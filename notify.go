@@ -26,6 +26,15 @@ type Notifier interface {
 	Notify(staff StaffID, n Notice)
 }
 
+// Presence tells routing which staff have a phone connected to the gateway now: an
+// offer to anyone else waits for their reconnect. Version changes whenever the set
+// changes, so a caller re-reads Online only then; both must be cheap and safe for
+// concurrent use.
+type Presence interface {
+	Online(staff StaffID) bool
+	PresenceVersion() uint64
+}
+
 // NotifierFunc adapts a function to Notifier.
 type NotifierFunc func(staff StaffID, n Notice)
 

@@ -127,6 +127,11 @@ type Snapshot struct {
 	Sessions []Session
 	// Deliveries are the outbound messages not yet finished, oldest first.
 	Deliveries []Delivery
+	// Newest is the newest time the database recorded before this start (the last
+	// audit entry, event, raised alarm or health sample; zero when empty): the
+	// retention purge's clock never runs ahead of it by more than the monotonic
+	// time since (engine/retention.go).
+	Newest time.Time
 }
 
 // Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer):
@@ -142,6 +147,7 @@ type Store interface {
 	Commit(ctx context.Context, b *Batch) error
 	Load(ctx context.Context) (*Snapshot, error)
 	PositionPurger
+	RetentionPurger
 	Close() error
 }
 

@@ -21,8 +21,12 @@ import (
 // Service is what the phone API needs from the alarm path.
 type Service interface {
 	Staff(ctx context.Context, id vakt.StaffID) (vakt.Member, error)
+	// Members lists the directory with live state (GET /colleagues).
+	Members(ctx context.Context) ([]vakt.Member, error)
 	SaveSession(ctx context.Context, s vakt.Session) error
-	EndSession(ctx context.Context, tokenHash string) error
+	EndSession(ctx context.Context, staff vakt.StaffID, tokenHash string) error
+	// Audit commits an audit entry (failed logins).
+	Audit(ctx context.Context, actor, action, subject string) error
 	RestoredSessions() []vakt.Session
 	SetDuty(ctx context.Context, id vakt.StaffID, on bool) (vakt.StaffState, error)
 	SetAvailability(ctx context.Context, id vakt.StaffID, a vakt.Availability) (vakt.StaffState, error)
@@ -83,14 +87,13 @@ const (
 // sets its own deadlines per write once upgraded (the upgrade clears the server's).
 func NewHTTPServer(h http.Handler, errorLog *log.Logger) *http.Server {
 	return &http.Server{
-		// Used only when served with TLS (api.tls_cert): TLS 1.2 or newer (S5),
-		// written out rather than left to the Go release's default.
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 		ErrorLog:          errorLog,
+		// Said here, not left to the library's default: TLS 1.2 or later (S5).
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 }
 

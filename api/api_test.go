@@ -28,6 +28,7 @@ type fixture struct {
 	srv   *httptest.Server
 	api   *api.Server
 	eng   *engine.Engine
+	db    *store.DB
 	alarm string
 }
 
@@ -64,7 +65,7 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Directory: []vakt.Staff{
 			{ID: "nurse-a", Name: "A", Roles: []string{"nurse"}, SecretHash: string(hash)},
-			{ID: "nurse-b", Name: "B", Roles: []string{"nurse"}, SecretHash: string(hashB)},
+			{ID: "nurse-b", Name: "B", Phone: "+4790000002", Email: "b@example.org", Roles: []string{"nurse"}, SecretHash: string(hashB)},
 		},
 		InitialStaff: []vakt.StaffState{
 			{Staff: "nurse-a", OnDuty: true, Availability: vakt.Available, Position: &near},
@@ -84,7 +85,7 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); srv.Close(); cancel(); <-done; _ = db.Close() })
 
-	f := &fixture{t: t, srv: hs, api: srv, eng: eng}
+	f := &fixture{t: t, srv: hs, api: srv, eng: eng, db: db}
 	committed := make(chan error, 1)
 	if err := eng.Ingest(vakt.Event{Transmitter: "room-1-sos", Kind: vakt.EventEmergency, Source: "test"}, func(err error) { committed <- err }); err != nil {
 		t.Fatal(err)
@@ -264,5 +265,63 @@ func TestMeSaysWhetherPositionsAreWanted(t *testing.T) {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("nearest routing %v: GET /me = %d %s, want %s", on, code, body, want)
 		}
+	}
+}
+
+// TestColleaguesOnDutyWithPhone: a nurse sees the colleagues on duty with their phone
+// numbers (the policy's purpose for holding them) and nothing else about them: no
+// position, no e-mail; a colleague who goes off duty leaves the list.
+func TestColleaguesOnDutyWithPhone(t *testing.T) {
+	f := newFixture(t)
+	a := f.login("nurse-a", "s3cret-a")
+	code, body := f.do("GET", "/api/v1/colleagues", a, "")
+	if code != 200 || !strings.Contains(body, `{"id":"nurse-b","name":"B","phone":"+4790000002","roles":["nurse"],"availability":"available"}`) {
+		t.Fatalf("colleagues: %d %s", code, body)
+	}
+	for _, never := range []string{`"nurse-a"`, "59.91", "lat", "example.org"} {
+		if strings.Contains(body, never) {
+			t.Errorf("colleagues shows %q: %s", never, body)
+		}
+	}
+	b := f.login("nurse-b", "s3cret-b")
+	if code, _ := f.do("PUT", "/api/v1/me/duty", b, `{"on_duty":false}`); code != 200 {
+		t.Fatalf("off duty: %d", code)
+	}
+	if code, body := f.do("GET", "/api/v1/colleagues", a, ""); code != 200 || body != `{"colleagues":[]}`+"\n" && body != `{"colleagues":[]}` {
+		t.Fatalf("after nurse-b went off duty: %d %q", code, body)
+	}
+}
+
+// TestLoginsFailuresAndLogoutsAreAudited (S7): a login, a failed login (of a known
+// and of an unknown id: the stranger's typing is not written) and a logout each
+// leave an audit entry in the chain.
+func TestLoginsFailuresAndLogoutsAreAudited(t *testing.T) {
+	f := newFixture(t)
+	f.do("POST", "/api/v1/sessions", "", `{"staff_id":"nurse-a","secret":"wrong"}`)
+	f.do("POST", "/api/v1/sessions", "", `{"staff_id":"Robert'); DROP TABLE","secret":"x"}`)
+	a := f.login("nurse-a", "s3cret-a")
+	if code, _ := f.do("DELETE", "/api/v1/sessions/current", a, ""); code != http.StatusNoContent {
+		t.Fatalf("logout: %d", code)
+	}
+	entries, err := f.db.AuditRange(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Action, "session.") {
+			got = append(got, e.Action+" "+e.Subject)
+		}
+		if strings.Contains(e.Subject+e.Actor, "DROP") {
+			t.Errorf("an unknown id was written to the audit: %+v", e)
+		}
+	}
+	want := []string{"session.login_failed staff:nurse-a", "session.login_failed staff:unknown",
+		"session.login staff:nurse-a", "session.logout staff:nurse-a"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit:\n got %q\nwant %q", got, want)
+	}
+	if err := f.db.VerifyAudit(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

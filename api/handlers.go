@@ -41,6 +41,37 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// colleague is what a phone shows to reach a colleague on duty: the privacy
+// policy's purpose "convey the phone's phone number to get in touch with
+// colleagues". Never a position or e-mail address.
+type colleague struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Phone        string   `json:"phone,omitempty"`
+	Roles        []string `json:"roles"`
+	Availability string   `json:"availability"`
+}
+
+// colleagues lists the staff on duty other than the caller, by id. Off-duty staff
+// are left out: nobody needs their number to answer an alarm.
+func (s *Server) colleagues(w http.ResponseWriter, r *http.Request) {
+	members, err := s.opt.Service.Members(r.Context())
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	me := who(r).staff
+	out := []colleague{}
+	for _, m := range members {
+		if m.ID == me || !m.State.OnDuty {
+			continue
+		}
+		out = append(out, colleague{ID: string(m.ID), Name: m.Name, Phone: m.Phone,
+			Roles: nonNil(m.Roles), Availability: string(m.State.Availability)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"colleagues": out})
+}
+
 func (s *Server) meAfter(w http.ResponseWriter, r *http.Request, err error) {
 	if err != nil {
 		s.serviceError(w, r, err)

@@ -31,8 +31,9 @@ func (d directory) Staff(_ context.Context, id vakt.StaffID) (vakt.Member, error
 	}
 	return m, nil
 }
-func (directory) SaveSession(context.Context, vakt.Session) error { return nil }
-func (directory) RestoredSessions() []vakt.Session                { return nil }
+func (directory) SaveSession(context.Context, vakt.Session) error     { return nil }
+func (directory) Audit(context.Context, string, string, string) error { return nil }
+func (directory) RestoredSessions() []vakt.Session                    { return nil }
 
 func loginServer(t *testing.T, slots int) *Server {
 	t.Helper()

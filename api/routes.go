@@ -45,6 +45,8 @@ var Routes = []Route{
 		handler: func(s *Server) http.HandlerFunc { return s.logout }},
 	{Method: "GET", Pattern: "/api/v1/me",
 		handler: func(s *Server) http.HandlerFunc { return s.me }},
+	{Method: "GET", Pattern: "/api/v1/colleagues",
+		handler: func(s *Server) http.HandlerFunc { return s.colleagues }},
 	{Method: "PUT", Pattern: "/api/v1/me/duty", Body: `{"on_duty":true}`,
 		handler: func(s *Server) http.HandlerFunc { return s.duty }},
 	{Method: "PUT", Pattern: "/api/v1/me/availability", Body: `{"availability":"busy"}`,

@@ -125,7 +125,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	s.sessions.remove(tok)
 	h := tokenHash(tok)
 	s.hub.endToken(who(r).staff, h)
-	if err := s.opt.Service.EndSession(r.Context(), hex.EncodeToString(h[:])); err != nil {
+	if err := s.opt.Service.EndSession(r.Context(), who(r).staff, hex.EncodeToString(h[:])); err != nil {
 		s.serviceError(w, r, err)
 		return
 	}

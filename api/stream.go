@@ -71,7 +71,20 @@ type Hub struct {
 	revoked map[vakt.StaffID]uint64
 	// ignored counts phone messages that were not understood (see reader).
 	ignored atomic.Int64
+	// presence counts changes of who has a phone connected (vakt.Presence).
+	presence atomic.Uint64
 }
+
+// Online reports whether staff has a phone connected now (vakt.Presence).
+func (h *Hub) Online(staff vakt.StaffID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns[staff]) > 0
+}
+
+// PresenceVersion changes whenever a staff member's first phone connects or last
+// one goes (vakt.Presence).
+func (h *Hub) PresenceVersion() uint64 { return h.presence.Load() }
 
 // HubOptions configures a Hub.
 type HubOptions struct {
@@ -186,6 +199,7 @@ func (h *Hub) add(c *conn) {
 	h.mu.Lock()
 	if h.conns[c.staff] == nil {
 		h.conns[c.staff] = map[*conn]struct{}{}
+		h.presence.Add(1)
 	}
 	h.seq++
 	c.seq = h.seq
@@ -216,9 +230,11 @@ func (h *Hub) add(c *conn) {
 func (h *Hub) remove(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.conns[c.staff], c)
-	if len(h.conns[c.staff]) == 0 {
+	cs, ok := h.conns[c.staff]
+	delete(cs, c)
+	if ok && len(cs) == 0 {
 		delete(h.conns, c.staff)
+		h.presence.Add(1)
 	}
 }
 

@@ -42,6 +42,12 @@ const (
 	DefaultCloudDirectory = time.Minute
 	// DefaultCloudBacklogEntries: about two weeks of a busy site's records.
 	DefaultCloudBacklogEntries = 1_000_000
+	// DefaultRetention is every retention period's default: the 90 days the privacy
+	// policy names (for the cloud's backups; the gateway keeps no longer either).
+	DefaultRetention = 90 * 24 * time.Hour
+	// MinRetention is the shortest retention period allowed: shorter is a typo
+	// ("90s" for "90d") that would delete yesterday's alarm history.
+	MinRetention = 24 * time.Hour
 )
 
 // ApplyDefaults fills every field left at its zero value that has a default. Parse
@@ -75,6 +81,12 @@ func applyDefaults(c *Config, given func(path string) bool) {
 		c.Routing.FloorPenaltyM = DefaultFloorPenaltyM
 	}
 	setDuration("privacy.position_ttl", &c.Privacy.PositionTTL, DefaultPositionTTL)
+	rt := &c.Retention
+	setDuration("retention.alarms", &rt.Alarms, DefaultRetention)
+	setDuration("retention.events", &rt.Events, DefaultRetention)
+	setDuration("retention.visits", &rt.Visits, DefaultRetention)
+	setDuration("retention.epr_records", &rt.EPRRecords, DefaultRetention)
+	setDuration("retention.audit", &rt.Audit, DefaultRetention)
 	setString("api.listen", &c.API.Listen, DefaultAPIListen)
 	setDuration("api.session_ttl", &c.API.SessionTTL, DefaultSessionTTL)
 	setString("storage.path", &c.Storage.Path, DefaultStoragePath)

@@ -15,6 +15,7 @@ type Config struct {
 	API          API           `yaml:"api"`
 	Storage      Storage       `yaml:"storage"`
 	Privacy      Privacy       `yaml:"privacy"`
+	Retention    Retention     `yaml:"retention"`
 	ARC          ARC           `yaml:"arc"`
 	Cloud        Cloud         `yaml:"cloud"`
 }
@@ -247,6 +248,24 @@ type Privacy struct {
 	NearestRouting bool `yaml:"nearest_routing"`
 	// PositionTTL: positions older than this are purged (and count as unknown).
 	PositionTTL Duration `yaml:"position_ttl"`
+}
+
+// Retention is how long history is kept on the gateway (G5) before it is deleted:
+// only once the cloud acknowledged it when cloud sync is enabled, after the period
+// alone when it is not. Every period is required to be at least MinRetention: the
+// privacy policy keeps personal data only as long as the service needs it, so
+// "keep forever" (0) is not a choice. See docs/privacy.md, "Retention (G5)".
+type Retention struct {
+	// Alarms: completed or cancelled alarms, with their events, after they closed.
+	Alarms Duration `yaml:"alarms"`
+	// Events: events that opened no alarm (check-ins, restores).
+	Events Duration `yaml:"events"`
+	// Visits: registered visits, after they ended.
+	Visits Duration `yaml:"visits"`
+	// EPRRecords: the records that a note went to the EPR system.
+	EPRRecords Duration `yaml:"epr_records"`
+	// Audit: audit entries (the chain keeps verifying from the deleted prefix's end).
+	Audit Duration `yaml:"audit"`
 }
 
 // Cloud is the sync with the vendor's cloud (docs/sync-protocol.md): the outbox goes

@@ -127,6 +127,7 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 		v.errorf("storage.path", "required: where the database file lives, e.g. %q", DefaultStoragePath)
 	}
 	v.positive("privacy.position_ttl", c.Privacy.PositionTTL, "15m")
+	v.retention()
 	v.cloud()
 	return v.errs
 }
@@ -189,7 +190,7 @@ func exampleID(what string) string {
 	case "transmitter":
 		return "room-101-sos"
 	case "staff":
-		return "nurse-anna"
+		return "s-1042"
 	case "policy":
 		return "emergency"
 	case "role":
@@ -257,6 +258,27 @@ func (v *validator) latLon(path string, lat, lon float64) {
 func (v *validator) positive(path string, d Duration, example string) {
 	if d <= 0 {
 		v.errorf(path, "must be set and longer than 0, e.g. %q", example)
+	}
+}
+
+// retention checks every period of retention: (G5) is set and at least
+// MinRetention. 0 would mean "keep forever", which the privacy policy does not
+// allow for personal data.
+func (v *validator) retention() {
+	r := v.c.Retention
+	for _, p := range []struct {
+		key string
+		d   Duration
+	}{
+		{"alarms", r.Alarms}, {"events", r.Events}, {"visits", r.Visits},
+		{"epr_records", r.EPRRecords}, {"audit", r.Audit},
+	} {
+		switch path := "retention." + p.key; {
+		case p.d == 0:
+			v.errorf(path, "0 would keep personal data forever, which the privacy policy does not allow; set a period such as %q (90 days), or leave the key out for that default", "2160h")
+		case p.d.D() < MinRetention:
+			v.errorf(path, "%s is shorter than %s (a typo would delete recent history); write hours, e.g. %q for 90 days", p.d, Duration(MinRetention), "2160h")
+		}
 	}
 }
 

@@ -351,10 +351,23 @@ func (e *Engine) SaveSession(ctx context.Context, se vakt.Session) error {
 	return err
 }
 
-// EndSession forgets a login (logout).
-func (e *Engine) EndSession(ctx context.Context, tokenHash string) error {
-	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, _ time.Time) (struct{}, error) {
+// EndSession forgets a login (logout), audited as the staff member's.
+func (e *Engine) EndSession(ctx context.Context, staff vakt.StaffID, tokenHash string) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
 		b.Logouts = append(b.Logouts, tokenHash)
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: "staff:" + string(staff), Action: "session.logout", Subject: "staff:" + string(staff)})
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// Audit commits one audit entry for something that happened outside the engine
+// (a failed login, the configuration loaded at start), stamped with the engine's
+// clock and chained like every other entry (S7). Actor and subject are ids, never
+// names.
+func (e *Engine) Audit(ctx context.Context, actor, action, subject string) error {
+	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, now time.Time) (struct{}, error) {
+		b.Audit = append(b.Audit, vakt.AuditRecord{At: now, Actor: actor, Action: action, Subject: subject})
 		return struct{}{}, nil
 	})
 	return err

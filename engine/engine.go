@@ -31,9 +31,12 @@ import (
 
 // Options configures an Engine.
 type Options struct {
-	Store     vakt.Store
-	Router    *routing.Router
-	Notifier  vakt.Notifier
+	Store    vakt.Store
+	Router   *routing.Router
+	Notifier vakt.Notifier
+	// Presence (the phone hub): staff without a connected phone rank after the
+	// connected ones. Nil: everyone counts as connected.
+	Presence  vakt.Presence
 	Observers []vakt.Observer
 	// Pagers are the paging links by name, for "pager" tiers.
 	Pagers map[string]vakt.Pager
@@ -74,6 +77,9 @@ type Options struct {
 	// synchronised now; nil means never (entries say clock_synced false).
 	Boot        string
 	ClockSynced func() bool
+
+	// Retention is the history purge (G5, retention.go); zero: nothing is purged.
+	Retention Retention
 }
 
 // Engine is the running alarm path.
@@ -94,6 +100,8 @@ type Engine struct {
 	timer    vakt.Timer
 	timerAt  time.Time
 	degraded bool // last commit failed (R6)
+	// unwritten holds the records of failed commits, written with the next one (R6).
+	unwritten *vakt.Batch
 	// pending holds effects an op's apply queued beside its own (dropPerson's
 	// notices); process runs them after the commit, before the op's reply.
 	pending []effect
@@ -112,6 +120,8 @@ type Engine struct {
 	view viewState // the published View (view.go)
 
 	out outboundState // the outbound queue (outbound.go, loop-owned)
+
+	ret retentionState // the history purge (retention.go, loop-owned)
 }
 
 // Stats are counters for the status page and metrics.
@@ -163,6 +173,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	e.st = newState(opt, snap)
 	e.sessions = snap.Sessions
 	e.out.init(snap.Deliveries)
+	e.initRetention(snap)
 	return e, nil
 }
 

@@ -82,6 +82,7 @@ type rig struct {
 	disk         *failingStore
 	boot         string      // Options.Boot
 	synced       func() bool // Options.ClockSynced
+	retention    engine.Retention
 	path         string
 	clock        *fakeclock.Clock
 	phones       *phones
@@ -139,6 +140,7 @@ func (r *rig) start(walkTest bool) {
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
+		Retention:    r.retention,
 		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},

@@ -11,10 +11,12 @@ import (
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.stopOutbound()
+	defer e.stopRetention()
 	// Apply the start-up merge (directory from config, initial demo state), resend
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
 	e.process(ctx, []op{startOp{}, outboundStartOp{}, tickOp{}})
+	e.armRetention(retentionFirst)
 	batch := make([]op, 0, e.opt.MaxBatch)
 	for {
 		select {
@@ -108,7 +110,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		e.queueHealth(b, e.opt.Clock.Now())
 		b.Origin = e.origin()
 		start := time.Now()
-		err = e.opt.Store.Commit(ctx, b)
+		err = e.commit(ctx, b)
 		e.noteCommit(len(b.Events), time.Since(start), err)
 	}
 	if err != nil {
@@ -145,13 +147,48 @@ func (e *Engine) storageEvent(ctx context.Context, kind vakt.EventKind) {
 	fx := e.ingest(b, ev)
 	e.queueHealth(b, e.opt.Clock.Now())
 	b.Origin = e.origin()
-	err := e.opt.Store.Commit(ctx, b)
+	err := e.commit(ctx, b)
 	if fx != nil {
 		fx(err)
 	}
 	if kind == vakt.EventCheckIn {
 		e.log.Info("database writable again")
 	}
+}
+
+// maxUnwritten bounds the records kept from failed commits (a disk full for hours).
+const maxUnwritten = 200_000
+
+// commit commits b together with the records failed commits left (R6): events,
+// alarm rows, health, visits, EPR records, audit and outbox entries made while the
+// disk was full would otherwise never be written — the first successful commit
+// after it would hold only what changed since, so the alarm's "raised" transition
+// would be missing from the audit trail and the cloud. Older rows go first, so the
+// newer upserts of the same alarm win. Sources were told the failed commit failed
+// and may send again: a repeat is folded into the alarm as usual.
+func (e *Engine) commit(ctx context.Context, b *vakt.Batch) error {
+	if u := e.unwritten; u != nil {
+		b.Events = append(u.Events, b.Events...)
+		b.Alarms = append(u.Alarms, b.Alarms...)
+		b.Health = append(u.Health, b.Health...)
+		b.Visits = append(u.Visits, b.Visits...)
+		b.EPR = append(u.EPR, b.EPR...)
+		b.Audit = append(u.Audit, b.Audit...)
+		b.Outbox = append(u.Outbox, b.Outbox...)
+	}
+	err := e.opt.Store.Commit(ctx, b)
+	if err == nil {
+		e.unwritten = nil
+		return nil
+	}
+	u := &vakt.Batch{Events: b.Events, Alarms: b.Alarms, Health: b.Health, Visits: b.Visits,
+		EPR: b.EPR, Audit: b.Audit, Outbox: b.Outbox}
+	if n := len(u.Events) + len(u.Alarms) + len(u.Health) + len(u.Visits) + len(u.EPR) + len(u.Audit) + len(u.Outbox); n > maxUnwritten {
+		e.log.Error("records of failed commits dropped: too many kept in memory", "records", n)
+		u = nil
+	}
+	e.unwritten = u
+	return err
 }
 
 // submit queues o without blocking; ErrBusy when the queue is full.

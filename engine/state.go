@@ -43,6 +43,7 @@ type state struct {
 	people        []routing.Person
 	peopleIdx     map[vakt.StaffID]int
 	peopleDirty   bool
+	presenceVer   uint64 // opt.Presence's version copied into people's Offline
 	handlingDirty bool
 	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
 	active        map[vakt.StaffID]activeAlarms
@@ -155,8 +156,18 @@ func (s *state) location(tx vakt.TransmitterID) vakt.Location {
 
 // env builds the routing view of the world at now.
 func (s *state) env(now time.Time, origin vakt.Location) routing.Env {
+	rebuilt := s.peopleDirty
 	if s.peopleDirty {
 		s.rebuildPeople()
+	}
+	if p := s.opt.Presence; p != nil {
+		if v := p.PresenceVersion(); v != s.presenceVer || rebuilt {
+			// Version first: a change while copying bumps it again for the next decision.
+			s.presenceVer = v
+			for i := range s.people {
+				s.people[i].Offline = !p.Online(s.people[i].Staff)
+			}
+		}
 	}
 	if s.handlingDirty {
 		s.countHandling()

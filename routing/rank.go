@@ -25,11 +25,19 @@ const (
 // sort makes two passes.
 type entry uint64
 
+// The top bit of a key says the person has no phone connected (Person.Offline):
+// they rank after everyone who would see the offer at once, nearest first among
+// themselves, so an offline phone never costs a resident offer_confirm while a
+// connected colleague waits.
 const (
 	keyScale   = 100            // key units per metre
-	unknownKey = math.MaxUint32 // sorts unknown positions after every known one
-	maxKnown   = unknownKey - 1 // 42,949 km: beyond any distance on Earth
+	offlineBit = 1 << 31        // set for people without a connected phone
+	unknownKey = offlineBit - 1 // sorts unknown positions after every known one
+	maxKnown   = unknownKey - 1 // 21,474 km: beyond any distance between two people on a site
 )
+
+// unknown reports whether key k is for a person whose position is unknown.
+func unknown(k uint32) bool { return k|offlineBit == math.MaxUint32 }
 
 func pack(key uint32, idx int) entry { return entry(uint64(key)<<32 | uint64(uint32(idx))) }
 func (e entry) key() uint32          { return uint32(e >> 32) }
@@ -48,6 +56,7 @@ func quantise(d float64) uint32 {
 // use without allocating per decision.
 type scratch struct {
 	known, unknown, tmp []entry
+	offline, tmpOff     []entry   // people without a connected phone, known or not
 	dist                []float64 // by person index: the estimate, for known entries
 }
 
@@ -204,7 +213,7 @@ func (r *Router) rank(dst []Candidate, req rankRequest) []Candidate {
 	o := newOrigin(req.env.Origin, r.cfg.FloorPenaltyM)
 	r.collect(s, &req, &o)
 
-	n := len(s.known) + len(s.unknown)
+	n := len(s.known) + len(s.unknown) + len(s.offline)
 	k := req.k
 	if k < 0 || k > n {
 		k = n
@@ -212,14 +221,20 @@ func (r *Router) rank(dst []Candidate, req rankRequest) []Candidate {
 	var es []entry
 	selected := k <= selectMax && k < n // es[:k] final, ties included
 	if selected {
-		es = append(s.known, s.unknown...)
+		es = append(append(s.known, s.unknown...), s.offline...)
 		selectFirst(es, k, people)
 	} else {
-		if cap(s.tmp) < len(s.known) {
-			s.tmp = make([]entry, len(s.known))
+		if need := max(len(s.known), len(s.offline)); cap(s.tmp) < need {
+			s.tmp = make([]entry, need)
 		}
 		// By key only: ties are ordered below, run by run, as they are emitted.
 		es = append(radixSort(s.known, s.tmp[:len(s.known)]), s.unknown...)
+		if len(s.offline) > 0 {
+			if cap(s.tmpOff) < len(s.offline) {
+				s.tmpOff = make([]entry, len(s.offline))
+			}
+			es = append(es, radixSort(s.offline, s.tmpOff[:len(s.offline)])...)
+		}
 	}
 	// es may have grown or be tmp: keep whichever buffers are largest for next time.
 	if cap(es) > cap(s.known) {
@@ -244,7 +259,7 @@ func (r *Router) rank(dst []Candidate, req rankRequest) []Candidate {
 			e := es[i]
 			p := &people[e.idx()]
 			d := -1.0
-			if e.key() != unknownKey {
+			if !unknown(e.key()) {
 				d = s.dist[e.idx()]
 				if i < req.confirm {
 					d = o.exact(p.Position)
@@ -271,7 +286,7 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 		s.dist = make([]float64, len(env.People))
 	}
 	dist := s.dist[:len(env.People)]
-	known, unknown := s.known[:0], s.unknown[:0]
+	known, unknowns, offline := s.known[:0], s.unknown[:0], s.offline[:0]
 	if t.Target == TargetPrimary || (req.interrupt && req.prio > 0) {
 		// Their extra checks get a loop of their own: the common one stays as lean
 		// as it was, P3 counts every branch in it.
@@ -294,12 +309,18 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 					d = o.estimateAcross(pos)
 				}
 				dist[i] = d
-				known = append(known, pack(quantise(d), i))
+				if p.Offline {
+					offline = append(offline, pack(quantise(d)|offlineBit, i))
+				} else {
+					known = append(known, pack(quantise(d), i))
+				}
+			} else if p.Offline {
+				offline = append(offline, pack(math.MaxUint32, i))
 			} else {
-				unknown = append(unknown, pack(unknownKey, i))
+				unknowns = append(unknowns, pack(unknownKey, i))
 			}
 		}
-		s.known, s.unknown = known, unknown
+		s.known, s.unknown, s.offline = known, unknowns, offline
 		return
 	}
 	for i := range env.People {
@@ -313,12 +334,18 @@ func (r *Router) collect(s *scratch, req *rankRequest, o *origin) {
 				d = o.estimateAcross(pos)
 			}
 			dist[i] = d
-			known = append(known, pack(quantise(d), i))
+			if p.Offline {
+				offline = append(offline, pack(quantise(d)|offlineBit, i))
+			} else {
+				known = append(known, pack(quantise(d), i))
+			}
+		} else if p.Offline {
+			offline = append(offline, pack(math.MaxUint32, i))
 		} else {
-			unknown = append(unknown, pack(unknownKey, i))
+			unknowns = append(unknowns, pack(unknownKey, i))
 		}
 	}
-	s.known, s.unknown = known, unknown
+	s.known, s.unknown, s.offline = known, unknowns, offline
 }
 
 // cutoff is the oldest time a position may have, taken apart once so the check

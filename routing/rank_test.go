@@ -364,3 +364,51 @@ func TestRankConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func offline(p *Person) { p.Offline = true }
+
+// TestOfflinePhonesRankLast: a nurse whose phone is not connected would see an offer
+// only after reconnecting, so the resident would wait offer_confirm for nothing. She
+// ranks after every connected colleague (nearest first among the offline), keeps her
+// distance, and is still offered the alarm when nobody connected is eligible.
+func TestOfflinePhonesRankLast(t *testing.T) {
+	r := newRouter(t, baseConfig())
+	people := []Person{
+		nurse("a", pos(30, 40, 1), offline), // 50 m, no phone connected
+		nurse("b", pos(0, 100, 1)),          // 100 m
+		nurse("c", nil),                     // connected, position unknown
+		nurse("d", pos(0, 200, 1), offline), // 200 m, offline
+		nurse("e", nil, offline),            // offline, position unknown
+		nurse("f", pos(0, 20, 1), offline, busy),
+	}
+	env := Env{Now: t0, Origin: site, People: people}
+	nearest := Tier{Target: TargetNearest, Count: 1, Wait: time.Second}
+	got := r.Rank(nearest, env)
+	if !slices.Equal(ids(got), staffIDs("b", "c", "a", "d", "e")) {
+		t.Fatalf("order = %v, want b c a d e", ids(got))
+	}
+	if d := got[2].DistanceM; math.Abs(d-50) > 0.05 {
+		t.Errorf("offline a is %.3f m away, want ≈ 50 (her distance, not unknown)", d)
+	}
+	if got[1].DistanceM != -1 || got[4].DistanceM != -1 {
+		t.Errorf("unknown positions: %+v", got)
+	}
+	// The selection path (few wanted) agrees with the full sort.
+	for k := 1; k <= 5; k++ {
+		sel := r.rank(nil, rankRequest{tier: &nearest, env: &env, k: k, confirm: 1})
+		if !slices.Equal(ids(sel), ids(got)[:k]) {
+			t.Errorf("first %d = %v, want %v", k, ids(sel), ids(got)[:k])
+		}
+	}
+	a := &vakt.Alarm{ID: "a-1", Kind: vakt.EventEmergency, Priority: vakt.PriorityEmergency, State: vakt.StateRaised, Policy: "p", RaisedAt: t0}
+	r2 := newRouter(t, baseConfig(Policy{Name: "p", Tiers: []Tier{nearest}}))
+	if acts := r2.Raise(a, env); len(acts) == 0 || acts[0] != offer("b") {
+		t.Fatalf("raise: %+v, want an offer to b", acts)
+	}
+	// Nobody connected: the nearest offline nurse is offered (she may reconnect).
+	alone := Env{Now: t0, Origin: site, People: []Person{people[0], people[3]}}
+	a2 := &vakt.Alarm{ID: "a-2", Kind: vakt.EventEmergency, Priority: vakt.PriorityEmergency, State: vakt.StateRaised, Policy: "p", RaisedAt: t0}
+	if acts := r2.Raise(a2, alone); len(acts) == 0 || acts[0] != offer("a") {
+		t.Fatalf("raise with nobody connected: %+v, want an offer to a", acts)
+	}
+}

@@ -103,6 +103,10 @@ type Person struct {
 	// most urgent of them; interrupt-busy tiers use them (0: none known).
 	Active         int
 	ActivePriority vakt.Priority
+	// Offline: no phone of this person is connected to the gateway now, so an offer
+	// would wait for a reconnect. They rank after everyone connected (nearest first
+	// among themselves) and are still offered when nobody else is eligible.
+	Offline bool
 }
 
 // Env is the world at the moment of a decision.

@@ -47,7 +47,8 @@ func (db *DB) AuditRange(ctx context.Context, fromSeq int64, limit int) ([]vakt.
 	return entries, nil
 }
 
-// VerifyAudit walks the whole chain from seq 1 and returns an *AuditError naming the
+// VerifyAudit walks the whole chain from seq 1 (or from the entry after the anchor
+// retention recorded when it deleted the oldest entries, see retention.go) and returns an *AuditError naming the
 // first entry that is wrong:
 //   - a missing seq: that entry was deleted;
 //   - a stored hash that does not match the entry's fields: it was edited (or
@@ -87,18 +88,31 @@ func (db *DB) VerifyAuditCount(ctx context.Context) (int64, error) {
 		}
 		head, headHash = h.seq, h.hash
 	}
-	n, err := verifyRows(ctx, tx, head, headHash, db.readOnly)
+	anchor, anchorHash, err := readAuditAnchor(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := verifyRows(ctx, tx, head, headHash, anchor, anchorHash, db.readOnly)
 	return n, err
 }
 
-func verifyRows(ctx context.Context, tx *sql.Tx, head int64, headHash string, exact bool) (int64, error) {
+// AuditAnchor returns the seq and hash of the last audit entry retention deleted
+// (0, "" when none was): verification starts after it.
+func (db *DB) AuditAnchor(ctx context.Context) (seq int64, hash string, err error) {
+	return readAuditAnchor(ctx, db.r)
+}
+
+// verifyRows checks the chain from the entry after the retention anchor (seq 1
+// when none was deleted), which must name the anchor's hash as its prev, and
+// returns how many entries it checked.
+func verifyRows(ctx context.Context, tx *sql.Tx, head int64, headHash string, anchor int64, anchorHash string, exact bool) (int64, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY seq`)
 	if err != nil {
 		return 0, fmt.Errorf("store: verify audit: %w", err)
 	}
 	defer rows.Close()
 
-	var last vakt.AuditEntry
+	last := vakt.AuditEntry{Seq: anchor, Hash: anchorHash}
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -126,5 +140,5 @@ func verifyRows(ctx context.Context, tx *sql.Tx, head int64, headHash string, ex
 	if exact && last.Seq > head {
 		return 0, &AuditError{Seq: head + 1, Reason: fmt.Sprintf("not committed by a gateway (entries after %d were added behind its back)", head)}
 	}
-	return last.Seq, nil
+	return last.Seq - anchor, nil
 }

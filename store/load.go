@@ -54,7 +54,8 @@ const seenMaxEvents = 1 << 16
 //     first;
 //   - NextAlarm: one more than the highest n of any alarm id "<prefix>-<n>" ever
 //     committed (1 on an empty database). It comes from a counter in the meta table,
-//     not from the alarms table, so deleting old alarms never lets an id come back.
+//     not from the alarms table, so deleting old alarms never lets an id come back;
+//   - Newest: the newest time recorded (see newestRecorded), retention's bound.
 func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -116,6 +117,9 @@ func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 		return nil, fmt.Errorf("store: load alarm counter: %w", err)
 	}
 	s.NextAlarm = counter + 1
+	if s.Newest, err = newestRecorded(ctx, tx); err != nil {
+		return nil, fmt.Errorf("store: load newest time: %w", err)
+	}
 	return s, nil
 }
 

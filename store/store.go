@@ -95,7 +95,8 @@ type DB struct {
 	log      *slog.Logger
 
 	seenWindow time.Duration
-	seenMax    int // seenMaxEvents; smaller in tests
+	seenMax    int   // seenMaxEvents; smaller in tests
+	maxPending int64 // maxPendingCheck; smaller in tests
 
 	st statements
 
@@ -165,7 +166,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	f.Close()
 
-	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents, lock: lock}
+	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents,
+		maxPending: maxPendingCheck, lock: lock}
 	if err := db.open(ctx, opts.Readers); err != nil {
 		db.closeAll()
 		return nil, err

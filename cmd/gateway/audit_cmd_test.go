@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,5 +77,41 @@ func TestSecondGatewayRefused(t *testing.T) {
 	code := run([]string{"run", "-config", cfg}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "another gateway runs") || !strings.Contains(errOut.String(), dbOf(cfg)) {
 		t.Fatalf("second gateway: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestStartAuditsConfigAndWalkTest (S7): every start records the configuration file's
+// digest and whether walk-test mode is on; a walk test left on is in the audit log.
+func TestStartAuditsConfigAndWalkTest(t *testing.T) {
+	for _, walk := range []bool{false, true} {
+		cfg := demoConfig(t, freePort(t), freePort(t), true)
+		if walk {
+			raw, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := strings.Replace(string(raw), "site:\n", "site:\n  walk_test: true\n", 1)
+			if s == string(raw) {
+				t.Fatal("demo config has no site: section")
+			}
+			if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, _ := startGateway(t, cfg, nil)
+		raw, _ := os.ReadFile(cfg)
+		sum := sha256.Sum256(raw)
+		entries, err := m.DB.AuditRange(context.Background(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.Action+" "+e.Subject)
+		}
+		wantWalk := map[bool]string{false: "walktest.off", true: "walktest.on"}[walk] + " site:" + m.Config.Site.ID
+		if !slices.Contains(got, "config.loaded config:sha256:"+hex.EncodeToString(sum[:8])) || !slices.Contains(got, wantWalk) {
+			t.Fatalf("walk_test %v: audit %q", walk, got)
+		}
 	}
 }

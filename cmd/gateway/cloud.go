@@ -378,6 +378,23 @@ func verifyAnchor(ctx context.Context, cfg *config.Config, db *store.DB, stdout 
 		fmt.Fprintln(stdout, "audit anchor: not checked (the cloud holds no audit entry of this gateway yet)")
 		return nil
 	}
+	// Retention (G5) deletes only entries the cloud acknowledged, so the anchored
+	// head is the retention anchor at the oldest; one before it was deleted here on
+	// purpose and says nothing.
+	anchor, anchorHash, err := db.AuditAnchor(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.Seq < anchor:
+		fmt.Fprintf(stdout, "audit anchor: not checked (entry %d was deleted by retention; entries up to %d are gone)\n", h.Seq, anchor)
+		return nil
+	case h.Seq == anchor && h.Hash != anchorHash:
+		return fmt.Errorf("audit log: entry %d differs from the copy the cloud holds: the local log was rewritten", h.Seq)
+	case h.Seq == anchor:
+		fmt.Fprintf(stdout, "audit anchor: entry %d matches the cloud's anchor (the retention anchor)\n", h.Seq)
+		return nil
+	}
 	local, err := db.AuditRange(ctx, h.Seq, 1)
 	if err != nil {
 		return err

@@ -137,3 +137,31 @@ func TestRepeatPressCountsOnOpenAlarm(t *testing.T) {
 		t.Fatalf("after the acknowledged repeat: %+v, %v; want one alarm %s counted twice", list, err, first.Alarm.ID)
 	}
 }
+
+// TestOfflineNearestNurseIsPassedOver (R8): nurse-1 is nearest to room 101 but her
+// phone is not connected, so an offer to her would wait offer_confirm for nothing.
+// The emergency goes at once to nurse-2, whose phone is connected; when nurse-1's
+// phone comes back she is nearest again for the next alarm.
+func TestOfflineNearestNurseIsPassedOver(t *testing.T) {
+	brokerPort := freePort(t)
+	clock := fakeclock.New(time.Date(2026, 11, 28, 22, 0, 0, 0, time.UTC))
+	_, c := startGateway(t, demoConfig(t, freePort(t), brokerPort, true), clock)
+	tok1 := c.login("nurse-1", "demo")
+	nurse2 := c.phone("nurse-2", c.login("nurse-2", "demo"))
+
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"emergency","battery":97}`)
+	offer := nurse2.expect("offer")
+	if offer.Alarm.Tier != 1 {
+		t.Fatalf("nurse-2 got the offer in tier %d, want tier 1 (nurse-1 is offline)", offer.Alarm.Tier)
+	}
+	if code, body := c.do("POST", "/api/v1/alarms/"+offer.Alarm.ID+"/accept", c.login("nurse-2", "demo"), nil); code != 200 {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	press(t, brokerPort, "zigbee2mqtt/room101/sos", `{"action":"reset"}`)
+
+	nurse1 := c.phone("nurse-1", tok1)
+	press(t, brokerPort, "zigbee2mqtt/room102/sos", `{"action":"emergency"}`)
+	if o := nurse1.expect("offer"); o.Alarm.Tier != 1 || o.Alarm.ID == offer.Alarm.ID {
+		t.Fatalf("nurse-1 online again: offer %+v, want a new alarm's tier 1", *o.Alarm)
+	}
+}

@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	vakt "github.com/vakt/vakt"
 )
@@ -16,6 +18,10 @@ import (
 // event is durable (and so before the source was acknowledged). It is only wired in
 // when that variable is set, and only compiled into binaries built with
 // -tags failpoint (failpoint_off.go is the production no-op).
+//
+// VAKT_FAILPOINT=disk-full:<file> makes every commit fail, as SQLite does on a full
+// disk, while <file> exists: the disk-full suite's fallback where it cannot mount a
+// small filesystem (suite_diskfull_test.go).
 type failpointStore struct {
 	vakt.Store
 	point string
@@ -33,6 +39,11 @@ func (f failpointStore) Commit(ctx context.Context, b *vakt.Batch) error {
 	if f.point == "before-commit" && len(b.Events) > 0 {
 		fmt.Fprintln(os.Stderr, "failpoint: before-commit")
 		select {} // hang until killed
+	}
+	if flag, ok := strings.CutPrefix(f.point, "disk-full:"); ok {
+		if _, err := os.Stat(flag); err == nil {
+			return errors.New("database or disk is full (SQLITE_FULL, failpoint disk-full)")
+		}
 	}
 	return f.Store.Commit(ctx, b)
 }

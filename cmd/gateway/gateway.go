@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,9 @@ type Main struct {
 	Log        io.Writer
 	// Clock is injected by tests; nil means the system clock.
 	Clock vakt.Clock
+	// ClockSynced is injected by tests whose Clock is not the system's (the 1970
+	// boot of suite_clock_test.go); nil means sync.ClockSynced (the real check).
+	ClockSynced func() bool
 	// Level is the lowest log level written (-log-level); nil means info.
 	Level slog.Leveler
 	// Observers are told every committed alarm change (tests wait on them instead
@@ -73,6 +78,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	if m.Clock == nil {
 		m.Clock = vakt.SystemClock{}
+	}
+	if m.ClockSynced == nil {
+		m.ClockSynced = cloudsync.ClockSynced
 	}
 	m.ready = make(chan struct{})
 	if m.Level == nil {
@@ -143,6 +151,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
 		Notifier:        m.Hub,
+		Presence:        m.Hub,
 		Clock:           m.Clock,
 		Logger:          m.Logger,
 		Transmitters:    transmitters,
@@ -154,7 +163,11 @@ func (m *Main) Open(ctx context.Context) error {
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
 		Boot:            cloudsync.NewBootID(),
-		ClockSynced:     cloudsync.ClockSynced,
+		ClockSynced:     m.ClockSynced,
+		// History older than its period goes (G5), once the cloud has it if sync is on.
+		Retention: engine.Retention{Alarms: cfg.Retention.Alarms.D(), Events: cfg.Retention.Events.D(),
+			Visits: cfg.Retention.Visits.D(), EPR: cfg.Retention.EPRRecords.D(), Audit: cfg.Retention.Audit.D(),
+			CloudSync: cfg.Cloud.Enabled},
 	})
 	if err != nil {
 		return err
@@ -214,6 +227,9 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 4)
 	go func() { errc <- m.Engine.Run(ctx) }()
+	if err := m.auditStart(ctx); err != nil {
+		return err
+	}
 	if m.ARC != nil {
 		m.ARC.Start()
 	}
@@ -348,6 +364,28 @@ func (m *Main) buildDrivers() error {
 		}
 		m.Serial = append(m.Serial, p)
 		m.Sources = append(m.Sources, p)
+	}
+	return nil
+}
+
+// auditStart records which configuration this run serves and whether walk-test mode
+// is on (S7): a technician's change to the file, or a walk test left on, shows in
+// the audit log with the file's digest.
+func (m *Main) auditStart(ctx context.Context) error {
+	raw, err := os.ReadFile(m.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("audit the configuration: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	if err := m.Engine.Audit(ctx, "technician", "config.loaded", "config:sha256:"+hex.EncodeToString(sum[:8])); err != nil {
+		return fmt.Errorf("audit the configuration: %w", err)
+	}
+	walk := "walktest.off"
+	if m.Config.Site.WalkTest {
+		walk = "walktest.on"
+	}
+	if err := m.Engine.Audit(ctx, "technician", walk, "site:"+m.Config.Site.ID); err != nil {
+		return fmt.Errorf("audit walk-test mode: %w", err)
 	}
 	return nil
 }

@@ -14,6 +14,10 @@ import (
 func (p *Port) serve(ctx context.Context, ln line) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Attach before the reader runs: Feed drops what it is given while the link has
+	// no line, and a call system may select us the moment the port is back (the
+	// check-in is sent before serve), so bytes read before Attach were lost.
+	err := p.link.Attach(ln)
 	rerr := make(chan error, 1)
 	rd := &reader{ln: ln, data: p.link.Feed}
 	go func() { rerr <- rd.run(ctx) }()
@@ -29,7 +33,6 @@ func (p *Port) serve(ctx context.Context, ln line) error {
 			t = p.o.Clock.AfterFunc(d.Sub(p.o.Clock.Now()), func() { poke(wake) })
 		}
 	}
-	err := p.link.Attach(ln)
 	rearm()
 	readerDone := false
 	for err == nil {

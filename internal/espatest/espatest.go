@@ -111,6 +111,32 @@ func (cs *CallSystem) Next() espa.Token {
 	}
 }
 
+// NextWithin returns the next token the gateway writes within d, or false if it
+// writes none by then (a call system that repeats an unanswered selection, as real
+// ones do after their reply timeout).
+func (cs *CallSystem) NextWithin(d time.Duration) (espa.Token, bool) {
+	deadline := time.After(d)
+	for {
+		cs.mu.Lock()
+		if len(cs.toks) > 0 {
+			tok := cs.toks[0]
+			cs.toks = cs.toks[1:]
+			cs.mu.Unlock()
+			return tok, true
+		}
+		closed := cs.closed
+		cs.mu.Unlock()
+		if closed {
+			return espa.Token{}, false
+		}
+		select {
+		case <-cs.more:
+		case <-deadline:
+			return espa.Token{}, false
+		}
+	}
+}
+
 // Expect fails unless the next token matches want's type, address and digit (and
 // its raw bytes, when want has them).
 func (cs *CallSystem) Expect(want espa.Token) espa.Token {
