@@ -259,15 +259,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !matched || err != nil || m.SecretHash == "" || req.StaffID == "" {
-		s.log.Warn("login refused", "staff", req.StaffID, "addr", addr)
-		// Audited (S7) after the hash check only, so the hashing slot and the
-		// throttle bound how fast failures can be written. An id the directory does
-		// not hold is not written: it is whatever a stranger typed.
-		subject := "staff:unknown"
+		// The id only when it is one: people type their secret into the id field
+		// (S4). Audited (S7) after the hash check only, so the hashing slot and the
+		// throttle bound how fast failures can be written; an id the directory does
+		// not hold is not written either: it is whatever a stranger typed.
+		staff := "unknown"
 		if err == nil {
-			subject = "staff:" + string(m.ID)
+			staff = string(m.ID)
 		}
-		if aerr := s.opt.Service.Audit(r.Context(), "client", "session.login_failed", subject); aerr != nil {
+		s.log.Warn("login refused", "staff", staff, "addr", addr)
+		if aerr := s.opt.Service.Audit(r.Context(), "client", "session.login_failed", "staff:"+staff); aerr != nil {
 			s.log.Error("failed login not audited", "err", aerr)
 		}
 		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong staff id or secret")

@@ -124,6 +124,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	tok := who(r).token
 	s.sessions.remove(tok)
 	h := tokenHash(tok)
+	s.hub.endToken(who(r).staff, h)
 	if err := s.opt.Service.EndSession(r.Context(), who(r).staff, hex.EncodeToString(h[:])); err != nil {
 		s.serviceError(w, r, err)
 		return

@@ -38,7 +38,8 @@ type phoneMessage struct {
 
 type conn struct {
 	staff vakt.StaffID
-	seq   uint64 // order of arrival: the lowest is the oldest
+	token [32]byte // the login's token hash: logout closes its connections
+	seq   uint64   // order of arrival: the lowest is the oldest
 	ws    *websocket.Conn
 	send  chan []byte
 	once  sync.Once
@@ -168,8 +169,38 @@ func (h *Hub) revoke(staff vakt.StaffID) {
 const closeSuperseded = 4001
 
 // closeRevoked is the close code sent when the person's logins were revoked (they
-// were removed from the directory or erased).
+// were removed from the directory or erased, or their secret changed).
 const closeRevoked = 4003
+
+// closeEnded is the close code sent when the connection's own login ended: logged
+// out, or expired (api.session_ttl). The phone logs in again.
+const closeEnded = 4004
+
+// endToken closes staff's connections made with the login whose token hash is tok
+// (logout): a socket must not outlive its login.
+func (h *Hub) endToken(staff vakt.StaffID, tok [32]byte) {
+	h.mu.Lock()
+	var ended []*conn
+	for c := range h.conns[staff] {
+		if c.token == tok {
+			ended = append(ended, c)
+			delete(h.conns[staff], c)
+		}
+	}
+	if len(h.conns[staff]) == 0 {
+		delete(h.conns, staff)
+	}
+	h.mu.Unlock()
+	for _, c := range ended {
+		go c.end(closeEnded, "logged out")
+	}
+}
+
+// end sends a close frame with code and reason, then closes the socket.
+func (c *conn) end(code int, reason string) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.close()
+}
 
 // add registers c. A staff member holds at most maxConns connections; the oldest is
 // closed when a new one comes, because the newest is the phone that just
@@ -294,7 +325,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &conn{staff: staff, ws: ws, send: make(chan []byte, sendQueue), gone: make(chan struct{})}
+	c := &conn{staff: staff, token: tokenHash(who(r).token), ws: ws, send: make(chan []byte, sendQueue), gone: make(chan struct{})}
+	// The socket ends with its login: at expiry (on the injected clock), as at logout.
+	expiry := s.opt.Clock.AfterFunc(who(r).expires.Sub(s.opt.Clock.Now()), func() { c.end(closeEnded, "login expired") })
+	defer expiry.Stop()
 	// Register before listing the open offers: an offer made in between reaches the
 	// phone twice (harmless, phones key on the alarm id) rather than not at all.
 	s.hub.add(c)

@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -80,6 +81,8 @@ type Options struct {
 	// TLS, when set, makes the listener TLS only (minimum TLS 1.2 is enforced).
 	TLS     *tls.Config
 	Clients []Client
+	// RateLimit bounds each login's publishes; the zero value is no limit.
+	RateLimit RateLimit
 	// AllowAnonymous lets clients without a username connect and publish and subscribe
 	// anywhere. Demo mode only.
 	AllowAnonymous bool
@@ -149,6 +152,10 @@ func New(o Options) (*Broker, error) {
 		publish: handover,
 		log:     o.Logger,
 		pipes:   make(map[*mqtt.Client]*pipe),
+		limit:   newLimiter(o.RateLimit, time.Now),
+	}
+	if o.RateLimit.Rate < 0 || o.RateLimit.Burst < 0 {
+		return nil, errors.New("broker: rate limit: rate and burst cannot be negative")
 	}
 	for i := range o.Clients {
 		c := o.Clients[i]
@@ -255,6 +262,8 @@ type authHook struct {
 	// publish is Options.Handover (never nil).
 	publish func(topic string, payload []byte, done func(error))
 	log     *slog.Logger
+	limit   *limiter // nil: no rate limit
+	stats   counters
 
 	// The publish pipelines, one per connection (pipeline.go).
 	mu     sync.Mutex
@@ -267,10 +276,19 @@ type authHook struct {
 func (h *authHook) ID() string { return "vakt-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect ||
+		b == mqtt.OnPacketRead
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	ok := h.authenticate(cl, pk)
+	if !ok {
+		h.stats.refusedLogin.Add(1)
+	}
+	return ok
+}
+
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
 	if owner, ok := h.pinned[cl.ID]; ok && owner != user {
 		return false
@@ -298,6 +316,18 @@ func secretEqual(got []byte, want string) bool {
 // OnACLCheck is asked with a topic name when a client publishes (write) and when a
 // message is delivered to it, and with a topic filter when it subscribes.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	ok := h.aclCheck(cl, topic, write)
+	switch {
+	case ok:
+	case write:
+		h.stats.refusedPub.Add(1)
+	default:
+		h.stats.refusedSub.Add(1)
+	}
+	return ok
+}
+
+func (h *authHook) aclCheck(cl *mqtt.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
 	if user == "" {
 		return h.anon
@@ -373,4 +403,10 @@ func (b *Broker) Clients() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Stats counts what the broker refused or shed since it was made.
+func (b *Broker) Stats() Stats {
+	c := &b.auth.stats
+	return Stats{Shed: c.shed.Load(), RefusedPublish: c.refusedPub.Load(), RefusedSubscribe: c.refusedSub.Load(), RefusedLogin: c.refusedLogin.Load()}
 }

@@ -86,6 +86,9 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.mu.Lock()
 	delete(h.pipes, cl)
 	h.mu.Unlock()
+	if h.limit != nil {
+		h.limit.forget(cl)
+	}
 }
 
 // OnPublish runs in the publisher's read loop after the ACL check. It hands the

@@ -18,6 +18,11 @@ const (
 	DefaultFloorPenaltyM = 30.0
 	DefaultPositionTTL   = 15 * time.Minute
 	DefaultBrokerListen  = "127.0.0.1:1883"
+	// DefaultBrokerRateLimit and DefaultBrokerRateBurst bound one MQTT connection:
+	// far above what a Zigbee network carries (a few dozen messages a second) and
+	// a bridge's start-up burst of retained states, far below a flood.
+	DefaultBrokerRateLimit = 200.0
+	DefaultBrokerRateBurst = 2000
 	// The drivers' own defaults, under the names configuration.md uses.
 	DefaultBaseTopic       = z2m.DefaultBaseTopic
 	DefaultMaxPayload      = drivers.DefaultMaxPayload
@@ -96,6 +101,10 @@ func applyDefaults(c *Config, given func(path string) bool) {
 
 	b := &c.Drivers.Broker
 	setString("drivers.broker.listen", &b.Listen, DefaultBrokerListen)
+	if b.RateLimit == 0 && unset("drivers.broker.rate_limit") {
+		b.RateLimit = DefaultBrokerRateLimit
+	}
+	setInt("drivers.broker.rate_burst", &b.RateBurst, DefaultBrokerRateBurst)
 
 	m := &c.Drivers.MQTT
 	if c.Site.ID != "" {

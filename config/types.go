@@ -182,6 +182,15 @@ type Broker struct {
 	// Clients: per-client credentials and the topics each may publish and subscribe to.
 	// The gateway itself is no client: it reads the broker in-process.
 	Clients []BrokerClient `yaml:"clients"`
+	// TLSCert and TLSKey (PEM files) make the listener TLS only, TLS 1.2 or newer
+	// (S5); both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// RateLimit is the publishes a second one client (username) may send on average
+	// over all its connections, and RateBurst how many at once; a connection over
+	// it is disconnected and counted (vakt_broker_shed_total, S6).
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
 }
 
 // BrokerClient is one MQTT client the embedded broker accepts.

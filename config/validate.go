@@ -50,6 +50,12 @@ func isSample(s string) bool {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$`)
 
+// maxBrokerRate and maxBrokerBurst bound drivers.broker.rate_limit and rate_burst.
+const (
+	maxBrokerRate  = 100_000
+	maxBrokerBurst = 1_000_000
+)
+
 // maxPayloadLimit bounds drivers.mqtt.max_payload: alarm payloads are tiny.
 const maxPayloadLimit = 1 << 20
 
@@ -751,6 +757,19 @@ func (v *validator) broker() {
 		v.errorf(p+".enabled", "the embedded broker hands every publish to the MQTT driver and acknowledges it only after the commit; set drivers.mqtt.enabled: true")
 	}
 	v.listen(p+".listen", b.Listen)
+	if (b.TLSCert == "") != (b.TLSKey == "") {
+		if b.TLSCert == "" {
+			v.errorf(p+".tls_cert", "required when tls_key is set (give both, or neither for plain MQTT)")
+		} else {
+			v.errorf(p+".tls_key", "required when tls_cert is set (give both, or neither for plain MQTT)")
+		}
+	}
+	if math.IsNaN(b.RateLimit) || b.RateLimit <= 0 || b.RateLimit > maxBrokerRate {
+		v.errorf(p+".rate_limit", "must be more than 0 and at most %d publishes a second per client (username), e.g. %g", maxBrokerRate, DefaultBrokerRateLimit)
+	}
+	if b.RateBurst < 1 || b.RateBurst > maxBrokerBurst {
+		v.errorf(p+".rate_burst", "must be 1..%d publishes at once per client (username), e.g. %d", maxBrokerBurst, DefaultBrokerRateBurst)
+	}
 	if !v.demo() && len(b.Clients) == 0 {
 		v.errorf(p+".clients", "outside demo mode the embedded broker needs clients: every device and the gateway must log in")
 	}

@@ -150,6 +150,8 @@ var (
 	dSerialNAK   = desc("vakt_serial_naks_total", "NAKs answered (bad BCC, invalid, busy).", "port")
 	dSerialQ     = desc("vakt_serial_queued", "Our ESPA blocks waiting to be sent.", "port")
 	dBrokerCl    = desc("vakt_broker_clients", "Clients connected to the embedded broker.")
+	dBrokerShed  = desc("vakt_broker_shed_total", "Embedded-broker connections disconnected for going over drivers.broker.rate_limit.")
+	dBrokerRef   = desc("vakt_broker_refused_total", "Embedded-broker logins, publishes and subscriptions refused by credentials or ACL.", "what")
 	dSyncBacklog = desc("vakt_sync_backlog", "Outbox records not yet synced to the cloud (absent until sync is wired).")
 )
 
@@ -158,7 +160,7 @@ type collector struct{ m *Metrics }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dAlarms, dTransmitter, dFaults, dOnDuty, dWalkTest, dDegraded, dQueue, dEvents,
 		dCommits, dDBSize, dMQTTUp, dMQTTReconn, dMQTTMsgs, dSerialOpen, dSerialUp, dSerialReop, dSerialBlk, dSerialBCC,
-		dSerialNAK, dSerialQ, dBrokerCl, dSyncBacklog} {
+		dSerialNAK, dSerialQ, dBrokerCl, dBrokerShed, dBrokerRef, dSyncBacklog} {
 		ch <- d
 	}
 }
@@ -257,6 +259,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if d.Broker != nil {
 		gauge(dBrokerCl, float64(len(d.Broker.Clients)))
+		counter(dBrokerShed, float64(d.Broker.Shed))
+		counter(dBrokerRef, float64(d.Broker.RefusedLogin), "login")
+		counter(dBrokerRef, float64(d.Broker.RefusedPublish), "publish")
+		counter(dBrokerRef, float64(d.Broker.RefusedSubscribe), "subscribe")
 	}
 	if d.Sync != nil {
 		gauge(dSyncBacklog, float64(d.Sync.Backlog))

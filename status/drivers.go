@@ -49,6 +49,12 @@ type SerialPort struct {
 type EmbeddedMQTT struct {
 	Addr    string   `json:"addr"`
 	Clients []string `json:"clients"`
+	// Shed is connections disconnected for going over drivers.broker.rate_limit;
+	// the Refused counts are logins, publishes and subscriptions the ACLs refused.
+	Shed             uint64 `json:"shed"`
+	RefusedLogin     uint64 `json:"refused_login"`
+	RefusedPublish   uint64 `json:"refused_publish"`
+	RefusedSubscribe uint64 `json:"refused_subscribe"`
 }
 
 // Sync is the cloud sync's backlog.

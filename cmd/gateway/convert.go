@@ -5,9 +5,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -141,8 +144,20 @@ func brokerOptions(cfg *config.Config, mq *mqtt.Driver, log *slog.Logger) (broke
 	if mq == nil {
 		return broker.Options{}, fmt.Errorf("embedded broker: drivers.broker.enabled needs drivers.mqtt.enabled: true (the broker acknowledges a publish only after the MQTT driver committed it)")
 	}
-	o := broker.Options{Listen: cfg.Drivers.Broker.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo, Handover: mq.DeliverAsync}
-	for _, c := range cfg.Drivers.Broker.Clients {
+	b := cfg.Drivers.Broker
+	o := broker.Options{Listen: b.Listen, Logger: log, AllowAnonymous: cfg.Site.Demo, Handover: mq.DeliverAsync,
+		RateLimit: broker.RateLimit{Rate: b.RateLimit, Burst: b.RateBurst}}
+	if b.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(b.TLSCert, b.TLSKey)
+		if err != nil {
+			// The error names the files, never their contents.
+			return broker.Options{}, fmt.Errorf("drivers.broker.tls_cert, tls_key: %w; give a PEM certificate and its key", err)
+		}
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else if !cfg.Site.Demo && !loopbackListen(b.Listen) {
+		log.Warn("embedded broker listens beyond loopback without TLS: passwords and presses cross the network in clear; set drivers.broker.tls_cert and tls_key", "listen", b.Listen)
+	}
+	for _, c := range b.Clients {
 		o.Clients = append(o.Clients, broker.Client{Username: c.Username, Password: c.Password.Value, Publish: c.Publish, Subscribe: c.Subscribe})
 	}
 	return o, nil
@@ -230,4 +245,17 @@ func dialects(cfg *config.Config) ([]drivers.Dialect, error) {
 		}
 	}
 	return out, nil
+}
+
+// loopbackListen reports whether a listen address is reachable from this box only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -109,7 +109,9 @@ func (m *Main) driverHealth() status.Drivers {
 			NAKs: s.BadBCC + s.Invalid + s.Busy, Noise: s.NoiseBytes, Sent: s.Sent, Failed: s.Failed, Dropped: s.Dropped, Queued: s.Queued})
 	}
 	if m.Broker != nil {
-		d.Broker = &status.EmbeddedMQTT{Addr: m.Broker.Addr(), Clients: m.Broker.Clients()}
+		s := m.Broker.Stats()
+		d.Broker = &status.EmbeddedMQTT{Addr: m.Broker.Addr(), Clients: m.Broker.Clients(), Shed: s.Shed,
+			RefusedLogin: s.RefusedLogin, RefusedPublish: s.RefusedPublish, RefusedSubscribe: s.RefusedSubscribe}
 	}
 	if m.Cloud != nil {
 		// The cheap in-memory count: Cloud.Stats reads every entry's length.
