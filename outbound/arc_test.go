@@ -3,6 +3,7 @@ package outbound_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,28 @@ func TestMessageSIA(t *testing.T) {
 	}
 	if _, err := outbound.Message(vakt.Delivery{Zone: 1000}, "adm-cid", 1); err == nil {
 		t.Fatal("zone 1000 accepted")
+	}
+}
+
+// TestARCMessageCarriesNoPersonalData (G7): whatever a delivery holds beside it (a
+// display text, a call address), what goes to the alarm receiving centre is the
+// event code, the group and the zone, in both formats: no text, no name.
+func TestARCMessageCarriesNoPersonalData(t *testing.T) {
+	d := vakt.Delivery{ID: "a-1/1", Alarm: "a-1", Target: "arc", Zone: 101, Kind: vakt.EventEmergency,
+		Address: "Anna Hansen", Text: "Room 101 Anna Hansen fall"}
+	for _, format := range []string{"adm-cid", "sia-dcs"} {
+		m, err := outbound.Message(d, format, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := m.ID + m.Data
+		for _, x := range m.Extended {
+			all += x
+		}
+		for _, never := range []string{"Anna", "Hansen", "Room", "fall", "a-1"} {
+			if strings.Contains(all, never) {
+				t.Errorf("%s message %+v carries %q", format, m, never)
+			}
+		}
 	}
 }
