@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"unicode/utf8"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/config"
 	"github.com/vakt/vakt/engine"
 	"github.com/vakt/vakt/routing"
 	"github.com/vakt/vakt/store"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func cmdCheckConfig(args []string, stdout io.Writer) error {
@@ -200,4 +204,32 @@ func cmdErasePerson(args []string, stdout, stderr io.Writer) error {
 	return personCommand("erase-person", args, stdout, stderr, func(ctx context.Context, p personAdmin, id vakt.StaffID) (any, error) {
 		return p.EraseStaff(ctx, "technician", id)
 	})
+}
+
+// cmdHashSecret prints the bcrypt hash (cost 12) of the secret read from stdin, for
+// a staff member's secret_hash (config) or the cloud's directory: a technician needs
+// no other tool. The secret never appears on the command line (shell history, ps).
+func cmdHashSecret(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("hash-secret", flag.ContinueOnError)
+	cost := fs.Int("cost", 12, "bcrypt cost (10 or more)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cost < bcrypt.DefaultCost || *cost > bcrypt.MaxCost {
+		return fmt.Errorf("hash-secret: -cost %d: use %d to %d", *cost, bcrypt.DefaultCost, bcrypt.MaxCost)
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("hash-secret: read the secret from stdin: %w", err)
+	}
+	secret := strings.TrimRight(line, "\r\n")
+	if utf8.RuneCountInString(secret) < 8 {
+		return errors.New("hash-secret: the secret (one line on stdin) must have at least 8 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
+	if err != nil {
+		return fmt.Errorf("hash-secret: %w", err)
+	}
+	fmt.Fprintln(stdout, string(h))
+	return nil
 }

@@ -58,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdARCReceiver(rest, stdout)
 	case "healthcheck":
 		err = cmdHealthcheck(rest, stdout)
+	case "hash-secret":
+		err = cmdHashSecret(rest, os.Stdin, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "vakt gateway", version)
 	case "help", "-h", "--help":
@@ -93,6 +95,7 @@ commands:
                               running gateway: DELETE /api/v1/admin/staff/ID instead)
   arc-receiver -listen ADDR   a local SIA DC-09 receiver printing what an alarm centre gets (demo)
   healthcheck -url URL        exit 0 when the gateway at URL (/readyz) is ready
+  hash-secret [-cost 12]      print the bcrypt hash of the secret read from stdin (secret_hash)
   version                     print the version
 `)
 }
