@@ -11,13 +11,9 @@ type rows struct {
 	alarms map[vakt.AlarmID]int
 	staff  map[vakt.StaffID]int
 	health map[vakt.TransmitterID]int
-	// healthOnly counts this commit's events stored as a health row only (ingest's
-	// healthOnly), so the committed-events counter still counts them.
-	healthOnly int
 }
 
 func (r *rows) reset() {
-	r.healthOnly = 0
 	if r.alarms == nil {
 		r.alarms, r.staff, r.health = map[vakt.AlarmID]int{}, map[vakt.StaffID]int{}, map[vakt.TransmitterID]int{}
 		return

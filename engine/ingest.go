@@ -88,7 +88,7 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	}
 	if healthOnly(ev, back) {
 		// Durable as the health row above, in this same commit: no event row (P6).
-		e.rows.healthOnly++
+		b.HealthOnly++
 		return nil
 	}
 	b.Events = append(b.Events, rec)

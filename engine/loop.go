@@ -109,7 +109,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		b.Origin = e.origin()
 		start := time.Now()
 		err = e.opt.Store.Commit(ctx, b)
-		e.noteCommit(len(b.Events)+e.rows.healthOnly, time.Since(start), err)
+		e.noteCommit(len(b.Events)+b.HealthOnly, time.Since(start), err)
 	}
 	if err != nil {
 		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))
