@@ -20,7 +20,7 @@ vulncheck:
 
 # Load suites (cmd/loadgen; docs/benchmarks.md has the figures and what each proves).
 # Each prints its figures and a VERDICT line; all traffic stays on 127.0.0.1.
-.PHONY: storm crash-loop broker-restart phone-drop compare-nodered
+.PHONY: storm crash-loop broker-restart phone-drop compare-nodered wear footprint
 storm:            # P2: 10,000 events/s offered for 60 s through the embedded broker
 	scripts/storm.sh 60 5000 embedded
 crash-loop:       # R1: 200 SIGKILLs during a storm, embedded broker, then Mosquitto
@@ -32,6 +32,11 @@ phone-drop:       # R8
 	scripts/phone-drop.sh
 compare-nodered:  # P7, and the plot docs/img/latency-vs-load.svg
 	scripts/compare-nodered.sh 10 "100 300 1000 2000 4000" docs/img/latency-vs-load.svg
+wear:             # P6: bytes written per check-in and per alarm, MB/day at a busy site (Mosquitto; linger 10 s, then 0)
+	scripts/wear.sh 10s 300 120 mosquitto varying
+	scripts/wear.sh 0s 300 120 mosquitto varying
+footprint:        # P4: binary sizes, idle RSS, RSS in a storm, ready time with a 1 GB history
+	scripts/footprint.sh 20 5000 1024
 
 # Fault suites (issue 13; cmd/gateway/suite_*_test.go). Each prints its figures and a
 # VERDICT line; the short versions of the same tests run in `go test -race ./...`.

@@ -86,8 +86,30 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 	case ev.Kind == vakt.EventPresence:
 		rec.Alarm, fx = e.transmitterPresence(b, ev, now)
 	}
+	if healthOnly(ev, back) {
+		// Durable as the health row above, in this same commit: no event row (P6).
+		b.HealthOnly++
+		return nil
+	}
 	b.Events = append(b.Events, rec)
 	return runAll([]effect{back, fx})
+}
+
+// healthOnly reports whether ev changed nothing but its transmitter's health (last
+// seen, battery, link quality): a check-in that closed no technical alarm. Such an
+// event is committed as the upsert of the transmitter's health row only, not as an
+// events row: at a busy site's 200,000 check-ins a day the rows were most of the
+// SD card's wear (P6), and nothing reads them — the status page and supervision
+// after a restart read the health row, an alarm's history reads the events that
+// opened or repeated it, and sync uploads health samples from the outbox
+// (queueHealth), not events. Presses, cancels, technical events and a check-in
+// that closed an "offline", tamper or low-battery alarm keep their rows.
+//
+// A redelivery of such a check-in is still recognised while the gateway runs
+// (recentSources remembers its source id); after a restart it is applied again,
+// which only sets the same health once more.
+func healthOnly(ev vakt.Event, restored effect) bool {
+	return ev.Kind == vakt.EventCheckIn && restored == nil
 }
 
 // restored closes an open technical alarm of kind when its condition is over: an

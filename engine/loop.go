@@ -111,7 +111,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		b.Origin = e.origin()
 		start := time.Now()
 		err = e.commit(ctx, b)
-		e.noteCommit(len(b.Events), time.Since(start), err)
+		e.noteCommit(len(b.Events)+b.HealthOnly, time.Since(start), err)
 	}
 	if err != nil {
 		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))

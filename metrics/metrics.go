@@ -95,7 +95,7 @@ func (t *timedStore) Commit(ctx context.Context, b *vakt.Batch) error {
 	start := time.Now()
 	err := t.Store.Commit(ctx, b)
 	t.m.commit.Observe(time.Since(start).Seconds())
-	t.m.batch.Observe(float64(len(b.Events)))
+	t.m.batch.Observe(float64(len(b.Events) + b.HealthOnly))
 	if err != nil {
 		t.m.commitE.Inc()
 	}

@@ -120,7 +120,7 @@ func buildHistory(path string, size int64, now time.Time) error {
 			_, err = tx.ExecContext(ctx, `WITH RECURSIVE c(n) AS (SELECT ?1 UNION ALL SELECT n + 20 FROM c WHERE n + 20 <= ?2)
 				INSERT INTO alarms SELECT 'h-' || n, 'btn-' || (n % 500), 'call', 2, 'completed', ?3 - n * ?4,
 					?3 - n * ?4 + 60000000000, 1, 'care', 1, ?3 - n * ?4, 0, 'nurse-' || (n % 40),
-					?3 - n * ?4 + 20000000000, '[{"staff":"nurse-1","tier":1,"status":"accepted"}]', NULL, 0, 0
+					?3 - n * ?4 + 20000000000, '[{"staff":"nurse-1","tier":1,"status":"accepted"}]', NULL, 0, 0, ''
 				FROM c`, base, base+chunk-1, now.UnixNano(), step)
 		}
 		if err == nil {

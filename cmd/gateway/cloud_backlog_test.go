@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -29,6 +30,7 @@ func TestCloudBacklogCap(t *testing.T) {
 	t.Cleanup(cl.stop)
 	brokerPort, apiPort := freePort(t), freePort(t)
 	cfg := cloudDemoConfig(t, apiPort, brokerPort, cl.url(), "  backlog_max_entries: 14\n")
+	noLinger(t, cfg) // each check-in its own commit, so each battery level is a sample
 	m, c := startGatewayLog(t, cfg, &lockedBuffer{})
 	ctx := context.Background()
 
@@ -95,5 +97,21 @@ func TestCloudBacklogOnMetrics(t *testing.T) {
 	code, body := c.do("GET", "/metrics", "", nil)
 	if code != 200 || !strings.Contains(string(body), "vakt_sync_backlog ") || strings.Contains(string(body), "vakt_sync_backlog 0\n") {
 		t.Fatalf("/metrics: %d\n%s", code, body)
+	}
+}
+
+// noLinger sets storage.checkin_linger to 0 in the configuration file at path.
+func noLinger(t testing.TB, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "\nstorage:\n", "\nstorage:\n  checkin_linger: 0s\n", 1)
+	if s == string(b) {
+		t.Fatal("the configuration has no storage section")
+	}
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -194,14 +194,13 @@ func brokerTLS(m config.MQTT) (*tls.Config, error) {
 	return c, nil
 }
 
-// checkInLinger is storage.checkin_linger, except with the embedded broker: it hands
-// each publish over synchronously, and a lingering check-in would hold back the
-// publisher's next message — the Zigbee2MQTT bridge carries every device's messages
-// on one connection, so that could be a press.
+// checkInLinger is storage.checkin_linger, with either broker. The embedded broker
+// used to be excluded: it handed each publish over synchronously, so a lingering
+// check-in held back the bridge's next message (maybe a press). Since it pipelines a
+// connection's publishes (broker/pipeline.go) the next message is read at once, a
+// press ends the linger, and without the linger every check-in was its own fsync'd
+// commit: ~25 KB written each, 5 GB a day at a busy site (P6, scripts/wear.sh).
 func checkInLinger(cfg *config.Config) time.Duration {
-	if direct(cfg) {
-		return 0
-	}
 	return cfg.Storage.CheckInLinger.D()
 }
 

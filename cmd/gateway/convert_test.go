@@ -28,14 +28,14 @@ func TestBrokerTLS(t *testing.T) {
 	}
 }
 
-// TestNoCheckInLingerWithEmbeddedBroker: the embedded broker hands each publish over
-// synchronously, so a lingering check-in would hold back the Zigbee2MQTT bridge's
-// next message (maybe a press): linger applies only with an external broker.
-func TestNoCheckInLingerWithEmbeddedBroker(t *testing.T) {
+// TestCheckInLingerWithEitherBroker: storage.checkin_linger applies with the
+// embedded broker too (it pipelines a connection's publishes; the end-to-end proof
+// that a press is not held back is TestCheckInLingersBehindEmbeddedBroker).
+func TestCheckInLingerWithEitherBroker(t *testing.T) {
 	for _, tc := range []struct {
 		embedded bool
 		want     time.Duration
-	}{{true, 0}, {false, 10 * time.Second}} {
+	}{{true, 10 * time.Second}, {false, 10 * time.Second}} {
 		cfg, err := config.Load(demoConfig(t, freePort(t), freePort(t), tc.embedded))
 		if err != nil {
 			t.Fatal(err)

@@ -23,6 +23,10 @@ type loadOpts struct {
 	Rate         float64       // presses offered per second
 	Duration     time.Duration // how long presses are offered
 	CheckIns     float64       // check-ins per second on random transmitters
+	// SteadyHealth: check-ins report the same battery and link quality every time
+	// (health samples for the cloud then go out at most every 15 minutes per
+	// transmitter); otherwise both change with every check-in (a sample each).
+	SteadyHealth bool
 	// Blind: each press is followed at once by its cancel, without waiting for the
 	// offer (crash runs: durability, not latency). Otherwise a transmitter presses,
 	// waits for the offer on a phone, then cancels; its next press is a new alarm.
@@ -44,21 +48,25 @@ type ledger struct {
 	run   string // in every payload: "run":"<run>", so runs sharing a database are told apart
 	mu    sync.Mutex
 	next  int64
-	kind  []byte // by seq
-	acked []bool // by seq
+	kind  []byte  // by seq
+	acked []bool  // by seq
+	tx    []int32 // by seq: the transmitter's index (-1: unknown, an old ledger)
+	sent  []int64 // by seq: when it was handed to the connection, Unix ns
 }
 
 func newLedger() *ledger {
 	return &ledger{run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 }
 
-func (l *ledger) add(kind byte) int64 {
+func (l *ledger) add(kind byte, tx int, sent time.Time) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.next
 	l.next++
 	l.kind = append(l.kind, kind)
 	l.acked = append(l.acked, false)
+	l.tx = append(l.tx, int32(tx))
+	l.sent = append(l.sent, sent.UnixNano())
 	return s
 }
 
@@ -79,7 +87,7 @@ func (l *ledger) counts() (published, acked int64) {
 	return int64(len(l.kind)), acked
 }
 
-// save writes "seq kind acked" lines, for a later `loadgen verify`.
+// save writes "seq kind acked tx sent" lines, for a later `loadgen verify`.
 func (l *ledger) save(path string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,7 +102,7 @@ func (l *ledger) save(path string) error {
 		if l.acked[i] {
 			a = 1
 		}
-		fmt.Fprintf(w, "%d %c %d\n", i, k, a)
+		fmt.Fprintf(w, "%d %c %d %d %d\n", i, k, a, l.tx[i], l.sent[i])
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -117,13 +125,22 @@ func loadLedger(path string) (*ledger, error) {
 			l.run = fs[1]
 			continue
 		}
-		if len(fs) != 3 || len(fs[1]) != 1 {
+		if (len(fs) != 3 && len(fs) != 5) || len(fs[1]) != 1 {
 			return nil, fmt.Errorf("ledger %s: bad line %q", path, sc.Text())
 		}
 		if n, _ := strconv.ParseInt(fs[0], 10, 64); n != l.next {
 			return nil, fmt.Errorf("ledger %s: seq %s out of order", path, fs[0])
 		}
-		l.add(fs[1][0])
+		tx, sent := int64(-1), int64(0)
+		if len(fs) == 5 {
+			var err1, err2 error
+			tx, err1 = strconv.ParseInt(fs[3], 10, 32)
+			sent, err2 = strconv.ParseInt(fs[4], 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("ledger %s: bad line %q", path, sc.Text())
+			}
+		}
+		l.add(fs[1][0], int(tx), time.Unix(0, sent))
 		if fs[2] == "1" {
 			l.ack(l.next - 1)
 		}
@@ -154,26 +171,28 @@ type txState struct {
 
 // loadResult is what one run measured.
 type loadResult struct {
-	Label        string   `json:"label"`
-	OfferedRate  float64  `json:"offered_presses_per_s"`
-	Seconds      float64  `json:"seconds"`
-	Presses      int64    `json:"presses"`
-	Cancels      int64    `json:"cancels"`
-	CheckIns     int64    `json:"checkins"`
-	Published    int64    `json:"published"`
-	Acked        int64    `json:"acked"`
-	NotSent      int64    `json:"not_sent"`
-	EventsPerS   float64  `json:"acked_events_per_s"`
-	PressesPerS  float64  `json:"acked_presses_per_s"`
-	Offers       int64    `json:"offers_matched"`
-	NoOffer      int64    `json:"presses_without_offer"`
-	Stray        int64    `json:"offers_unmatched"`
-	Lat          latency  `json:"press_to_offer_ms"`
-	Svc          latency  `json:"sent_to_offer_ms"`
-	Ack          latency  `json:"publish_to_puback_ms"`
-	PhoneDrops   int64    `json:"phone_drops"`
-	Reconnects   int64    `json:"mqtt_reconnects"`
-	Verification *verdict `json:"verification,omitempty"`
+	Label       string  `json:"label"`
+	OfferedRate float64 `json:"offered_presses_per_s"`
+	Seconds     float64 `json:"seconds"`
+	Presses     int64   `json:"presses"`
+	Cancels     int64   `json:"cancels"`
+	CheckIns    int64   `json:"checkins"`
+	Published   int64   `json:"published"`
+	Acked       int64   `json:"acked"`
+	NotSent     int64   `json:"not_sent"`
+	EventsPerS  float64 `json:"acked_events_per_s"`
+	PressesPerS float64 `json:"acked_presses_per_s"`
+	Offers      int64   `json:"offers_matched"`
+	NoOffer     int64   `json:"presses_without_offer"`
+	Stray       int64   `json:"offers_unmatched"`
+	Lat         latency `json:"press_to_offer_ms"`
+	Svc         latency `json:"sent_to_offer_ms"`
+	Ack         latency `json:"publish_to_puback_ms"`
+	// IO is the system under test's disk writes during the load (-io-pid).
+	IO           *ioWindow `json:"io,omitempty"`
+	PhoneDrops   int64     `json:"phone_drops"`
+	Reconnects   int64     `json:"mqtt_reconnects"`
+	Verification *verdict  `json:"verification,omitempty"`
 
 	FloorCommitMs    float64 `json:"floor_commit_ms,omitempty"`
 	FloorCommitsPerS float64 `json:"floor_commits_per_s,omitempty"`
@@ -301,7 +320,7 @@ func (l *loader) connect(ctx context.Context) error {
 func (l *loader) publish(i int, kind byte, then func(ok bool)) bool {
 	s := l.slots[i%len(l.slots)]
 	c := s.get()
-	seq := l.led.add(kind)
+	seq := l.led.add(kind, i, time.Now())
 	var payload string
 	switch kind {
 	case kindPress:
@@ -309,7 +328,11 @@ func (l *loader) publish(i int, kind byte, then func(ok bool)) bool {
 	case kindCancel:
 		payload = fmt.Sprintf(`{"action":"reset","run":"%s","seq":%d}`, l.led.run, seq)
 	default:
-		payload = fmt.Sprintf(`{"battery":%d,"linkquality":%d,"run":"%s","seq":%d}`, 60+seq%40, 100+seq%100, l.led.run, seq)
+		battery, link := 60+seq%40, 100+seq%100
+		if l.o.SteadyHealth {
+			battery, link = 80, 120
+		}
+		payload = fmt.Sprintf(`{"battery":%d,"linkquality":%d,"run":"%s","seq":%d}`, battery, link, l.led.run, seq)
 	}
 	sent := time.Now()
 	err := c.publish("zigbee2mqtt/"+txAddr(i), []byte(payload), func(ok bool) {

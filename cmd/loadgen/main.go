@@ -114,7 +114,7 @@ type runFlags struct {
 	o                                                             loadOpts
 	acceptAfter, killAfter, drain                                 time.Duration
 	noPhones, floor                                               bool
-	killPID                                                       int
+	killPID, ioPID                                                int
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -127,6 +127,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.o.Duration, "duration", 10*time.Second, "how long presses are offered")
 	fs.IntVar(&f.o.Conns, "conns", 8, "MQTT connections the transmitters share")
 	fs.Float64Var(&f.o.CheckIns, "checkins", 0, "check-ins per second besides the presses")
+	fs.BoolVar(&f.o.SteadyHealth, "steady-health", false, "check-ins repeat the same battery and link quality (else both change every time)")
 	fs.BoolVar(&f.o.Blind, "blind", false, "cancel each press at once instead of after its offer (durability runs)")
 	fs.DurationVar(&f.o.OfferTimeout, "offer-timeout", 10*time.Second, "a press without an offer within this counts as missed")
 	fs.DurationVar(&f.acceptAfter, "accept-after", 0, "phones accept each offer after this delay (0: never)")
@@ -138,6 +139,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.floor, "floor", false, "also measure the single-commit fsync floor on the site's disk (same run)")
 	fs.IntVar(&f.killPID, "kill-pid", 0, "SIGKILL this process (the system under test) mid-run")
 	fs.DurationVar(&f.killAfter, "kill-after", 0, "with -kill-pid: when")
+	fs.IntVar(&f.ioPID, "io-pid", 0, "report the bytes this process (the gateway) wrote to disk during the load, from /proc/PID/io (P6)")
 }
 
 func cmdRun(ctx context.Context, args []string, out io.Writer) (bool, error) {
@@ -182,6 +184,10 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) (bool, error) {
 		})
 		defer t.Stop()
 	}
+	win, err := startIO(f.ioPID)
+	if err != nil {
+		return false, err
+	}
 	res := l.run(runCtx, nil)
 	res.Label = f.label
 	if f.floor {
@@ -213,6 +219,11 @@ func cmdRun(ctx context.Context, args []string, out io.Writer) (bool, error) {
 		res.Verification = &v
 		pass = v.ok()
 	}
+	// After the verdict: every acknowledged message is committed by now.
+	if err := win.end(); err != nil {
+		return false, err
+	}
+	res.IO = win
 	printResult(out, res)
 	return pass, appendJSON(f.jsonOut, res)
 }
@@ -234,6 +245,10 @@ func printResult(out io.Writer, r loadResult) {
 	}
 	if r.Verification != nil {
 		fmt.Fprintf(out, "%s: %v\n", r.Label, *r.Verification)
+	}
+	if w := r.IO; w != nil {
+		fmt.Fprintf(out, "%s: disk: pid %d wrote %d bytes (write_bytes) from %d to %d (Unix ns)\n",
+			r.Label, w.PID, w.WriteBytes, w.StartNs, w.EndNs)
 	}
 }
 

@@ -192,3 +192,45 @@ func TestPhoneDropShort(t *testing.T) {
 		}
 	}
 }
+
+// TestWearShort: scripts/wear.sh's short version (P6). Check-ins linger behind
+// Mosquitto and are stored as their transmitter's health row; every acknowledged
+// one is found stored, and the gateway's disk writes during the load are read and
+// reported. Correctness only: the bytes belong to the long run.
+func TestWearShort(t *testing.T) {
+	s, api := newSite(t, false)
+	site := sitePath(s.Dir)
+	cfg, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lingered := strings.Replace(string(cfg), "storage: {path: ", "storage: {checkin_linger: 1s, path: ", 1)
+	if lingered == string(cfg) {
+		t.Fatal("the site has no storage line to add checkin_linger to")
+	}
+	if err := os.WriteFile(site, []byte(lingered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := startGateway(gatewayBinary(t), site, filepath.Join(s.Dir, "gateway.log"), api, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.signal(syscall.SIGKILL) })
+	var out bytes.Buffer
+	code, err := run(context.Background(), []string{"run", "-dir", s.Dir,
+		"-api", fmt.Sprintf("http://127.0.0.1:%d", api), "-broker", fmt.Sprintf("127.0.0.1:%d", s.BrokerPort),
+		"-rate", "0", "-duration", "2s", "-checkins", "50", "-no-phones", "-blind", "-conns", "4",
+		"-verify-db", dbPath(s.Dir), "-drain", "30s", "-io-pid", fmt.Sprint(gw.cmd.Process.Pid)}, &out)
+	t.Log(out.String())
+	if err != nil || code != 0 {
+		t.Fatalf("wear: code %d, %v\n%s", code, err, out.String())
+	}
+	for _, want := range []string{" 0 lost,", " check-ins stored as their health row", "vakt: disk: pid "} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("want %q in the output:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), " 0 check-ins stored as their health row") {
+		t.Fatalf("no check-in was stored as its health row:\n%s", out.String())
+	}
+}

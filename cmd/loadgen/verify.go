@@ -14,7 +14,8 @@ import (
 // verdict compares what the broker acknowledged with what the database holds.
 type verdict struct {
 	Acked      int64   `json:"acked"`       // messages PUBACKed to the transmitters
-	Stored     int64   `json:"stored"`      // distinct load messages in the events table
+	Stored     int64   `json:"stored"`      // distinct load messages stored (events table, or health row for a check-in)
+	HealthOnly int64   `json:"health_only"` // check-ins among them found as their transmitter's health row
 	Lost       int64   `json:"lost"`        // acknowledged but not stored
 	Duplicated int64   `json:"duplicated"`  // stored more than once as a new (non-duplicate) event
 	Redelivery int64   `json:"redelivered"` // rows the gateway recognised as redeliveries
@@ -30,12 +31,21 @@ func (v verdict) String() string {
 	if !v.ok() {
 		s = "FAIL"
 	}
-	return fmt.Sprintf("%s: %d acknowledged, %d stored, %d lost, %d duplicated, %d redeliveries recognised, %d presses that did not open a new alarm, integrity_check %s",
-		s, v.Acked, v.Stored, v.Lost, v.Duplicated, v.Redelivery, v.Repeats, v.Integrity)
+	return fmt.Sprintf("%s: %d acknowledged, %d stored, %d lost, %d duplicated, %d redeliveries recognised, %d presses that did not open a new alarm, %d check-ins stored as their health row, integrity_check %s",
+		s, v.Acked, v.Stored, v.Lost, v.Duplicated, v.Redelivery, v.Repeats, v.HealthOnly, v.Integrity)
 }
 
 // verify reads the events table (columns raw, alarm_id, duplicate: the gateway's
-// schema, which the Node-RED flow copies) and PRAGMA integrity_check. With drain > 0 it
+// schema, which the Node-RED flow copies), the health table when there is one, and
+// PRAGMA integrity_check.
+//
+// The gateway stores a check-in that changes nothing but health as its
+// transmitter's health row, without an events row (P6). Such a check-in counts as
+// stored when that row's last_seen is not before the moment the check-in was
+// handed to its connection: a commit made after the check-in was sent holds the
+// transmitter's health, and one transmitter's messages travel on one connection,
+// in order, through one engine queue, so that commit came with or after the
+// check-in's own. With drain > 0 it
 // re-reads until nothing acknowledged is missing or drain has passed (a gateway behind
 // an external broker still receiving its queued backlog).
 func verify(ctx context.Context, path string, led *ledger, drain time.Duration) (verdict, error) {
@@ -106,7 +116,17 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 	if err := rows.Err(); err != nil {
 		return v, err
 	}
+	seen, err := lastSeen(ctx, db)
+	if err != nil {
+		return v, fmt.Errorf("read health of %s: %w", path, err)
+	}
 	for seq := range n {
+		if !any[seq] && led.kind[seq] == kindCheckIn && seq < int64(len(led.tx)) && led.tx[seq] >= 0 {
+			if at, ok := seen[txID(int(led.tx[seq]))]; ok && at >= led.sent[seq] {
+				any[seq] = true
+				v.HealthOnly++
+			}
+		}
 		if led.acked[seq] {
 			v.Acked++
 			if !any[seq] {
@@ -127,6 +147,33 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 		v.Repeats += int64(c - 1)
 	}
 	return v, nil
+}
+
+// lastSeen reads each transmitter's last_seen (Unix ns) from the health table; a
+// database without one (the Node-RED flow's) has none.
+func lastSeen(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+	var tables int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'health'`).Scan(&tables); err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	if tables == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT transmitter_id, last_seen FROM health WHERE last_seen IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = at
+	}
+	return out, rows.Err()
 }
 
 // seqOf finds "seq":N in a payload without a full JSON decode.

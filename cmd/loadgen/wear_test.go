@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLedgerKeepsTransmitterAndSendTime: a saved ledger read back still tells
+// which transmitter sent each message and when, which the verdict needs for a
+// check-in stored as its health row; a ledger of the old three-column form still
+// reads (without them).
+func TestLedgerKeepsTransmitterAndSendTime(t *testing.T) {
+	l := newLedger()
+	at := time.Unix(0, 1764590000123456789)
+	l.add(kindPress, 3, at)
+	l.ack(l.add(kindCheckIn, 7, at.Add(time.Second)))
+	path := filepath.Join(t.TempDir(), "ledger")
+	if err := l.save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.run != l.run || len(got.kind) != 2 || got.tx[1] != 7 || got.sent[1] != at.Add(time.Second).UnixNano() || !got.acked[1] || got.acked[0] {
+		t.Fatalf("read back %+v, want %+v", got, l)
+	}
+	old := filepath.Join(t.TempDir(), "old")
+	if err := os.WriteFile(old, []byte("run x\n0 k 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = loadLedger(old); err != nil || got.tx[0] != -1 || !got.acked[0] {
+		t.Fatalf("old ledger: %+v, %v", got, err)
+	}
+}
+
+func TestParseWriteBytes(t *testing.T) {
+	n, err := parseWriteBytes(strings.NewReader("rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 2\nread_bytes: 0\nwrite_bytes: 40960\ncancelled_write_bytes: 0\n"))
+	if err != nil || n != 40960 {
+		t.Fatalf("write_bytes = %d, %v; want 40960", n, err)
+	}
+	if _, err := parseWriteBytes(strings.NewReader("rchar: 10\n")); err == nil {
+		t.Fatal("no write_bytes line, no error")
+	}
+}
