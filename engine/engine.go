@@ -96,6 +96,13 @@ type Engine struct {
 	sessions []vakt.Session // phone logins found at start (read-only)
 	rows     rows           // this commit's coalesced row upserts (loop-owned)
 
+	// backlog is what the loop read from in and has not processed yet, urgent how
+	// many of it may go ahead (loop.go, loop-owned); backlogLen its length for
+	// QueueDepth.
+	backlog    []queued
+	urgent     int
+	backlogLen atomic.Int64
+
 	// timer is the one pending wake-up for the earliest deadline (loop-owned).
 	timer    vakt.Timer
 	timerAt  time.Time

@@ -28,6 +28,7 @@ import (
 type phones struct {
 	mu  sync.Mutex
 	got map[vakt.StaffID][]vakt.Notice
+	all []vakt.Notice // every notice to anyone, in the order sent
 	ch  chan struct{}
 }
 
@@ -38,6 +39,7 @@ func newPhones() *phones {
 func (p *phones) Notify(s vakt.StaffID, n vakt.Notice) {
 	p.mu.Lock()
 	p.got[s] = append(p.got[s], n)
+	p.all = append(p.all, n)
 	p.mu.Unlock()
 	select {
 	case p.ch <- struct{}{}:

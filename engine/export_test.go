@@ -52,3 +52,18 @@ func Holds(ctx context.Context, e *Engine, id vakt.StaffID) ([]string, error) {
 		return where, nil
 	})
 }
+
+// Hold stops the loop inside an op until the returned release is called; it
+// returns once the loop is held, so what is queued meanwhile waits in the queue.
+func Hold(e *Engine) (release func()) {
+	held, free := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _ = do(context.Background(), e, func(*Engine, *vakt.Batch, time.Time) (struct{}, error) {
+			close(held)
+			<-free
+			return struct{}{}, nil
+		})
+	}()
+	<-held
+	return func() { close(free) }
+}

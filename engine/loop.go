@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -19,27 +21,137 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.armRetention(retentionFirst)
 	batch := make([]op, 0, e.opt.MaxBatch)
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.done:
-			return nil
-		case o := <-e.in:
-			batch = append(batch[:0], o)
-		}
-		// Group commit: take whatever else is already queued, up to MaxBatch.
-	drain:
-		for len(batch) < e.opt.MaxBatch {
+		if len(e.backlog) == 0 {
 			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-e.done:
+				return nil
 			case o := <-e.in:
-				batch = append(batch, o)
-			default:
-				break drain
+				e.queue(o)
 			}
 		}
+		// Group commit: take whatever else is already queued, up to MaxBatch, the
+		// most urgent new alarms first.
+		e.fill()
+		batch = e.take(batch[:0])
 		batch = e.linger(ctx, batch)
 		e.process(ctx, batch)
 	}
+}
+
+// lookahead is how many batches' worth of queued work the loop reads ahead when it
+// is overloaded, so that an emergency queued behind a storm of calls is taken first.
+const lookahead = 8
+
+// queued is one op in the loop's backlog with the urgency it may be taken ahead by
+// (0: it keeps its place).
+type queued struct {
+	o    op
+	rank vakt.Priority
+}
+
+// queue appends o to the backlog.
+func (e *Engine) queue(o op) {
+	q := queued{o: o, rank: e.rank(o)}
+	if q.rank != 0 {
+		e.urgent++
+	}
+	e.backlog = append(e.backlog, q)
+	e.backlogLen.Store(int64(len(e.backlog)))
+}
+
+// fill moves what is queued on the channel into the backlog, up to lookahead batches.
+func (e *Engine) fill() {
+	for len(e.backlog) < e.opt.MaxBatch*lookahead {
+		select {
+		case o := <-e.in:
+			e.queue(o)
+		default:
+			return
+		}
+	}
+}
+
+// rank is the urgency by which o may be taken ahead of what was queued before it: a
+// press that raises an emergency or high-priority alarm (by the source's priority,
+// else its policy's, else its kind's). Anything else keeps its place.
+func (e *Engine) rank(o op) vakt.Priority {
+	in, ok := o.(ingestOp)
+	if !ok || !in.ev.Kind.Raises() || e.opt.WalkTest {
+		return 0
+	}
+	p := in.ev.Priority
+	if p == 0 {
+		p = e.opt.Router.PolicyAt(in.ev.Kind, e.st.location(in.ev.Transmitter), e.opt.Clock.Now()).Priority
+	}
+	if p == 0 {
+		p = in.ev.Kind.DefaultPriority()
+	}
+	if p >= vakt.PriorityNormal {
+		return 0
+	}
+	return p
+}
+
+// take moves the next batch from the backlog into batch: urgent presses first (most
+// urgent first, then in arrival order), then the rest in arrival order, up to
+// MaxBatch. Routing decisions, offers and acknowledgements then follow that order,
+// so an emergency is never routed behind hundreds of calls (routing.CompareUrgency).
+// A press goes ahead only when nothing queued before it concerns its transmitter
+// and no alarm of its transmitter is open: it then opens a new alarm whatever runs
+// before it, so taking it first changes when, not what.
+func (e *Engine) take(batch []op) []op {
+	defer func() { e.backlogLen.Store(int64(len(e.backlog))) }()
+	if e.urgent == 0 {
+		n := min(len(e.backlog), e.opt.MaxBatch)
+		for _, q := range e.backlog[:n] {
+			batch = append(batch, q.o)
+		}
+		left := copy(e.backlog, e.backlog[n:])
+		clear(e.backlog[left:])
+		e.backlog = e.backlog[:left]
+		return batch
+	}
+	seen := map[vakt.TransmitterID]bool{}
+	var first []int
+	for i, q := range e.backlog {
+		in, ok := q.o.(ingestOp)
+		if !ok {
+			continue
+		}
+		tx := in.ev.Transmitter
+		if q.rank != 0 && !seen[tx] {
+			if _, open := e.st.open[keyFor(tx, in.ev.Kind)]; !open {
+				first = append(first, i)
+			}
+		}
+		seen[tx] = true
+	}
+	slices.SortStableFunc(first, func(a, b int) int { return cmp.Compare(e.backlog[a].rank, e.backlog[b].rank) })
+	first = first[:min(len(first), e.opt.MaxBatch)]
+	taken := make(map[int]bool, len(first))
+	for _, i := range first {
+		batch = append(batch, e.backlog[i].o)
+		taken[i] = true
+	}
+	rest := e.backlog[:0]
+	for i, q := range e.backlog {
+		switch {
+		case taken[i]:
+			e.urgent--
+		case len(batch) < e.opt.MaxBatch:
+			batch = append(batch, q.o)
+			if q.rank != 0 {
+				e.urgent--
+			}
+		default:
+			rest = append(rest, q)
+		}
+	}
+	clear(e.backlog[len(rest):])
+	e.backlog = rest
+	return batch
 }
 
 // linger holds a batch of nothing but plain check-ins for up to CheckInLinger, so

@@ -186,7 +186,7 @@ func (e *Engine) buildView(vs *viewState) {
 }
 
 // QueueDepth is how many events and commands wait for the loop.
-func (e *Engine) QueueDepth() int { return len(e.in) }
+func (e *Engine) QueueDepth() int { return len(e.in) + int(e.backlogLen.Load()) }
 
 // Ping returns once the loop has taken a no-op from its queue: the loop is alive.
 // It writes nothing. The service watchdog (sd_notify) calls it.
