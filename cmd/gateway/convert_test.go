@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vakt/vakt/config"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestBrokerTLS: an ssl:// broker is verified against the configured CA file (or
@@ -42,6 +43,36 @@ func TestCheckInLingerWithEitherBroker(t *testing.T) {
 		}
 		if got := checkInLinger(cfg); got != tc.want {
 			t.Errorf("embedded=%v: linger %v, want %v", tc.embedded, got, tc.want)
+		}
+	}
+}
+
+// TestStaffSecretsHashed: every staff member's plain secret logs them in with the
+// hash the directory gets. In demo mode staff sharing the sample secret share one
+// hash (one bcrypt per distinct secret keeps a 200-staff start fast, R1); outside
+// demo mode equal secrets still get their own salt, so the database does not show
+// who shares a secret.
+func TestStaffSecretsHashed(t *testing.T) {
+	for _, demo := range []bool{true, false} {
+		cfg := &config.Config{Site: config.Site{Demo: demo}}
+		for _, id := range []string{"a", "b", "c"} {
+			cfg.Staff = append(cfg.Staff, config.Staff{ID: id, Secret: config.Secret{Value: "shared secret"}})
+		}
+		cfg.Staff = append(cfg.Staff, config.Staff{ID: "d", Secret: config.Secret{Value: "own secret"}})
+		dir, _, _, err := staffFromConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range dir {
+			if err := bcrypt.CompareHashAndPassword([]byte(s.SecretHash), []byte(cfg.Staff[i].Secret.Value)); err != nil {
+				t.Errorf("demo=%v: %s cannot log in with their secret: %v", demo, s.ID, err)
+			}
+		}
+		if same := dir[0].SecretHash == dir[1].SecretHash; same != demo {
+			t.Errorf("demo=%v: equal secrets share a hash: %v", demo, same)
+		}
+		if dir[0].SecretHash == dir[3].SecretHash {
+			t.Errorf("demo=%v: different secrets share a hash", demo)
 		}
 	}
 }
