@@ -6,6 +6,7 @@ import (
 	"time"
 
 	vakt "github.com/vakt/vakt"
+	"github.com/vakt/vakt/routing"
 )
 
 // tickOp fires every due timer.
@@ -15,10 +16,16 @@ func (tickOp) apply(e *Engine, b *vakt.Batch) effect {
 	s := e.st
 	now := e.opt.Clock.Now()
 	var fxs []effect
+	// Due alarms in urgency order (routing.CompareUrgency): when a storm's offers
+	// time out together, the emergency is decided and offered first.
+	var due []*vakt.Alarm
 	for _, a := range s.alarms {
-		if a.Deadline.IsZero() || a.Deadline.After(now) {
-			continue
+		if !a.Deadline.IsZero() && !a.Deadline.After(now) {
+			due = append(due, a)
 		}
+	}
+	slices.SortFunc(due, routing.CompareUrgency)
+	for _, a := range due {
 		before := *a
 		acts := e.opt.Router.Tick(a, s.envFor(now, a))
 		if len(acts) == 0 && before.State == a.State && before.Tier == a.Tier && before.Deadline.Equal(a.Deadline) {

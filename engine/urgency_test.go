@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	vakt "github.com/vakt/vakt"
 	"github.com/vakt/vakt/engine"
@@ -64,5 +65,49 @@ func TestStormEmergencyOfferedFirst(t *testing.T) {
 					first.Kind, first.Transmitter, r.transmitters[calls].ID)
 			}
 		})
+	}
+}
+
+// TestDueTimersEmergencyFirst: when one tick finds several alarms' deadlines passed
+// (a storm's offers timing out together), the emergency escalates first.
+func TestDueTimersEmergencyFirst(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones()}
+	const calls = 20
+	for i := range calls + 1 {
+		tx := room
+		tx.ID = vakt.TransmitterID(fmt.Sprintf("btn-%d", i))
+		r.transmitters = append(r.transmitters, tx)
+	}
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+	// The emergency first, so that arrival order does not hide the ordering.
+	r.ingest(vakt.Event{Transmitter: r.transmitters[calls].ID, Kind: vakt.EventEmergency, Source: "test"})
+	for i := range calls {
+		r.ingest(vakt.Event{Transmitter: r.transmitters[i].ID, Kind: vakt.EventCall, Source: "test"})
+	}
+	r.phones.mu.Lock()
+	before := len(r.phones.all)
+	r.phones.mu.Unlock()
+	r.clock.Advance(31 * time.Second) // every first tier's wait is over at once
+	r.phones.wait(t, "the escalations", func() bool {
+		r.phones.mu.Lock()
+		defer r.phones.mu.Unlock()
+		n := 0
+		for _, x := range r.phones.all[before:] {
+			if x.Type == vakt.NoticeOffer {
+				n++
+			}
+		}
+		return n >= calls+1
+	})
+	r.phones.mu.Lock()
+	defer r.phones.mu.Unlock()
+	for _, n := range r.phones.all[before:] {
+		if n.Type == vakt.NoticeOffer {
+			if n.Alarm.Kind != vakt.EventEmergency {
+				t.Fatalf("first escalated offer is for a %s alarm from %s; want the emergency first", n.Alarm.Kind, n.Alarm.Transmitter)
+			}
+			return
+		}
 	}
 }
