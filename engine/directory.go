@@ -406,14 +406,7 @@ func (startOp) apply(e *Engine, b *vakt.Batch) effect {
 		if _, ok := s.directory[init.Staff]; !ok {
 			continue // not (or no longer) in the directory: nothing to start
 		}
-		st := init
-		if st.Position != nil {
-			p := *st.Position
-			p.At = now
-			st.Position = &p
-		}
-		s.staff[st.Staff] = &st
-		e.rows.staffState(b, st)
+		e.startInitial(b, init, now)
 	}
 	s.peopleDirty = true
 	// A crash between a commit that removed a position and its scrub left the
@@ -425,4 +418,17 @@ func (startOp) apply(e *Engine, b *vakt.Batch) effect {
 func sameStaff(a, b vakt.Staff) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Phone == b.Phone && a.Email == b.Email &&
 		a.Zone == b.Zone && a.SecretHash == b.SecretHash && slices.Equal(a.Roles, b.Roles)
+}
+
+// startInitial puts a configured initial state (demo on duty, availability, pin)
+// into the engine and the batch, its position stamped now.
+func (e *Engine) startInitial(b *vakt.Batch, init vakt.StaffState, now time.Time) {
+	st := init
+	if st.Position != nil {
+		p := *st.Position
+		p.At = now
+		st.Position = &p
+	}
+	e.st.staff[st.Staff] = &st
+	e.rows.staffState(b, st)
 }

@@ -192,14 +192,7 @@ func (e *Engine) reloadStaff(b *vakt.Batch, ch *ConfigChange, c LiveConfig, now 
 		if _, ok := s.staff[init.Staff]; ok || !listed[init.Staff] {
 			continue
 		}
-		st := init
-		if st.Position != nil {
-			p := *st.Position
-			p.At = now
-			st.Position = &p
-		}
-		s.staff[st.Staff] = &st
-		e.rows.staffState(b, st)
+		e.startInitial(b, init, now)
 		s.peopleDirty = true
 	}
 	e.opt.Directory = slices.Clone(c.Directory)
