@@ -128,6 +128,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	go m.watchReload(ctx, hup)
+	go releaseAfterReady(ctx, m.ready)
 	err = m.Run(ctx)
 	if cerr := m.Close(); err == nil {
 		err = cerr
@@ -169,4 +170,16 @@ func setMemoryLimit(getenv func(string) string) {
 		return
 	}
 	debug.SetMemoryLimit(defaultMemoryLimit)
+}
+
+// releaseAfterReady returns the heap's free pages to the OS once the gateway is ready
+// (P4, idle). Starting leaves garbage behind (the configuration's YAML, 200 staff's
+// secrets checked, migrations): without this the runtime keeps those pages resident
+// until a collection two minutes later lowers its goal, ~8 MB on a 500-button site.
+func releaseAfterReady(ctx context.Context, ready <-chan struct{}) {
+	select {
+	case <-ready:
+		debug.FreeOSMemory()
+	case <-ctx.Done():
+	}
 }
