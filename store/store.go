@@ -121,11 +121,17 @@ var _ vakt.Store = (*DB)(nil)
 // a pragma run once with Exec would reach only one of them. _txlock=immediate
 // makes every write transaction BEGIN IMMEDIATE, so it takes the write lock up
 // front instead of failing with SQLITE_BUSY half-way.
+// readerIdle is how long an unused read connection stays open.
+const readerIdle = time.Minute
+
 const (
 	writerParams = "_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
 		"&_pragma=secure_delete(1)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(8388608)" +
 		"&_txlock=immediate"
-	readerParams = "mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)"
+	// A reader's page cache is 512 KiB (SQLite's default is 2 MB a connection, up to
+	// 8 MB for the pool): reads are the API's, the status page's and sync's, and the
+	// OS's page cache holds the file anyway (P4, memory).
+	readerParams = "mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)&_pragma=cache_size(-512)"
 )
 
 // dsn builds an SQLite URI for path. '?', '#' and '%' would end or garble the path
@@ -281,6 +287,9 @@ func (db *DB) open(ctx context.Context, readers int) error {
 	}
 	db.r.SetMaxOpenConns(readers)
 	db.r.SetMaxIdleConns(readers)
+	// A reader left idle this long is closed, with its page cache: at a quiet site the
+	// pool shrinks to nothing, and a read after it opens a connection again (~1 ms).
+	db.r.SetConnMaxIdleTime(readerIdle)
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: open readers: %w", err)
 	}
