@@ -54,7 +54,9 @@ func TestCloudBacklogCap(t *testing.T) {
 			kept[e.Seq] = e.Kind
 		}
 	}
-	if health < 30 || len(kept) < 12 { // the warning level is 80 % of 14
+	// The gateway checks its backlog on its own too: it may have compacted the
+	// samples already (then fewer than 30 are left); the others must all be there.
+	if len(kept) < 12 { // the warning level is 80 % of 14
 		t.Fatalf("setup: %d health and %d other entries; want the others alone over the cap", health, len(kept))
 	}
 
