@@ -121,10 +121,19 @@ var _ vakt.Store = (*DB)(nil)
 // a pragma run once with Exec would reach only one of them. _txlock=immediate
 // makes every write transaction BEGIN IMMEDIATE, so it takes the write lock up
 // front instead of failing with SQLITE_BUSY half-way.
+//
+// page_size (P6, SD-card wear): every commit writes each page it touches whole to
+// the WAL, so smaller pages write fewer bytes per commit. It takes effect only on a
+// brand-new file, before its first table and before journal_mode=WAL (a WAL
+// database cannot change its page size). modernc runs the _pragma list sorted by
+// name, which would put journal_mode before page_size, so journal_mode is given by
+// the _journal_mode key, which the driver applies after the whole _pragma list. An
+// existing database keeps the page size it was created with (open logs it):
+// changing it would take leaving WAL mode for a VACUUM, which Open never does.
 const (
-	writerParams = "_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
-		"&_pragma=secure_delete(1)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(8388608)" +
-		"&_txlock=immediate"
+	writerParams = "_pragma=busy_timeout(5000)&_pragma=page_size(1024)&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=journal_size_limit(8388608)" +
+		"&_journal_mode=WAL&_txlock=immediate"
 	readerParams = "mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)"
 )
 
@@ -272,6 +281,15 @@ func (db *DB) open(ctx context.Context, readers int) error {
 	db.w.SetMaxIdleConns(1)
 	db.w.SetConnMaxLifetime(0)
 	db.w.SetConnMaxIdleTime(0)
+	var journal string
+	var pageBytes int
+	if err := db.w.QueryRowContext(ctx, `SELECT (SELECT journal_mode FROM pragma_journal_mode),
+		(SELECT page_size FROM pragma_page_size)`).Scan(&journal, &pageBytes); err != nil {
+		return fmt.Errorf("store: open writer: %w", err)
+	}
+	if journal != "wal" {
+		return fmt.Errorf("store: open writer: journal mode is %q, not wal: check that %s is on a local file system", journal, db.path)
+	}
 	if err := db.migrate(ctx); err != nil {
 		return err
 	}
@@ -300,7 +318,7 @@ func (db *DB) open(ctx context.Context, readers int) error {
 		return fmt.Errorf("store: count outbox: %w", err)
 	}
 	db.outboxLen.Store(n)
-	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "outbox", n)
+	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "outbox", n, "page_size", pageBytes)
 	return nil
 }
 
