@@ -412,7 +412,8 @@ func TestPragmas(t *testing.T) {
 	for q, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1",
 		"busy_timeout": "5000", "user_version": "5", // the number of migrations
-		"page_size": "1024", // P6: a new file gets small pages (fewer bytes per commit)
+		"page_size":          "1024", // P6: a new file gets small pages (fewer bytes per commit)
+		"wal_autocheckpoint": "4096",
 	} {
 		var got string
 		if err := db.w.QueryRowContext(ctx, "PRAGMA "+q).Scan(&got); err != nil || got != want {
@@ -455,6 +456,9 @@ func TestExistingPageSizeKept(t *testing.T) {
 	var size int
 	if err := db.w.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil || size != 4096 {
 		t.Errorf("page_size of the existing file = %d, %v; want 4096 kept", size, err)
+	}
+	if err := db.w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&size); err != nil || size != 1024 {
+		t.Errorf("wal_autocheckpoint on 4096-byte pages = %d, %v; want 1024 (a 4 MB WAL)", size, err)
 	}
 	before, err := db.Load(ctx)
 	if err != nil {
