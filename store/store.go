@@ -71,9 +71,11 @@ type Options struct {
 
 // DB is the SQLite store.
 //
-// Checkpoint policy: the writer runs in WAL mode with SQLite's default
-// autocheckpoint (a PASSIVE checkpoint once the WAL holds 1000 pages, ≈4 MB, run by
-// the committing connection) and journal_size_limit caps the WAL file at 8 MB
+// Checkpoint policy: the writer runs in WAL mode with autocheckpoint at 4096 pages
+// (a PASSIVE checkpoint once the WAL holds ≈4 MB of 1 KB pages, as SQLite's default
+// 1000 pages did with 4 KB ones, run by the committing connection: a checkpoint
+// writes each page changed since the last one once, so a longer WAL writes a hot
+// page such as meta's fewer times, P6) and journal_size_limit caps the WAL file at 8 MB
 // after a checkpoint resets it, so a storm's WAL does not stay large on the SD card.
 // PurgePositions, which the engine runs after a commit that removed a position or
 // erased a person, ends with wal_checkpoint(TRUNCATE): with secure_delete on, freed cells are zeroed in the
@@ -121,18 +123,28 @@ var _ vakt.Store = (*DB)(nil)
 // a pragma run once with Exec would reach only one of them. _txlock=immediate
 // makes every write transaction BEGIN IMMEDIATE, so it takes the write lock up
 // front instead of failing with SQLITE_BUSY half-way.
-// readerIdle is how long an unused read connection stays open.
-const readerIdle = time.Minute
-
+//
+// page_size (P6, SD-card wear): every commit writes each page it touches whole to
+// the WAL, so smaller pages write fewer bytes per commit. It takes effect only on a
+// brand-new file, before its first table and before journal_mode=WAL (a WAL
+// database cannot change its page size). modernc runs the _pragma list sorted by
+// name, which would put journal_mode before page_size, so journal_mode is given by
+// the _journal_mode key, which the driver applies after the whole _pragma list. An
+// existing database keeps the page size it was created with (open logs it):
+// changing it would take leaving WAL mode for a VACUUM, which Open never does.
 const (
-	writerParams = "_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)" +
-		"&_pragma=secure_delete(1)&_pragma=journal_mode(WAL)&_pragma=journal_size_limit(8388608)" +
-		"&_txlock=immediate"
+	writerParams = "_pragma=busy_timeout(5000)&_pragma=page_size(1024)&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=journal_size_limit(8388608)" +
+		"&_pragma=wal_autocheckpoint(4096)" +
+		"&_journal_mode=WAL&_txlock=immediate"
 	// A reader's page cache is 512 KiB (SQLite's default is 2 MB a connection, up to
 	// 8 MB for the pool): reads are the API's, the status page's and sync's, and the
 	// OS's page cache holds the file anyway (P4, memory).
 	readerParams = "mode=ro&_pragma=busy_timeout(5000)&_pragma=query_only(1)&_pragma=cache_size(-512)"
 )
+
+// readerIdle is how long an unused read connection stays open.
+const readerIdle = time.Minute
 
 // dsn builds an SQLite URI for path. '?', '#' and '%' would end or garble the path
 // part of a URI, so they are escaped.
@@ -278,6 +290,22 @@ func (db *DB) open(ctx context.Context, readers int) error {
 	db.w.SetMaxIdleConns(1)
 	db.w.SetConnMaxLifetime(0)
 	db.w.SetConnMaxIdleTime(0)
+	var journal string
+	var pageBytes int
+	if err := db.w.QueryRowContext(ctx, `SELECT (SELECT journal_mode FROM pragma_journal_mode),
+		(SELECT page_size FROM pragma_page_size)`).Scan(&journal, &pageBytes); err != nil {
+		return fmt.Errorf("store: open writer: %w", err)
+	}
+	if journal != "wal" {
+		return fmt.Errorf("store: open writer: journal mode is %q, not wal: check that %s is on a local file system", journal, db.path)
+	}
+	if pageBytes != 1024 {
+		// A file made with other pages (before P6's page_size): keep the WAL at
+		// ≈4 MB between checkpoints, within journal_size_limit.
+		if _, err := db.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, max(4<<20/pageBytes, 1))); err != nil {
+			return fmt.Errorf("store: open writer: %w", err)
+		}
+	}
 	if err := db.migrate(ctx); err != nil {
 		return err
 	}
@@ -309,7 +337,7 @@ func (db *DB) open(ctx context.Context, readers int) error {
 		return fmt.Errorf("store: count outbox: %w", err)
 	}
 	db.outboxLen.Store(n)
-	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "outbox", n)
+	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "outbox", n, "page_size", pageBytes)
 	return nil
 }
 

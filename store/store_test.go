@@ -412,6 +412,8 @@ func TestPragmas(t *testing.T) {
 	for q, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1",
 		"busy_timeout": "5000", "user_version": "5", // the number of migrations
+		"page_size":          "1024", // P6: a new file gets small pages (fewer bytes per commit)
+		"wal_autocheckpoint": "4096",
 	} {
 		var got string
 		if err := db.w.QueryRowContext(ctx, "PRAGMA "+q).Scan(&got); err != nil || got != want {
@@ -432,6 +434,45 @@ func TestPragmas(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// A database made before page_size 1024 (4096-byte pages, already in WAL mode)
+// keeps its page size: Open neither fails on it nor rewrites it, and it still
+// commits and reopens with its data.
+func TestExistingPageSizeKept(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vakt.db")
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE scratch (x INTEGER); DROP TABLE scratch`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	db := openTest(t, path)
+	commit(t, db, fullBatch())
+	var size int
+	if err := db.w.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil || size != 4096 {
+		t.Errorf("page_size of the existing file = %d, %v; want 4096 kept", size, err)
+	}
+	if err := db.w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&size); err != nil || size != 1024 {
+		t.Errorf("wal_autocheckpoint on 4096-byte pages = %d, %v; want 1024 (a 4 MB WAL)", size, err)
+	}
+	before, err := db.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTest(t, path)
+	after, err := db.Load(ctx)
+	if err != nil || after.NextAlarm != before.NextAlarm || len(after.Directory) != len(before.Directory) ||
+		len(after.Directory) == 0 {
+		t.Errorf("reopened 4096-page file: next alarm %d, %d staff, %v; want %d, %d",
+			after.NextAlarm, len(after.Directory), err, before.NextAlarm, len(before.Directory))
 	}
 }
 
