@@ -14,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/vakt/vakt/broker"
+	"github.com/vakt/vakt/internal/mqttwire"
 )
 
 // gate is a Handover whose commits happen only when the test says so.
@@ -92,26 +93,9 @@ func rawConnect(t *testing.T, b *broker.Broker, user, pass, id string) *raw {
 
 func (r *raw) send(t *testing.T, first byte, body []byte) {
 	t.Helper()
-	if _, err := r.Write(frame(first, body)); err != nil {
+	if _, err := r.Write(mqttwire.Packet(first, body)); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func frame(first byte, body []byte) []byte {
-	pk := []byte{first}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pk = append(pk, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pk, body...)
 }
 
 func (r *raw) publish(t *testing.T, qos byte, retain bool, id uint16, topic, payload string) {
@@ -130,7 +114,7 @@ func publishFrame(qos byte, retain bool, id uint16, topic, payload string) []byt
 	if qos > 0 {
 		body = append(body, byte(id>>8), byte(id))
 	}
-	return frame(first, append(body, payload...))
+	return mqttwire.Packet(first, append(body, payload...))
 }
 
 func (r *raw) read(t *testing.T) (byte, []byte) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vakt/vakt/internal/mqttwire"
 )
 
 // junk is what a broken or hostile client sends: each kind the gateway must shed and
@@ -168,7 +170,7 @@ func dialRaw(port int, user, pass, id string) (*rawMQTT, error) {
 		p = append(p, byte(len(s)>>8), byte(len(s)))
 		p = append(p, s...)
 	}
-	if _, err := c.Write(mqttFrame(0x10, p)); err != nil {
+	if _, err := c.Write(mqttwire.Packet(0x10, p)); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -218,23 +220,6 @@ func (r *rawMQTT) publish(topic, payload string, qos byte) error {
 		r.id++
 		body = append(body, byte(r.id>>8), byte(r.id))
 	}
-	_, err := r.Write(mqttFrame(0x30|qos<<1, append(body, payload...)))
+	_, err := r.Write(mqttwire.Packet(0x30|qos<<1, append(body, payload...)))
 	return err
-}
-
-func mqttFrame(first byte, body []byte) []byte {
-	pk := []byte{first}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pk = append(pk, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pk, body...)
 }

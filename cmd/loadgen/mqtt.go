@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/vakt/vakt/internal/mqttwire"
 )
 
 // mqttConn is a minimal MQTT 3.1.1 publisher: CONNECT/CONNACK, PUBLISH at QoS 1 and
@@ -39,19 +41,19 @@ func dialMQTT(addr, clientID, user, pass string, timeout time.Duration) (*mqttCo
 		_ = tc.SetNoDelay(true)
 	}
 	var body []byte
-	body = appendString(body, "MQTT")
+	body = mqttwire.AppendString(body, "MQTT")
 	flags := byte(0x02) // clean session
 	if user != "" {
 		flags |= 0x80 | 0x40
 	}
 	body = append(body, 4, flags, 0, 0) // level 4 (3.1.1), keep alive 0
-	body = appendString(body, clientID)
+	body = mqttwire.AppendString(body, clientID)
 	if user != "" {
-		body = appendString(body, user)
-		body = appendString(body, pass)
+		body = mqttwire.AppendString(body, user)
+		body = mqttwire.AppendString(body, pass)
 	}
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write(packet(0x10, body)); err != nil {
+	if _, err := c.Write(mqttwire.Packet(0x10, body)); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("mqtt connect to %s: %w", addr, err)
 	}
@@ -92,10 +94,10 @@ func (m *mqttConn) publish(topic string, payload []byte, acked func(ok bool)) er
 	m.next++
 	m.wait[id] = acked
 	m.mu.Unlock()
-	body := appendString(make([]byte, 0, len(topic)+len(payload)+4), topic)
+	body := mqttwire.AppendString(make([]byte, 0, len(topic)+len(payload)+4), topic)
 	body = binary.BigEndian.AppendUint16(body, id)
 	body = append(body, payload...)
-	if _, err := m.w.Write(packet(0x32, body)); err != nil { // PUBLISH, QoS 1
+	if _, err := m.w.Write(mqttwire.Packet(0x32, body)); err != nil { // PUBLISH, QoS 1
 		m.fail(err)
 		return err
 	}
@@ -172,28 +174,6 @@ func (m *mqttConn) inflight() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.wait)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func packet(header byte, body []byte) []byte {
-	out := []byte{header}
-	n := len(body)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		out = append(out, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
 }
 
 func readPacket(r *bufio.Reader) (byte, []byte, error) {
