@@ -17,11 +17,15 @@
 //   - A message that is not acknowledged is redelivered only when the session
 //     reconnects, never on the same connection. The driver therefore never leaves a
 //     message unacknowledged on purpose: ErrBusy and failed commits are retried here.
-//   - The paho handler only enqueues, without blocking paho's reader. The queue
-//     (QueueSize, default 65536) cannot fill with QoS 1 traffic: a session has at most
-//     65535 unacknowledged messages (the packet-id space; Mosquitto's default window is
-//     20, max_inflight_messages). Should it fill anyway (QoS 0 floods, a small
-//     QueueSize), the message is counted as busy and left unacknowledged.
+//   - The paho handler enqueues. When the queue (QueueSize, default DefaultQueueSize)
+//     is full it waits for room, which holds paho's reader and so the broker's TCP
+//     stream (back pressure); it never drops a message. Dropping one would leave it
+//     unacknowledged until the next reconnect, and the queue does fill: with
+//     max_inflight_messages 0 (firmware-notes) Mosquitto pushes a persistent session's
+//     whole backlog at once after a restart, and after a reconnect the dead
+//     connection's window may still be queued when the broker redelivers it. A wait
+//     is short: the worker drains the queue as fast as commits go, and an engine stuck
+//     for keepAlive+pingTimeout costs a reconnect, after which the broker redelivers.
 //   - Order matters (transitions): Mosquitto 2.0 was seen reordering QoS 1 messages to
 //     a subscriber that acknowledges late unless max_inflight_messages is 0; give it
 //     that, with max_queued_messages large and set_tcp_nodelay true.
@@ -55,7 +59,11 @@ var (
 
 // Defaults applied to zero options.
 const (
-	DefaultQueueSize = 65536
+	// DefaultQueueSize is a buffer between paho's reader and the ingest, not a bound
+	// on what the broker may send (the handler waits when it is full): a few
+	// engine batches. 65,536 queued messages held ~25 MB, which under the gateway's
+	// soft memory limit made the garbage collector run flat out during a backlog.
+	DefaultQueueSize = 4096
 	// Source is the Event.Source of everything this driver ingests.
 	Source = "mqtt"
 )
@@ -109,8 +117,8 @@ type Stats struct {
 	Malformed uint64
 	Unknown   uint64
 	Oversize  uint64
-	// Busy counts messages dropped because the driver's queue was full; they stay
-	// unacknowledged and the broker redelivers them after the next reconnect.
+	// Busy counts messages that found the driver's queue full and waited for room
+	// (back pressure on the broker connection); none is dropped.
 	Busy uint64
 	// Retries counts Ingest calls repeated after ErrBusy or a failed commit.
 	Retries    uint64
@@ -296,6 +304,15 @@ func (d *Driver) Start(ctx context.Context, in vakt.Ingester) error {
 		if err := tok.Error(); err != nil {
 			return fmt.Errorf("mqtt: connect %s: %w", d.where, err)
 		}
+		// Session present: the broker kept this client id's subscriptions (MQTT 3.1.1
+		// §3.2.2.2) and is already delivering what it queued while the gateway was
+		// away. The renewed SUBACK comes only after that backlog (Mosquitto with
+		// max_inflight_messages 0 sends it all first), so waiting for it would hold
+		// the gateway's readiness for as long as the backlog takes to commit.
+		if ct, ok := tok.(*paho.ConnectToken); ok && ct.SessionPresent() {
+			d.log.Info("session present at the broker: receiving; subscriptions renewed in the background")
+			return nil
+		}
 		select {
 		case <-d.subscribed:
 			return nil
@@ -354,14 +371,24 @@ func (d *Driver) trySubscribe(c paho.Client) bool {
 	return ok
 }
 
-// handle runs on paho's router goroutine and must never block.
+// handle runs on paho's router goroutine. When the queue is full it waits: paho's
+// reader then stops reading the connection, and the broker holds what follows. This
+// cannot deadlock: the worker that empties the queue never waits on paho, and the
+// acknowledgements go out on paho's writer, which does not wait on the reader.
 func (d *Driver) handle(_ paho.Client, m paho.Message) {
 	d.stats.received.Add(1)
+	r := received{msg: m, at: time.Now()}
 	select {
-	case d.queue <- received{msg: m, at: time.Now()}:
+	case d.queue <- r:
+		return
 	default:
-		d.stats.busy.Add(1)
-		d.warn("busy", "queue full, message left unacknowledged until reconnect", "topic", m.Topic())
+	}
+	d.stats.busy.Add(1)
+	d.warn("busy", "queue full, reading from the broker paused until there is room", "queued", len(d.queue))
+	select {
+	case d.queue <- r:
+	case <-d.stop:
+		// Not acknowledged: the broker redelivers it to the next session.
 	}
 }
 

@@ -87,14 +87,24 @@ func (r *recorder) next(t *testing.T) vakt.Event {
 
 func startDriver(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string) *mqtt.Driver {
 	t.Helper()
-	d, err := mqtt.New(mqtt.Options{
+	return startDriverWith(t, b, rec, clientID, nil)
+}
+
+// startDriverWith starts a driver with its options changed by with (if not nil).
+func startDriverWith(t *testing.T, b *testBroker, rec vakt.Ingester, clientID string, with func(*mqtt.Options)) *mqtt.Driver {
+	t.Helper()
+	o := mqtt.Options{
 		URL:      b.url,
 		ClientID: clientID,
 		Username: b.gwUser,
 		Password: b.gwPass,
 		Dialects: dialects(t),
 		Logger:   testLogger(t),
-	})
+	}
+	if with != nil {
+		with(&o)
+	}
+	d, err := mqtt.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,6 +433,73 @@ func TestOrder(t *testing.T) {
 			}
 		}
 		eventually(t, "acks", func() bool { return d.Stats().Acked == n })
+	})
+}
+
+// TestBacklogBeyondQueue: after a restart the broker pushes the persistent session's
+// whole backlog at once (Mosquitto with firmware-notes' max_inflight_messages 0),
+// more than the driver's queue holds. Every press must still arrive and be
+// acknowledged on that one connection: the broker redelivers a message it is not
+// acknowledged for only after a reconnect, so one dropped at a full queue would wait
+// for a reconnect that may never come (the R1 crash loop left 8,308 that way).
+func TestBacklogBeyondQueue(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
+		const n, queue = 300, 4
+		id := clientID(t)
+		small := func(o *mqtt.Options) { o.QueueSize = queue }
+		startDriverWith(t, b, newRecorder(), id, small).Stop() // the session exists now
+
+		pub := newPublisher(t, b)
+		for i := range n {
+			pub.publish(t, "zigbee2mqtt/room103/button", fmt.Sprintf(`{"action":"single","seq":%d}`, i))
+		}
+		pub.flush(t)
+
+		rec := newRecorder()
+		d := startDriverWith(t, b, rec, id, small)
+		seen := make(map[string]bool)
+		for len(seen) < n {
+			ev := rec.next(t)
+			seen[string(ev.Raw)] = true
+		}
+		eventually(t, "every message acknowledged", func() bool { return d.Stats().Acked >= n })
+		s := d.Stats()
+		if s.Reconnects != 0 {
+			t.Errorf("%d reconnects: the backlog must come through on one connection", s.Reconnects)
+		}
+		if s.Busy == 0 {
+			t.Errorf("the queue of %d never filled with a backlog of %d: the test proves nothing", queue, n)
+		}
+	})
+}
+
+// TestReadyBeforeBacklogCommitted: with a persistent session the broker keeps the
+// subscriptions, so a restarted gateway is receiving as soon as it is connected. Start
+// returns then, not after the renewed SUBACK, which the broker sends only after the
+// backlog queued ahead of it (a ready time of seconds in the R1 crash loop with
+// Mosquitto). Here nothing commits until Start has returned.
+func TestReadyBeforeBacklogCommitted(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b *testBroker) {
+		const n, queue = 200, 4
+		id := clientID(t)
+		small := func(o *mqtt.Options) { o.QueueSize = queue }
+		startDriverWith(t, b, newRecorder(), id, small).Stop()
+
+		pub := newPublisher(t, b)
+		for i := range n {
+			pub.publish(t, "zigbee2mqtt/room103/button", fmt.Sprintf(`{"action":"single","seq":%d}`, i))
+		}
+		pub.flush(t)
+
+		rec := newRecorder()
+		rec.busy.Store(1 << 30)                    // the engine takes nothing: the queue stays full
+		d := startDriverWith(t, b, rec, id, small) // fails unless Start returns now
+		rec.busy.Store(0)
+		seen := make(map[string]bool)
+		for len(seen) < n {
+			seen[string(rec.next(t).Raw)] = true
+		}
+		eventually(t, "every message acknowledged", func() bool { return d.Stats().Acked >= n })
 	})
 }
 
