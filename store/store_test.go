@@ -737,3 +737,39 @@ func TestSeenSourcesBounded(t *testing.T) {
 		t.Errorf("order runs %q … %q, want oldest first", first, last)
 	}
 }
+
+// TestOutboxCountedAfterOpen: Open counts a long outbox in the background (a
+// million-entry count held the gateway's readiness for half a second), and commits
+// made meanwhile — new entries, acknowledgements — still leave OutboxLen exact.
+func TestOutboxCountedAfterOpen(t *testing.T) {
+	ctx := context.Background()
+	db, path := newTestDB(t)
+	for range 50 {
+		commit(t, db, fullBatch())
+	}
+	before, _ := db.OutboxLen(ctx)
+	if before < 100 {
+		t.Fatalf("setup: %d outbox entries", before)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	hold := make(chan struct{})
+	beforeCount = func() { <-hold }
+	t.Cleanup(func() { beforeCount = nil })
+	db = openTest(t, path)
+	// Committed after Open's snapshot and before its count is known.
+	commit(t, db, fullBatch())
+	commit(t, db, &vakt.Batch{OutboxAckedUpTo: 10})
+	close(hold)
+	<-db.OutboxCounted()
+	commit(t, db, fullBatch())
+	var want int64
+	if err := rawDB(t, path).QueryRow(`SELECT count(*) FROM outbox`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.OutboxLen(ctx); n != want {
+		t.Errorf("OutboxLen %d, outbox holds %d", n, want)
+	}
+}
