@@ -71,12 +71,16 @@ const (
 // Timing. R2 asks for a reconnect within 2 s of the broker's return: paho retries at
 // most every reconnectInterval, and a refused dial fails at once.
 const (
-	reconnectInterval   = time.Second
-	keepAlive           = 10 * time.Second
-	pingTimeout         = 5 * time.Second
-	connectTimeout      = 5 * time.Second
-	writeTimeout        = 5 * time.Second
-	subscribeTimeout    = 10 * time.Second
+	reconnectInterval = time.Second
+	keepAlive         = 10 * time.Second
+	pingTimeout       = 5 * time.Second
+	connectTimeout    = 5 * time.Second
+	writeTimeout      = 5 * time.Second
+	// A broker answers every SUBSCRIBE, but after the backlog it already queued for
+	// the session (Mosquitto sends it first): with 65,535 messages in flight that
+	// takes as long as committing them. Sending the SUBSCRIBE again sooner only adds
+	// a retained-message replay (one per retained topic) behind the same backlog.
+	subscribeTimeout    = 60 * time.Second
 	subscribeBackoffMax = 2 * time.Second
 	disconnectQuiesce   = 250 // ms
 	busyBackoffMax      = 50 * time.Millisecond
