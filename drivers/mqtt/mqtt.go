@@ -64,6 +64,11 @@ const (
 	// engine batches. 65,536 queued messages held ~25 MB, which under the gateway's
 	// soft memory limit made the garbage collector run flat out during a backlog.
 	DefaultQueueSize = 4096
+	// DirectQueueSize is the default with the embedded broker's in-process hand-over:
+	// there the queue is the pipeline between the broker's connections and group
+	// commit (each publisher waits for its PUBACK until the commit), and 4,096 cut
+	// the crash loop's acknowledged rate by about a sixth (2,930 → 2,496 events/s).
+	DirectQueueSize = 65536
 	// Source is the Event.Source of everything this driver ingests.
 	Source = "mqtt"
 )
@@ -105,7 +110,8 @@ type Options struct {
 	// MaxPayload bounds a payload no dialect claims (default drivers.DefaultMaxPayload).
 	MaxPayload int
 	Logger     *slog.Logger
-	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize).
+	// QueueSize bounds messages received but not yet decoded (default DefaultQueueSize,
+	// DirectQueueSize with Direct).
 	QueueSize int
 	// Direct: no broker connection; the embedded broker hands every publish to
 	// Deliver before it answers the publisher (see direct.go). URL and ClientID are
@@ -196,6 +202,9 @@ func New(o Options) (*Driver, error) {
 	}
 	if o.QueueSize == 0 {
 		o.QueueSize = DefaultQueueSize
+		if o.Direct {
+			o.QueueSize = DirectQueueSize
+		}
 	}
 	if o.QueueSize < 0 {
 		return nil, fmt.Errorf("mqtt: queue size %d: must be positive", o.QueueSize)
