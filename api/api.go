@@ -60,6 +60,9 @@ type Options struct {
 	// NearestRouting is privacy.nearest_routing, shown in GET /me so a phone shares
 	// no position where none would be kept.
 	NearestRouting bool
+	// VisitNotes is privacy.visit_notes: the only notes a visit record may carry
+	// (none when empty). Shown in GET /me.
+	VisitNotes []string
 	// MaxBody bounds request bodies (default 16 KiB).
 	MaxBody int64
 	// LoginConcurrency bounds how many logins hash at once (default 1: one of the

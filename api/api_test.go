@@ -52,7 +52,8 @@ func newFixtureWith(t testing.TB, tweak func(*api.Options)) *fixture {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret-a"), bcrypt.MinCost)
 	hashB, _ := bcrypt.GenerateFromPassword([]byte("s3cret-b"), bcrypt.MinCost)
 	tx := []vakt.Transmitter{{ID: "room-1-sos", Location: vakt.Location{Room: "1", Zone: "east", Floor: 1, Lat: 59.9139, Lon: 10.7522}}}
-	opt := api.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	opt := api.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		VisitNotes: []string{"assisted", "false alarm", "round", "done"}}
 	if tweak != nil {
 		tweak(&opt)
 	}
@@ -323,5 +324,69 @@ func TestLoginsFailuresAndLogoutsAreAudited(t *testing.T) {
 	}
 	if err := f.db.VerifyAudit(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVisitNotesFromTheVocabularyOnly: a visit record carries one of the site's notes
+// (privacy.visit_notes) or none; free text — where a resident's health could be typed
+// — is refused with the choices, and the refused request changes nothing.
+func TestVisitNotesFromTheVocabularyOnly(t *testing.T) {
+	f := newFixture(t)
+	a := f.login("nurse-a", "s3cret-a")
+	if code, body := f.do("GET", "/api/v1/me", a, ""); code != 200 || !strings.Contains(body, `"visit_notes":["assisted","false alarm","round","done"]`) {
+		t.Fatalf("GET /me: %d %s, want the choices", code, body)
+	}
+
+	code, body := f.do("POST", "/api/v1/visits", a, `{"room":"204"}`)
+	if code != 201 {
+		t.Fatalf("start visit: %d %s", code, body)
+	}
+	var v struct{ ID string }
+	_ = json.Unmarshal([]byte(body), &v)
+	end := "/api/v1/visits/" + v.ID + "/end"
+	code, body = f.do("POST", end, a, `{"note":"insulin given, blood sugar 4.1"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "note must be one of: assisted, false alarm, round, done") {
+		t.Fatalf("free-text note: %d %s, want 400 with the choices", code, body)
+	}
+	if code, body := f.do("GET", "/api/v1/visits", a, ""); !strings.Contains(body, v.ID) {
+		t.Fatalf("a refused end ended the visit: %d %s", code, body)
+	}
+	if code, body := f.do("POST", end, a, `{"note":"round"}`); code != 200 || !strings.Contains(body, `"note":"round"`) {
+		t.Fatalf("note from the list: %d %s", code, body)
+	}
+
+	base := "/api/v1/alarms/" + f.alarm
+	if code, body := f.do("POST", base+"/accept", a, ""); code != 200 {
+		t.Fatalf("accept: %d %s", code, body)
+	}
+	if code, body := f.do("POST", base+"/complete", a, `{"visit":{"note":"fell, bleeding from the head"}}`); code != http.StatusBadRequest || !strings.Contains(body, "visit.note must be one of") {
+		t.Fatalf("free-text visit note on completion: %d %s, want 400", code, body)
+	}
+	if code, body := f.do("GET", base, a, ""); !strings.Contains(body, `"state":"accepted"`) {
+		t.Fatalf("a refused completion completed the alarm: %d %s", code, body)
+	}
+	if code, body := f.do("POST", base+"/complete", a, `{"visit":{"note":"assisted"}}`); code != 200 {
+		t.Fatalf("completion with a note from the list: %d %s", code, body)
+	}
+}
+
+// TestVisitNotesOff: privacy.visit_notes: [] keeps no notes at all.
+func TestVisitNotesOff(t *testing.T) {
+	f := newFixtureWith(t, func(o *api.Options) { o.VisitNotes = []string{} })
+	a := f.login("nurse-a", "s3cret-a")
+	if code, body := f.do("GET", "/api/v1/me", a, ""); strings.Contains(body, "visit_notes") {
+		t.Fatalf("GET /me offers notes where none are kept: %d %s", code, body)
+	}
+	code, body := f.do("POST", "/api/v1/visits", a, `{"room":"204"}`)
+	if code != 201 {
+		t.Fatalf("start visit: %d %s", code, body)
+	}
+	var v struct{ ID string }
+	_ = json.Unmarshal([]byte(body), &v)
+	if code, body := f.do("POST", "/api/v1/visits/"+v.ID+"/end", a, `{"note":"round"}`); code != http.StatusBadRequest || !strings.Contains(body, "keeps no visit notes") {
+		t.Fatalf("note where none are kept: %d %s", code, body)
+	}
+	if code, body := f.do("POST", "/api/v1/visits/"+v.ID+"/end", a, ""); code != 200 {
+		t.Fatalf("end without a note: %d %s", code, body)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -21,6 +23,9 @@ type stateView struct {
 	// NearestRouting says whether the site routes to the nearest staff, i.e.
 	// whether a phone should share positions at all (G1: none is kept otherwise).
 	NearestRouting bool `json:"nearest_routing"`
+	// VisitNotes are the notes a visit record may carry (privacy.visit_notes): the
+	// phone offers them as choices; any other text is refused.
+	VisitNotes []string `json:"visit_notes,omitempty"`
 }
 
 func viewState(m vakt.Member) stateView {
@@ -38,6 +43,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	}
 	v := viewState(m)
 	v.NearestRouting = s.opt.NearestRouting
+	v.VisitNotes = s.opt.VisitNotes
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -274,8 +280,7 @@ func (s *Server) alarmVerb(v verb) http.HandlerFunc {
 			if req.Visit != nil {
 				note = req.Visit.Note
 			}
-			if len(note) > 200 {
-				writeError(w, http.StatusBadRequest, "bad_request", "visit.note is at most 200 characters")
+			if !s.noteAllowed(w, "visit.note", note) {
 				return
 			}
 			a, err = s.opt.Service.Complete(r.Context(), c.staff, id, note)
@@ -294,6 +299,21 @@ func (s *Server) alarmVerb(v verb) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, s.view(a, c.staff))
 	}
+}
+
+// noteAllowed answers 400 unless note is empty or one of the site's visit notes
+// (privacy.visit_notes). Free text is refused on purpose: a note typed at the bedside
+// could carry a resident's health data, which the privacy policy never stores.
+func (s *Server) noteAllowed(w http.ResponseWriter, field, note string) bool {
+	if note == "" || slices.Contains(s.opt.VisitNotes, note) {
+		return true
+	}
+	if len(s.opt.VisitNotes) == 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", field+": this site keeps no visit notes (privacy.visit_notes is empty); send none")
+		return false
+	}
+	writeError(w, http.StatusBadRequest, "bad_request", field+" must be one of: "+strings.Join(s.opt.VisitNotes, ", ")+" (free text is not kept: privacy.visit_notes)")
+	return false
 }
 
 // conflictText says, per verb, what state conflict a phone ran into.
@@ -365,8 +385,7 @@ func (s *Server) endVisit(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !s.decode(w, r, &req) {
 		return
 	}
-	if len(req.Note) > 200 {
-		writeError(w, http.StatusBadRequest, "bad_request", "note is at most 200 characters")
+	if !s.noteAllowed(w, "note", req.Note) {
 		return
 	}
 	v, err := s.opt.Service.EndVisit(r.Context(), who(r).staff, vakt.VisitID(r.PathValue("id")), req.Note)

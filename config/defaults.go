@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vakt/vakt/drivers"
@@ -50,6 +51,17 @@ const (
 	MinRetention = 24 * time.Hour
 )
 
+// DefaultVisitNotes is privacy.visit_notes unless the file sets it: outcomes of a
+// visit, none of them health data.
+var DefaultVisitNotes = []string{"assisted", "false alarm", "no help needed", "round", "done"}
+
+// MaxVisitNotes and MaxVisitNote bound privacy.visit_notes: a list a nurse can pick
+// from on a phone, each a short outcome.
+const (
+	MaxVisitNotes = 30
+	MaxVisitNote  = 40
+)
+
 // ApplyDefaults fills every field left at its zero value that has a default. Parse
 // calls it already; it is for configurations built in code (tests).
 func (c *Config) ApplyDefaults() { applyDefaults(c, nil) }
@@ -81,6 +93,9 @@ func applyDefaults(c *Config, given func(path string) bool) {
 		c.Routing.FloorPenaltyM = DefaultFloorPenaltyM
 	}
 	setDuration("privacy.position_ttl", &c.Privacy.PositionTTL, DefaultPositionTTL)
+	if c.Privacy.VisitNotes == nil && unset("privacy.visit_notes") {
+		c.Privacy.VisitNotes = slices.Clone(DefaultVisitNotes)
+	}
 	rt := &c.Retention
 	setDuration("retention.alarms", &rt.Alarms, DefaultRetention)
 	setDuration("retention.events", &rt.Events, DefaultRetention)

@@ -256,6 +256,11 @@ type Privacy struct {
 	NearestRouting bool `yaml:"nearest_routing"`
 	// PositionTTL: positions older than this are purged (and count as unknown).
 	PositionTTL Duration `yaml:"position_ttl"`
+	// VisitNotes is the vocabulary a visit record may carry (a completed alarm's
+	// visit, an ended home-care visit): staff pick one, nobody types free text, so
+	// no health data can end up in a note (the policy stores visits and that an
+	// EPR note was sent, never its content). An empty list turns notes off.
+	VisitNotes []string `yaml:"visit_notes"`
 }
 
 // Retention is how long history is kept on the gateway (G5) before it is deleted:

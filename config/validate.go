@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	vakt "github.com/vakt/vakt"
@@ -127,6 +128,7 @@ func validate(c *Config, line func(string) int, reported func(string) bool) Erro
 		v.errorf("storage.path", "required: where the database file lives, e.g. %q", DefaultStoragePath)
 	}
 	v.positive("privacy.position_ttl", c.Privacy.PositionTTL, "15m")
+	v.visitNotes()
 	v.retention()
 	v.cloud()
 	if c.Log.Level != "" {
@@ -341,6 +343,32 @@ func (v *validator) roleList() {
 			continue
 		}
 		seen[r] = p
+	}
+}
+
+// visitNotes checks privacy.visit_notes: short, distinct, printable words a phone
+// offers as choices.
+func (v *validator) visitNotes() {
+	notes := v.c.Privacy.VisitNotes
+	if len(notes) > MaxVisitNotes {
+		v.errorf("privacy.visit_notes", "%d notes: at most %d (a list to pick from on a phone)", len(notes), MaxVisitNotes)
+	}
+	seen := map[string]string{}
+	for i, n := range notes {
+		p := drivers.Index("privacy.visit_notes", i)
+		switch {
+		case strings.TrimSpace(n) != n || n == "":
+			v.errorf(p, "empty, or spaces at either end: write the note itself, e.g. %q", "assisted")
+		case len(n) > MaxVisitNote:
+			v.errorf(p, "longer than %d bytes: a note names an outcome, e.g. %q", MaxVisitNote, "false alarm")
+		case strings.ContainsFunc(n, func(r rune) bool { return !unicode.IsPrint(r) }):
+			v.errorf(p, "holds a control character")
+		default:
+			if first, dup := seen[n]; dup {
+				v.errorf(p, "%q is listed twice (also %s)", n, v.where(first))
+			}
+			seen[n] = p
+		}
 	}
 }
 

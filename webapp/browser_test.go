@@ -496,10 +496,16 @@ func TestWebAppInBrowser(t *testing.T) {
 		t.Errorf("nurse-2 after the switch: %q", got)
 	}
 
-	// Presence, then complete with a short visit record.
+	// Presence, then complete with a visit record picked from the site's notes
+	// (privacy.visit_notes): a choice, never a text field to type health data into.
 	n1.do(chromedp.Click(chromedp.CSS(listSel(id)+` [data-action=presence]`)),
-		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=present] [data-action=complete]`)),
-		chromedp.SendKeys(chromedp.CSS(listSel(id)+` input[name=visit_note]`), "assisted"),
+		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=present] [data-action=complete]`)))
+	n1.until("the visit note is a choice of the site's notes", `(() => {
+		const sel = document.querySelector('#alarm-list [data-alarm-id="`+id+`"] select[name=visit_note]');
+		return !!sel && !document.querySelector('#alarm-list input[name=visit_note]') &&
+			Array.from(sel.options).map(o => o.value).join('|') === '|assisted|false alarm|no help needed|round|done';
+	})()`, waitLimit)
+	n1.do(chromedp.SetValue(chromedp.CSS(listSel(id)+` select[name=visit_note]`), "assisted"),
 		chromedp.Click(chromedp.CSS(listSel(id)+` [data-action=complete]`)),
 		chromedp.WaitVisible(chromedp.CSS(listSel(id)+`[data-state=completed][data-gone=closed]`)))
 	lead.do(chromedp.WaitVisible(chromedp.CSS(listSel(id) + `[data-gone=closed]`)))
@@ -597,7 +603,7 @@ func TestWebAppInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`[data-visit-id] input[name=epr_system]`), "CosDoc"),
 		chromedp.Click(chromedp.CSS(`[data-visit-id] [data-visit-action=epr]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-visit-id][data-epr=sent]`)),
-		chromedp.SendKeys(chromedp.CSS(`[data-visit-id] input[name=end_note]`), "medication round"),
+		chromedp.SetValue(chromedp.CSS(`[data-visit-id] select[name=end_note]`), "round"),
 		chromedp.Click(chromedp.CSS(`[data-visit-id] [data-visit-action=end]`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`[data-visit-id]`)))
 

@@ -190,6 +190,8 @@ func (m *Main) Open(ctx context.Context) error {
 		SeeAllRoles: cfg.API.SeeAllRoles,
 		// GET /me tells phones whether to share positions at all (G1).
 		NearestRouting: cfg.Privacy.NearestRouting,
+		// The only notes a visit record may carry: no free text, no health data.
+		VisitNotes: cfg.Privacy.VisitNotes,
 	})
 	if err != nil {
 		return err

@@ -544,6 +544,17 @@ function alarmBody(e) {
   ];
 }
 
+// noteSelect offers the site's visit notes (GET /me visit_notes, privacy.visit_notes)
+// as a choice: no free text, so no health data can be typed into a visit record.
+// None configured: no control at all.
+function noteSelect(name, label, value) {
+  const notes = (me && me.visit_notes) || [];
+  if (!notes.length) return null;
+  return h('select', { name, 'aria-label': label },
+    h('option', { value: '', text: label }),
+    ...notes.map((n) => h('option', { value: n, text: n, selected: n === value || undefined })));
+}
+
 function alarmEl(tag, e, notes) {
   const a = e.alarm;
   const el = h(tag, {
@@ -558,10 +569,8 @@ function alarmEl(tag, e, notes) {
   if (acts.length) {
     const row = h('div', { class: 'actions' });
     if (acts.includes('complete')) {
-      row.append(h('input', {
-        name: 'visit_note', maxlength: 200, autocomplete: 'off',
-        placeholder: t('act.note'), 'aria-label': t('act.note'), value: notes.get(a.id) || '',
-      }));
+      const sel = noteSelect('visit_note', t('act.note'), notes.get(a.id) || '');
+      if (sel) row.append(sel);
     }
     for (const act of acts) row.append(h('button', { type: 'button', class: 'act act-' + act, 'data-action': act, text: t('act.' + act) }));
     el.append(row);
@@ -573,7 +582,7 @@ function render() {
   renderOffer();
   const list = $('#alarm-list');
   const notes = new Map();
-  for (const inp of list.querySelectorAll('input[name=visit_note]')) {
+  for (const inp of list.querySelectorAll('[name=visit_note]')) {
     notes.set(inp.closest('[data-alarm-id]').dataset.alarmId, inp.value);
   }
   const focused = document.activeElement && document.activeElement.name === 'visit_note'
@@ -583,7 +592,7 @@ function render() {
   for (const e of entries) list.append(alarmEl('li', e, notes));
   $('#no-alarms').hidden = entries.length > 0;
   if (focused) {
-    const inp = list.querySelector(`[data-alarm-id="${CSS.escape(focused)}"] input[name=visit_note]`);
+    const inp = list.querySelector(`[data-alarm-id="${CSS.escape(focused)}"] [name=visit_note]`);
     if (inp) inp.focus();
   }
 }
@@ -620,8 +629,8 @@ document.addEventListener('click', async (ev) => {
   const action = btn.dataset.action;
   let body;
   if (action === 'complete') {
-    const inp = el.querySelector('input[name=visit_note]');
-    const note = inp ? inp.value.trim() : '';
+    const inp = el.querySelector('[name=visit_note]');
+    const note = inp ? inp.value : '';
     if (note) body = { visit: { note } };
   }
   for (const b of el.querySelectorAll('button[data-action]')) b.disabled = true;
@@ -643,7 +652,7 @@ function renderVisits(visits) {
   lastVisits = visits;
   const list = $('#visit-list');
   const keep = new Map();
-  for (const inp of list.querySelectorAll('input')) keep.set(inp.closest('[data-visit-id]').dataset.visitId + inp.name, inp.value);
+  for (const inp of list.querySelectorAll('input, select')) keep.set(inp.closest('[data-visit-id]').dataset.visitId + inp.name, inp.value);
   list.replaceChildren();
   for (const v of visits) {
     const started = new Date(v.start).toLocaleTimeString(lang === 'nb' ? 'nb-NO' : 'en-GB', { hour: '2-digit', minute: '2-digit' });
@@ -652,7 +661,7 @@ function renderVisits(visits) {
       h('div', { class: 'room', text: [v.room && t('offer.room', { r: v.room }), v.resident].filter(Boolean).join(' · ') }),
       h('div', { class: 'muted', text: t('visits.started', { t: started }) }),
       h('div', { class: 'actions' },
-        h('input', { name: 'end_note', maxlength: 200, placeholder: t('visits.note'), 'aria-label': t('visits.note'), value: val('end_note', '') }),
+        noteSelect('end_note', t('visits.note'), val('end_note', '')),
         h('button', { type: 'button', 'data-visit-action': 'end', text: t('visits.end') })),
       h('div', { class: 'actions' },
         h('input', { name: 'epr_system', maxlength: 64, placeholder: t('visits.epr_system'), 'aria-label': t('visits.epr_system'), value: val('epr_system', localStorage.getItem('vakt.epr') || '') }),
@@ -686,7 +695,8 @@ document.addEventListener('click', async (ev) => {
   btn.disabled = true;
   try {
     if (btn.dataset.visitAction === 'end') {
-      const note = li.querySelector('input[name=end_note]').value.trim();
+      const sel = li.querySelector('[name=end_note]');
+      const note = sel ? sel.value : '';
       await api('POST', `/visits/${encodeURIComponent(id)}/end`, note ? { note } : undefined);
     } else {
       const system = li.querySelector('input[name=epr_system]').value.trim();
