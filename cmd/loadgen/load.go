@@ -186,8 +186,10 @@ type loadResult struct {
 	NoOffer     int64   `json:"presses_without_offer"`
 	Stray       int64   `json:"offers_unmatched"`
 	Lat         latency `json:"press_to_offer_ms"`
-	Svc         latency `json:"sent_to_offer_ms"`
-	Ack         latency `json:"publish_to_puback_ms"`
+	// PerMinute: offers matched and their press → offer p99, minute by minute.
+	PerMinute []minuteResult `json:"per_minute,omitempty"`
+	Svc       latency        `json:"sent_to_offer_ms"`
+	Ack       latency        `json:"publish_to_puback_ms"`
 	// IO is the system under test's disk writes during the load (-io-pid).
 	IO           *ioWindow `json:"io,omitempty"`
 	PhoneDrops   int64     `json:"phone_drops"`
@@ -196,6 +198,19 @@ type loadResult struct {
 
 	FloorCommitMs    float64 `json:"floor_commit_ms,omitempty"`
 	FloorCommitsPerS float64 `json:"floor_commits_per_s,omitempty"`
+}
+
+// minute is what one minute of a run delivered: a cliff (a long storm falling off
+// its throughput) shows as a minute far below the first.
+type minute struct {
+	offers int64
+	lat    []time.Duration
+}
+
+// minuteResult is one minute of a run in the result.
+type minuteResult struct {
+	Offers int64   `json:"offers"`
+	P99    float64 `json:"p99_ms"`
 }
 
 type latency struct {
@@ -228,6 +243,8 @@ type loader struct {
 	lat, ackd []time.Duration
 	svc       []time.Duration // sent → offer
 	seen      map[string]bool // alarm ids whose first offer was matched or seen
+	started   time.Time       // the schedule's start, for minutes
+	minutes   []minute        // offers matched by the minute they arrived in
 
 	presses, cancels, checkins, notSent, offers, noOffer, stray atomic.Int64
 }
@@ -391,6 +408,13 @@ func (l *loader) offer(tx, alarm string, at time.Time) {
 	l.mu.Lock()
 	l.lat = append(l.lat, d)
 	l.svc = append(l.svc, ds)
+	if m := int(at.Sub(l.started) / time.Minute); m >= 0 && !l.started.IsZero() {
+		for len(l.minutes) <= m {
+			l.minutes = append(l.minutes, minute{})
+		}
+		l.minutes[m].offers++
+		l.minutes[m].lat = append(l.minutes[m].lat, d)
+	}
 	l.mu.Unlock()
 	l.cancel(i)
 }
@@ -436,6 +460,9 @@ func (l *loader) run(ctx context.Context, stop <-chan struct{}) loadResult {
 	go l.watchdog(ctx)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	start := time.Now()
+	l.mu.Lock()
+	l.started = start
+	l.mu.Unlock()
 	end := start.Add(l.o.Duration)
 	if l.o.CheckIns > 0 {
 		go func() {
@@ -531,6 +558,9 @@ schedule:
 		Published: published, Acked: acked, NotSent: l.notSent.Load(),
 		Offers: l.offers.Load(), NoOffer: l.noOffer.Load(), Stray: l.stray.Load(),
 		Lat: percentiles(l.lat), Svc: percentiles(l.svc), Ack: percentiles(l.ackd),
+	}
+	for _, m := range l.minutes {
+		r.PerMinute = append(r.PerMinute, minuteResult{Offers: m.offers, P99: percentiles(m.lat).P99})
 	}
 	r.EventsPerS = float64(len(l.ackd)) / secs
 	r.PressesPerS = float64(r.Offers) / secs

@@ -28,6 +28,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -237,6 +239,9 @@ func printResult(out io.Writer, r loadResult) {
 		fmt.Fprintf(out, "%s: press written → offer (without the wait for a free transmitter) p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 			r.Label, r.Svc.P50, r.Svc.P90, r.Svc.P99, r.Svc.Max)
 	}
+	if len(r.PerMinute) > 2 {
+		fmt.Fprintf(out, "%s: %s\n", r.Label, minutesLine(r.PerMinute, r.Seconds))
+	}
 	fmt.Fprintf(out, "%s: publish → PUBACK n=%d p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d MQTT reconnects\n",
 		r.Label, r.Ack.N, r.Ack.P50, r.Ack.P99, r.Ack.Max, r.Reconnects)
 	if r.FloorCommitsPerS > 0 {
@@ -288,4 +293,29 @@ func cmdVerify(ctx context.Context, args []string, out io.Writer) (bool, error) 
 	}
 	fmt.Fprintf(out, "%s: %v\n", *label, v)
 	return v.ok(), appendJSON(*jsonOut, map[string]any{"label": *label, "verification": v})
+}
+
+// minutesLine sums up a long run minute by minute: the alarms offered in each full
+// minute of the schedule and their p99, and the weakest full minute against the
+// first, so a cliff (throughput falling off as the storm goes on) shows in one line.
+func minutesLine(ms []minuteResult, seconds float64) string {
+	full := min(len(ms), int(seconds/60)) // the minutes the schedule ran through
+	if full < 2 {
+		full = len(ms)
+	}
+	var offers, p99 []string
+	weakest := 0
+	for i, m := range ms[:full] {
+		offers = append(offers, strconv.FormatInt(m.Offers, 10))
+		p99 = append(p99, strconv.FormatFloat(m.P99, 'f', 0, 64))
+		if m.Offers < ms[weakest].Offers {
+			weakest = i
+		}
+	}
+	ratio := 0.0
+	if ms[0].Offers > 0 {
+		ratio = float64(ms[weakest].Offers) / float64(ms[0].Offers)
+	}
+	return fmt.Sprintf("alarms offered per full minute %s; p99 ms %s; weakest minute (%d) = %.2f× the first",
+		strings.Join(offers, " "), strings.Join(p99, " "), weakest+1, ratio)
 }

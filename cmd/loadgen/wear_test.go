@@ -46,3 +46,13 @@ func TestParseWriteBytes(t *testing.T) {
 		t.Fatal("no write_bytes line, no error")
 	}
 }
+
+// TestMinutesLine: a long run's summary names the weakest full minute against the
+// first, so a storm that falls off a cliff shows in one line.
+func TestMinutesLine(t *testing.T) {
+	got := minutesLine([]minuteResult{{Offers: 1000, P99: 12}, {Offers: 990, P99: 14}, {Offers: 400, P99: 900}, {Offers: 20, P99: 3}}, 180.5)
+	want := "alarms offered per full minute 1000 990 400; p99 ms 12 14 900; weakest minute (3) = 0.40× the first"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
