@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash/maphash"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -25,9 +26,19 @@ const recentCapacity = 1 << 17
 // map for the lookup and a FIFO ring of the same keys in arrival order, from whose
 // front ids leave by age or, when the ring is full, by capacity. Nothing ever scans
 // the whole set; each id is pushed once and popped at most once.
+//
+// Keys and entries hold no pointers: a key is a 128-bit hash of the id (two maphash
+// seeds; a false match among 131,072 ids has odds of about 2^-94), times are offsets
+// from base, alarms their number. With strings and time.Time a full set was ~23 MB of
+// the heap that the collector had to scan at every cycle: in a storm through
+// Mosquitto it sat above the 40 MiB soft memory limit and the collector ran ~13
+// times a second. Now ~9 MB that it never scans.
 type recentSources struct {
-	byKey map[string]recentEntry
-	ring  []recentSlot // len == capacity once full; head is the oldest
+	seeds [2]maphash.Seed
+	base  time.Time // at offsets are from here; set by the first call
+	byKey map[recentKey]recentEntry
+	odd   map[recentKey]vakt.AlarmID // alarms whose id FormatAlarmID did not make (rare)
+	ring  []recentSlot               // len == capacity once full; head is the oldest
 	head  int
 	n     int
 	seq   uint64
@@ -41,36 +52,58 @@ type recentSources struct {
 	scanned int64
 }
 
+type recentKey [2]uint64
+
 type recentEntry struct {
-	alarm vakt.AlarmID
-	at    time.Time
-	seq   uint64 // the ring slot that holds this key's latest arrival
+	alarm int64 // the alarm's number (FormatAlarmID); 0 none; -1 see odd
+	at    int64 // ns after base
+	seq   uint64
 }
 
 type recentSlot struct {
-	key string
-	at  time.Time
+	key recentKey
+	at  int64
 	seq uint64
 }
 
 // newRecentSources remembers up to capacity ids; hint is how many are about to be
 // added (a restart's snapshot), so the map and ring are sized once.
 func newRecentSources(capacity, hint int) *recentSources {
-	r := &recentSources{byKey: make(map[string]recentEntry, min(hint, capacity)), cap: capacity}
+	r := &recentSources{byKey: make(map[recentKey]recentEntry, min(hint, capacity)), cap: capacity,
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	if hint > 0 {
 		r.ring = make([]recentSlot, min(max(hint, 1024), capacity))
 	}
 	return r
 }
 
+func (r *recentSources) hash(key string) recentKey {
+	return recentKey{maphash.String(r.seeds[0], key), maphash.String(r.seeds[1], key)}
+}
+
+// offset is now as ns after base (monotonic where the clock gives it).
+func (r *recentSources) offset(now time.Time) int64 {
+	if r.base.IsZero() {
+		r.base = now
+	}
+	return int64(now.Sub(r.base))
+}
+
 // lookup returns what the id did when it was committed, if it was seen within the
 // window.
 func (r *recentSources) lookup(key string, now time.Time) (vakt.AlarmID, bool) {
-	e, ok := r.byKey[key]
-	if !ok || now.Sub(e.at) > redeliveryWindow {
+	k := r.hash(key)
+	e, ok := r.byKey[k]
+	if !ok || r.offset(now)-e.at > int64(redeliveryWindow) {
 		return "", false
 	}
-	return e.alarm, true
+	switch {
+	case e.alarm > 0:
+		return vakt.FormatAlarmID(e.alarm), true
+	case e.alarm < 0:
+		return r.odd[k], true
+	}
+	return "", true
 }
 
 // remember records key as seen at now (a later arrival replaces an earlier one).
@@ -85,18 +118,34 @@ func (r *recentSources) remember(key string, alarm vakt.AlarmID, now time.Time) 
 	if r.n == len(r.ring) {
 		r.grow()
 	}
+	k, at := r.hash(key), r.offset(now)
+	n, ok := vakt.ParseAlarmID(alarm)
+	switch {
+	case alarm == "":
+		n = 0
+	case !ok || n <= 0:
+		n = -1
+		if r.odd == nil {
+			r.odd = map[recentKey]vakt.AlarmID{}
+		}
+		r.odd[k] = alarm
+	}
+	if n >= 0 && r.odd != nil {
+		delete(r.odd, k)
+	}
 	r.seq++
-	r.ring[(r.head+r.n)%len(r.ring)] = recentSlot{key: key, at: now, seq: r.seq}
+	r.ring[(r.head+r.n)%len(r.ring)] = recentSlot{key: k, at: at, seq: r.seq}
 	r.n++
-	r.byKey[key] = recentEntry{alarm: alarm, at: now, seq: r.seq}
+	r.byKey[k] = recentEntry{alarm: n, at: at, seq: r.seq}
 	r.peak = max(r.peak, len(r.byKey))
 }
 
 // expire drops ids older than the window from the front of the ring.
 func (r *recentSources) expire(now time.Time) {
+	at := r.offset(now)
 	for r.n > 0 {
 		r.scanned++
-		if now.Sub(r.ring[r.head].at) <= redeliveryWindow {
+		if at-r.ring[r.head].at <= int64(redeliveryWindow) {
 			return
 		}
 		r.pop()
@@ -108,6 +157,9 @@ func (r *recentSources) pop() {
 	s := &r.ring[r.head]
 	if e, ok := r.byKey[s.key]; ok && e.seq == s.seq {
 		delete(r.byKey, s.key)
+		if e.alarm < 0 {
+			delete(r.odd, s.key)
+		}
 	}
 	*s = recentSlot{}
 	r.head = (r.head + 1) % len(r.ring)
@@ -118,7 +170,7 @@ func (r *recentSources) pop() {
 	// After a storm drained, give the memory back: copy what is left into a map
 	// sized for it. Amortised O(1): it happens only after peak/2 deletions.
 	if r.peak >= 4096 && len(r.byKey) <= r.peak/4 {
-		m := make(map[string]recentEntry, len(r.byKey))
+		m := make(map[recentKey]recentEntry, len(r.byKey))
 		for k, v := range r.byKey {
 			m[k] = v
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -85,5 +86,48 @@ func TestRecentSourcesShrinkAfterStorm(t *testing.T) {
 	}
 	if _, ok := r.lookup("after", recentT0.Add(redeliveryWindow+time.Second)); !ok {
 		t.Error("the id after the storm was lost")
+	}
+}
+
+// Alarm ids are remembered by number; one the engine did not make (an old database,
+// a hand-edited one) still comes back as it was.
+func TestRecentSourcesKeepOddAlarmIDs(t *testing.T) {
+	r := newRecentSources(4, 0)
+	for _, id := range []vakt.AlarmID{"a-17", "", "legacy-9", "a-0"} {
+		r.remember("k"+string(id), id, recentT0)
+	}
+	for _, id := range []vakt.AlarmID{"a-17", "", "legacy-9", "a-0"} {
+		if got, ok := r.lookup("k"+string(id), recentT0); !ok || got != id {
+			t.Errorf("lookup of the id that opened %q: %q, %v", id, got, ok)
+		}
+	}
+	r.remember("klegacy-9", "a-3", recentT0) // the same source id, a new press
+	if got, _ := r.lookup("klegacy-9", recentT0); got != "a-3" {
+		t.Errorf("renewed: %q, want a-3", got)
+	}
+	for i := range 8 { // push everything out
+		r.remember(strconv.Itoa(i), "", recentT0)
+	}
+	if len(r.odd) != 0 {
+		t.Errorf("%d odd ids left after their keys were forgotten", len(r.odd))
+	}
+}
+
+// BenchmarkRecentSourcesFull reports the heap a full set of recentCapacity MQTT ids
+// holds (the steady state of a long storm): 23 MB with strings and time.Time.
+func BenchmarkRecentSourcesFull(b *testing.B) {
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r := newRecentSources(recentCapacity, 0)
+		for i := range recentCapacity {
+			r.remember("mqtt\x00mqtt:"+strconv.Itoa(i%65536)+":"+strconv.FormatUint(uint64(i)*0x9e3779b97f4a7c15, 16),
+				vakt.FormatAlarmID(int64(i+1)), recentT0.Add(time.Duration(i)*time.Millisecond))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-held")
+		runtime.KeepAlive(r)
 	}
 }
