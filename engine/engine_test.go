@@ -86,6 +86,7 @@ type rig struct {
 	synced       func() bool // Options.ClockSynced
 	retention    engine.Retention
 	path         string
+	pins         map[vakt.StaffID]vakt.Position // Options.PinnedPositions (demo)
 	clock        *fakeclock.Clock
 	phones       *phones
 	db           *store.DB
@@ -144,6 +145,7 @@ func (r *rig) start(walkTest bool) {
 		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
 		Retention:    r.retention,
 		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
+		PinnedPositions: r.pins,
 		Directory: []vakt.Staff{
 			{ID: "near", Roles: []string{"nurse"}}, {ID: "far", Roles: []string{"nurse"}}, {ID: "tech", Roles: []string{"technician"}},
 		},
@@ -536,4 +538,51 @@ func TestClosedAlarmKeepsNoDistances(t *testing.T) {
 			t.Fatalf("completed alarm still stores a distance: %+v", a.Offers)
 		}
 	}
+}
+
+// TestDemoPinsNeverGoStale: a demo site's pinned positions route alarms however long
+// it runs, also after an offer (which copies the staff member's stored state, where
+// no pin is, into the routing view); a real position report replaces the pin.
+func TestDemoPinsNeverGoStale(t *testing.T) {
+	r := &rig{t: t, path: filepath.Join(t.TempDir(), "vakt.db"), clock: fakeclock.New(t0), phones: newPhones(),
+		pins: map[vakt.StaffID]vakt.Position{"far": {Lat: 59.9150, Lon: 10.7522, Floor: 1}}} // where far starts
+	r.start(false)
+	t.Cleanup(func() { r.stop() })
+	ctx := context.Background()
+	n := 0
+	press := func(want vakt.StaffID) {
+		t.Helper()
+		n++
+		offers := map[vakt.StaffID]int{"near": r.phones.count("near", vakt.NoticeOffer), "far": r.phones.count("far", vakt.NoticeOffer)}
+		r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventEmergency, Source: "mqtt"})
+		r.phones.wait(t, "an offer", func() bool {
+			return r.phones.count("near", vakt.NoticeOffer) > offers["near"] || r.phones.count("far", vakt.NoticeOffer) > offers["far"]
+		})
+		if got := r.phones.count(want, vakt.NoticeOffer); got != offers[want]+1 {
+			t.Fatalf("press %d: %s not offered first", n, want)
+		}
+		id := vakt.FormatAlarmID(int64(n))
+		if _, err := r.eng.Accept(ctx, want, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.eng.Complete(ctx, want, id, ""); err != nil {
+			t.Fatal(err)
+		}
+		r.idle()
+	}
+	press("near") // both known: near is nearer
+	r.clock.Advance(2 * time.Hour)
+	r.idle()
+	press("far") // two position TTLs later near's position is gone, far's pin is not
+	press("far") // and after an offer to far it still is
+	r.clock.Advance(2 * time.Hour)
+	r.idle()
+	press("far")
+	if err := r.eng.SetPosition(ctx, "far", vakt.Position{Lat: 59.93, Lon: 10.7522, Floor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.eng.SetPosition(ctx, "near", vakt.Position{Lat: 59.91391, Lon: 10.7522, Floor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	press("near") // far's own report, 1.7 km away, replaced the pin
 }

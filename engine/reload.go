@@ -199,6 +199,7 @@ func (e *Engine) reloadStaff(b *vakt.Batch, ch *ConfigChange, c LiveConfig, now 
 	e.opt.InitialStaff = slices.Clone(c.InitialStaff)
 	e.opt.PinnedPositions = maps.Clone(c.PinnedPositions)
 	s.opt.PinnedPositions = e.opt.PinnedPositions
+	s.peopleDirty = true // the pins are indexed by the routing view's people
 	slices.Sort(ch.StaffAdded)
 	slices.Sort(ch.StaffChanged)
 	slices.Sort(ch.StaffUnlisted)

@@ -42,11 +42,21 @@ type state struct {
 	// and only a changed directory (peopleDirty) rebuilds it.
 	people        []routing.Person
 	peopleIdx     map[vakt.StaffID]int
+	pins          []pinSlot // opt.PinnedPositions by people index, rebuilt with people
 	peopleDirty   bool
 	presenceVer   uint64 // opt.Presence's version copied into people's Offline
 	handlingDirty bool
 	handling      map[vakt.StaffID]int // open emergencies each staff member has accepted
 	active        map[vakt.StaffID]activeAlarms
+}
+
+// pinSlot is one demo pin: the person it stands for (an index into people) and the
+// stamped copy last handed to routing, reused until a quarter of the position TTL
+// has passed.
+type pinSlot struct {
+	idx int
+	pin vakt.Position
+	cur *vakt.Position
 }
 
 // activeAlarms is how many open alarms a staff member has accepted, and the most
@@ -173,20 +183,24 @@ func (s *state) env(now time.Time, origin vakt.Location) routing.Env {
 		s.countHandling()
 	}
 	// Demo pins never go stale: stamped "now" whenever a quarter of the position
-	// TTL has passed (stamping at every decision allocated a position per pin per
-	// alarm, ~15 % of the gateway's CPU in a storm on the load site).
+	// TTL has passed. Each pin's stamped copy is kept and handed out again: touch
+	// copies a staff member's stored state (no position: pins live only here) over
+	// the routing view at every offer, and stamping anew each time then allocated a
+	// position per offer, and walking the pin map cost a lookup per pin per decision
+	// (together ~20 % of the gateway's CPU in a storm on the load site).
 	refresh := s.opt.PositionTTL / 4
-	for id, pin := range s.opt.PinnedPositions {
-		i, ok := s.peopleIdx[id]
-		if !ok {
-			continue
+	for k := range s.pins {
+		ps := &s.pins[k]
+		if p := s.people[ps.idx].Position; p != nil && p != ps.cur && !p.At.IsZero() &&
+			(!s.pinned(ps.idx, ps.pin) || now.Sub(p.At) < refresh) {
+			continue // a real report replaced the pin
 		}
-		p := s.people[i].Position
-		if p != nil && !p.At.IsZero() && (!s.pinned(i, pin) || now.Sub(p.At) < refresh) {
-			continue // a real report replaced the pin, or the stamp is fresh enough
+		if ps.cur == nil || now.Sub(ps.cur.At) >= refresh {
+			pin := ps.pin
+			pin.At = now
+			ps.cur = &pin // a new copy: a view published earlier may still hold the old one
 		}
-		pin.At = now
-		s.people[i].Position = &pin
+		s.people[ps.idx].Position = ps.cur
 	}
 	return routing.Env{Now: now, Origin: origin, People: s.people}
 }
@@ -239,6 +253,12 @@ func (s *state) rebuildPeople() {
 	s.peopleIdx = make(map[vakt.StaffID]int, len(s.people))
 	for i, p := range s.people {
 		s.peopleIdx[p.Staff] = i
+	}
+	s.pins = s.pins[:0]
+	for id, pin := range s.opt.PinnedPositions {
+		if i, ok := s.peopleIdx[id]; ok {
+			s.pins = append(s.pins, pinSlot{idx: i, pin: pin})
+		}
 	}
 	s.peopleDirty = false
 	s.countHandling()
