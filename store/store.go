@@ -333,7 +333,7 @@ func (db *DB) open(ctx context.Context, readers int) error {
 		return fmt.Errorf("store: read alarm counter: %w", err)
 	}
 	var n int64
-	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE seq > `+ackedSeq).Scan(&n); err != nil {
 		return fmt.Errorf("store: count outbox: %w", err)
 	}
 	db.outboxLen.Store(n)
