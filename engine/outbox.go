@@ -50,10 +50,13 @@ const purgeChunk = time.Millisecond
 const purgePause = 4
 
 // Rows per purge transaction: first, least and most. 256 rows of ~250 bytes are
-// ~64 pages of 1 KB zeroed by secure_delete.
+// ~64 pages of 1 KB zeroed by secure_delete. The least is not smaller: a chunk's
+// time is mostly its commit's fsync once the disk is busy, and fewer rows would
+// only slow the purge, not shorten the chunk (measured: 16-row chunks purged 1,300
+// rows/s during a drain).
 const (
 	purgeRowsFirst = 256
-	purgeRowsMin   = 16
+	purgeRowsMin   = 128
 	purgeRowsMax   = 1024
 )
 
@@ -89,7 +92,8 @@ func (p *outboxPurge) stop() {
 
 // purgeOutbox deletes one chunk of acknowledged outbox rows, unless anything is
 // queued: the loop's select found the purge ready, and maybe a press too, and the
-// press goes first. The chunk's size follows the time it took, around purgeChunk.
+// press goes first. The chunk's size follows the time it took: halved above twice
+// purgeChunk, doubled below half of it.
 func (e *Engine) purgeOutbox(ctx context.Context) {
 	p := &e.purge
 	if len(e.in) > 0 {
@@ -113,7 +117,7 @@ func (e *Engine) purgeOutbox(ctx context.Context) {
 	}
 	p.due = more
 	switch {
-	case n == p.limit && took > purgeChunk:
+	case n == p.limit && took > 2*purgeChunk:
 		p.limit = max(p.limit/2, purgeRowsMin)
 	case n == p.limit && took < purgeChunk/2:
 		p.limit = min(p.limit*2, purgeRowsMax)
