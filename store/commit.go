@@ -182,7 +182,6 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 	}
 	db.head, db.counter = head, counter
 	db.outboxLen.Add(int64(len(b.Outbox)+len(b.Audit)) - acked)
-	db.ckpt.notify()
 	for i := range b.Outbox {
 		b.Outbox[i].Seq = seqs[i]
 	}

@@ -68,6 +68,5 @@ func (db *DB) PurgeAckedOutbox(ctx context.Context, limit int) (deleted int, mor
 	if err := tx.Commit(); err != nil {
 		return 0, false, fmt.Errorf("store: purge acknowledged outbox: %w", err)
 	}
-	db.ckpt.notify()
 	return int(n), next > 0, nil
 }

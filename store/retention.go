@@ -103,7 +103,6 @@ func (db *DB) PurgeRetention(ctx context.Context, p vakt.RetentionPurge) (vakt.R
 	}
 	db.head = head
 	db.outboxLen.Add(queued - res.Outbox)
-	db.ckpt.notify()
 	if res.Total() > 0 {
 		db.log.Info("retention purged", "alarms", res.Alarms, "events", res.Events, "visits", res.Visits,
 			"epr_records", res.EPR, "audit", res.Audit, "outbox", res.Outbox, "more", res.More)

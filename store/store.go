@@ -71,12 +71,11 @@ type Options struct {
 
 // DB is the SQLite store.
 //
-// Checkpoint policy: the writer runs in WAL mode, with a PASSIVE checkpoint once the
-// WAL holds 4096 pages not yet copied (≈4 MB of 1 KB pages, as SQLite's default
-// 1000 pages did with 4 KB ones), run by the checkpointer's own connection beside
-// the writer (checkpoint.go; the writer's autocheckpoint if that cannot start). Why
-// 4 MB: a checkpoint writes each page changed since the last one once, so a longer
-// WAL writes a hot page such as meta's fewer times (P6). journal_size_limit caps the WAL file at 8 MB
+// Checkpoint policy: the writer runs in WAL mode with autocheckpoint at 4096 pages
+// (a PASSIVE checkpoint once the WAL holds ≈4 MB of 1 KB pages, as SQLite's default
+// 1000 pages did with 4 KB ones, run by the committing connection: a checkpoint
+// writes each page changed since the last one once, so a longer WAL writes a hot
+// page such as meta's fewer times, P6) and journal_size_limit caps the WAL file at 8 MB
 // after a checkpoint resets it, so a storm's WAL does not stay large on the SD card.
 // PurgePositions, which the engine runs after a commit that removed a position or
 // erased a person, ends with wal_checkpoint(TRUNCATE): with secure_delete on, freed cells are zeroed in the
@@ -111,8 +110,6 @@ type DB struct {
 
 	outboxLen atomic.Int64
 	closed    atomic.Bool
-
-	ckpt *checkpointer // nil: the writer checkpoints by itself (checkpoint.go)
 }
 
 type auditHead struct {
@@ -327,9 +324,6 @@ func (db *DB) open(ctx context.Context, readers int) error {
 	if err := db.st.prepare(ctx, db.w); err != nil {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
-	if err := db.startCheckpointer(ctx, max(4<<20/pageBytes, 1)); err != nil {
-		db.log.Warn("checkpoints stay on the writer", "err", err)
-	}
 
 	if db.head, err = readAuditHead(ctx, db.w); err != nil {
 		return err
@@ -427,8 +421,7 @@ func (db *DB) Close() error {
 	defer db.mu.Unlock()
 	// Readers first, so the writer's checkpoint finds the WAL unused and the
 	// writer is the last connection.
-	errs := []error{db.r.Close(), db.ckpt.close()}
-	db.ckpt = nil
+	errs := []error{db.r.Close()}
 	if err := db.checkpoint(context.Background()); err != nil {
 		errs = append(errs, err)
 	}
@@ -441,8 +434,7 @@ func (db *DB) Close() error {
 
 // closeAll closes whatever open got to; closing twice is harmless.
 func (db *DB) closeAll() error {
-	errs := []error{db.st.close(), db.ckpt.close()}
-	db.ckpt = nil
+	errs := []error{db.st.close()}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
