@@ -70,8 +70,9 @@ type Batch struct {
 	Removals []StaffID
 	// Erasures remove a person's personal data (G4); see Erasure.
 	Erasures []Erasure
-	// OutboxAckedUpTo > 0 deletes every outbox entry with Seq <= it and records it
-	// as the highest acknowledged seq: the cloud holds those entries durably.
+	// OutboxAckedUpTo > 0 records it as the highest acknowledged seq (if higher than
+	// the one stored): the cloud holds the entries up to it durably, so they leave
+	// the backlog at once; their rows go later (OutboxPurger).
 	OutboxAckedUpTo int64
 	// DirectoryCursor, when not nil, is stored as the cloud directory feed's cursor
 	// together with the directory changes it brought.
@@ -152,7 +153,16 @@ type Store interface {
 	Load(ctx context.Context) (*Snapshot, error)
 	PositionPurger
 	RetentionPurger
+	OutboxPurger
 	Close() error
+}
+
+// OutboxPurger deletes outbox entries the cloud acknowledged (Batch.OutboxAckedUpTo
+// only records the watermark, so that an acknowledgement costs the writer one small
+// write, P5). The engine's loop calls it while nothing else is queued: up to limit
+// entries per call, one transaction each; more reports that some remain.
+type OutboxPurger interface {
+	PurgeAckedOutbox(ctx context.Context, limit int) (deleted int, more bool, err error)
 }
 
 // PositionPurger is a store that can remove positions from its file and its

@@ -129,6 +129,8 @@ type Engine struct {
 	out outboundState // the outbound queue (outbound.go, loop-owned)
 
 	ret retentionState // the history purge (retention.go, loop-owned)
+
+	purge outboxPurge // deleting acknowledged outbox rows while idle (outbox.go, loop-owned)
 }
 
 // Stats are counters for the status page and metrics.

@@ -14,6 +14,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.stopOutbound()
 	defer e.stopRetention()
+	defer e.purge.stop()
 	// Apply the start-up merge (directory from config, initial demo state), resend
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
@@ -29,6 +30,9 @@ func (e *Engine) Run(ctx context.Context) error {
 				return nil
 			case o := <-e.in:
 				e.queue(o)
+			case <-e.purge.ready():
+				e.purgeOutbox(ctx) // nothing queued: delete a chunk of acknowledged rows
+				continue
 			}
 		}
 		// Group commit: take whatever else is already queued, up to MaxBatch, the

@@ -68,7 +68,8 @@ func (db *DB) Visits(ctx context.Context, staff vakt.StaffID) ([]vakt.Visit, err
 }
 
 // Outbox returns up to limit queued entries with Seq > afterSeq, in Seq order
-// (limit <= 0: all).
+// (limit <= 0: all). Entries the cloud acknowledged are never among them, also
+// while their rows wait for PurgeAckedOutbox.
 func (db *DB) Outbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.OutboxEntry, error) {
 	if limit <= 0 {
 		limit = -1
@@ -84,7 +85,7 @@ func (db *DB) Outbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.Out
 		e.Origin.SinceBoot = time.Duration(since) * time.Millisecond
 		return e, err
 	})(db.r.QueryContext(ctx, `SELECT seq, kind, v, body, at, clock_synced, boot, since_boot_ms FROM outbox
-		WHERE seq > ? ORDER BY seq LIMIT ?`,
+		WHERE seq > max(?, `+ackedSeq+`) ORDER BY seq LIMIT ?`,
 		afterSeq, limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: outbox: %w", err)
@@ -94,7 +95,7 @@ func (db *DB) Outbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.Out
 
 // PendingOutbox is Outbox under the name the sync uploader's interface uses: up to
 // limit entries with Seq > afterSeq, in Seq order, read from the read pool. Entries
-// are deleted only by a commit with Batch.OutboxAckedUpTo (the engine's
+// leave it only by a commit with Batch.OutboxAckedUpTo (the engine's
 // AcknowledgeOutbox), never here.
 func (db *DB) PendingOutbox(ctx context.Context, afterSeq int64, limit int) ([]vakt.OutboxEntry, error) {
 	return db.Outbox(ctx, afterSeq, limit)
@@ -112,7 +113,7 @@ type OutboxStats struct {
 	HealthEntries, HealthBytes, HealthTransmitters int64
 }
 
-// OutboxStats counts the backlog. It reads every entry's length, so it is for the
+// OutboxStats counts the backlog (what the cloud has not acknowledged). It reads every entry's length, so it is for the
 // status page and the uploader's backlog check, not for every commit; OutboxLen
 // is the cheap count.
 func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
@@ -121,10 +122,11 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 		oldest sql.NullInt64
 	)
 	var synced sql.NullBool
-	err := db.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(body)), 0),
-		(SELECT at FROM outbox ORDER BY seq LIMIT 1), (SELECT clock_synced FROM outbox ORDER BY seq LIMIT 1),
+	err := db.r.QueryRowContext(ctx, `WITH pending AS (SELECT * FROM outbox WHERE seq > `+ackedSeq+`)
+		SELECT count(*), coalesce(sum(length(body)), 0),
+		(SELECT at FROM pending ORDER BY seq LIMIT 1), (SELECT clock_synced FROM pending ORDER BY seq LIMIT 1),
 		coalesce(sum(health_of IS NOT NULL), 0), coalesce(sum(CASE WHEN health_of IS NOT NULL THEN length(body) END), 0),
-		count(DISTINCT health_of) FROM outbox`).Scan(&st.Entries, &st.Bytes, &oldest, &synced,
+		count(DISTINCT health_of) FROM pending`).Scan(&st.Entries, &st.Bytes, &oldest, &synced,
 		&st.HealthEntries, &st.HealthBytes, &st.HealthTransmitters)
 	if err != nil {
 		return OutboxStats{}, fmt.Errorf("store: outbox stats: %w", err)

@@ -166,7 +166,7 @@ func (r *retention) pending() (*pendingSet, error) {
 		WHEN 'visit' THEN json_extract(CAST(body AS TEXT), '$.id')
 		WHEN 'epr' THEN json_extract(CAST(body AS TEXT), '$.visit')
 		ELSE json_extract(CAST(body AS TEXT), '$.seq') END
-		FROM outbox WHERE kind IN ('alarm', 'visit', 'epr', 'audit')`)
+		FROM outbox WHERE kind IN ('alarm', 'visit', 'epr', 'audit') AND seq > `+ackedSeq)
 	if err != nil {
 		return nil, fmt.Errorf("read pending outbox: %w", err)
 	}
@@ -436,11 +436,17 @@ func (r *retention) outbox() error {
 			cut = n
 		}
 	}
-	del, err := r.prefix(`SELECT seq, coalesce(at, 0), '' FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, 0, cut, nil)
+	// Above the watermark: acknowledged rows are out of the count already and go
+	// by PurgeAckedOutbox.
+	var acked int64
+	if err := r.tx.QueryRowContext(r.ctx, `SELECT `+ackedSeq).Scan(&acked); err != nil {
+		return err
+	}
+	del, err := r.prefix(`SELECT seq, coalesce(at, 0), '' FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, acked, cut, nil)
 	if err != nil || len(del) == 0 {
 		return err
 	}
-	n, err := r.exec(`DELETE FROM outbox WHERE seq <= ?`, del[len(del)-1])
+	n, err := r.exec(`DELETE FROM outbox WHERE seq > ? AND seq <= ?`, acked, del[len(del)-1])
 	if err != nil {
 		return err
 	}

@@ -361,7 +361,7 @@ func (db *DB) countOutbox(ctx context.Context) error {
 	}
 	// A deferred BEGIN takes its snapshot at the first read: this one.
 	var any int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT 1)`).Scan(&any); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM outbox WHERE seq > `+ackedSeq+` LIMIT 1)`).Scan(&any); err != nil {
 		tx.Rollback()
 		conn.Close()
 		return fmt.Errorf("store: count outbox: %w", err)
@@ -376,7 +376,7 @@ func (db *DB) countOutbox(ctx context.Context) error {
 		}
 		var n int64
 		if any > 0 {
-			if err := tx.QueryRow(`SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+			if err := tx.QueryRow(`SELECT count(*) FROM outbox WHERE seq > ` + ackedSeq).Scan(&n); err != nil {
 				db.log.Error("outbox not counted: its length is shown low until a restart", "err", err)
 				return
 			}

@@ -42,8 +42,9 @@ type Outbox interface {
 	// Pending returns up to limit entries with Seq > afterSeq in Seq order. It is a
 	// read (the store's read pool), never blocking the writer.
 	Pending(ctx context.Context, afterSeq int64, limit int) ([]Entry, error)
-	// Acknowledge deletes every entry with Seq <= upTo and records upTo as
-	// acknowledged, in one transaction through the engine's write path.
+	// Acknowledge records upTo as acknowledged, in one transaction through the
+	// engine's write path: from then on Pending never returns an entry with
+	// Seq <= upTo (the gateway deletes their rows afterwards, while idle).
 	Acknowledge(ctx context.Context, upTo int64) error
 	// Acked is the highest seq ever passed to Acknowledge (0 before the first),
 	// persisted: it is the Vakt-After-Seq of the next batch, so a cloud that lost
