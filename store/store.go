@@ -136,19 +136,15 @@ var _ vakt.Store = (*DB)(nil)
 // existing database keeps the page size it was created with (open logs it):
 // changing it would take leaving WAL mode for a VACUUM, which Open never does.
 //
-// psow=0 (P6) tells SQLite's unix VFS that a write may disturb the rest of its
-// sector, so it pads each commit's WAL frames (repeating the commit frame) up to a
-// 4 KB boundary and fsyncs there. The kernel writes whole 4 KB blocks: unpadded,
-// a commit's last block was flushed at its fsync and flushed again with the next
-// commit's first frames; padded, each block of the WAL is flushed once. The padding
-// fills what was a partly written block anyway; the torn tail of a padding frame
-// past the sync point fails its checksum on recovery, which stops at the last
-// whole commit frame as before.
+// Not psow=0 (tried for P6, to pad each commit to a 4 KB boundary of the WAL so the
+// kernel would not flush a commit's last block twice): it also makes the pager treat
+// a 4 KB sector as the unit of a write, so every changed 1 KB page took its three
+// neighbours into the WAL with it, four times the frames.
 const (
 	writerParams = "_pragma=busy_timeout(5000)&_pragma=page_size(1024)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=journal_size_limit(8388608)" +
 		"&_pragma=wal_autocheckpoint(4096)" +
-		"&psow=0&_journal_mode=WAL&_txlock=immediate"
+		"&_journal_mode=WAL&_txlock=immediate"
 	// A reader's page cache is 512 KiB (SQLite's default is 2 MB a connection, up to
 	// 8 MB for the pool): reads are the API's, the status page's and sync's, and the
 	// OS's page cache holds the file anyway (P4, memory).
