@@ -482,8 +482,10 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 	if b.CompactHealth {
 		// Only health samples a newer sample of the same transmitter supersedes;
 		// alarms, audit, visits and EPR records are never dropped.
-		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE health_of IS NOT NULL AND seq <
-			(SELECT max(n.seq) FROM outbox n INDEXED BY outbox_health WHERE n.health_of = outbox.health_of)`)
+		// One pass over the health samples' index (ordered by seq, migration 0007)
+		// finds each transmitter's newest; a second deletes the rest.
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox INDEXED BY outbox_health WHERE health_of IS NOT NULL
+			AND seq NOT IN (SELECT max(seq) FROM outbox INDEXED BY outbox_health WHERE health_of IS NOT NULL GROUP BY health_of)`)
 		if err != nil {
 			return fmt.Errorf("outbox health compaction: %w", err)
 		}

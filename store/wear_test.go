@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -191,5 +191,38 @@ func TestOutboxSeqAfterRetentionEmptied(t *testing.T) {
 	}
 	if err := db.VerifyAudit(ctx); err != nil {
 		t.Errorf("VerifyAudit: %v", err)
+	}
+}
+
+// TestHealthSamplesAppendToTheirIndex (P6): with thousands of health samples queued
+// (the cloud away, or sync off), a commit queuing one sample for each of 23
+// transmitters writes a few pages of the samples' index (a leaf and its parents),
+// not about one per sample (36 before migration 0007): the index is ordered by seq,
+// so new samples append to its rightmost leaf.
+func TestHealthSamplesAppendToTheirIndex(t *testing.T) {
+	ctx := context.Background()
+	db, path := newTestDB(t)
+	sample := func(tx string, lq int) vakt.OutboxEntry {
+		b, _ := json.Marshal(vakt.OutboxHealth{Transmitter: tx, LastSeen: t0, LinkQuality: &lq, Online: true})
+		return vakt.OutboxEntry{Kind: vakt.OutboxKindHealth, Body: b}
+	}
+	for round := range 8 { // 4,000 samples of 500 transmitters
+		b := &vakt.Batch{}
+		for i := range 500 {
+			b.Outbox = append(b.Outbox, sample(fmt.Sprintf("btn-%03d", i), round))
+		}
+		commit(t, db, b)
+	}
+	if err := db.checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := &vakt.Batch{}
+	for i := range 23 {
+		b.Outbox = append(b.Outbox, sample(fmt.Sprintf("btn-%03d", (i*211)%500), 99))
+	}
+	commit(t, db, b)
+	got := walTables(t, path, rawDB(t, path))
+	if n := got["outbox_health"]; n == 0 || n > 5 {
+		t.Errorf("23 samples wrote %d pages of outbox_health (all: %v); want 1 to 5", n, got)
 	}
 }
