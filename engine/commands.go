@@ -127,10 +127,21 @@ func (e *Engine) Complete(ctx context.Context, staff vakt.StaffID, id vakt.Alarm
 	return e.alarmCommand(ctx, verbComplete, staff, id, note)
 }
 
-// Delivered: the phone rang.
+// Delivered: the phone rang. It returns once the confirmation is queued, without
+// waiting for its commit: the phone is answered nothing, and the confirmation may
+// wait for company (lingerFor, P6), which the phone's connection must not wait for
+// (its next confirmation would wait behind it). Errors (an unknown alarm) are not
+// reported; ctx bounds only the wait for room in the queue.
 func (e *Engine) Delivered(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) error {
-	_, err := e.alarmCommand(ctx, verbDelivered, staff, id, "")
-	return err
+	o := alarmCmd{verb: verbDelivered, staff: staff, id: id, reply: make(chan result[vakt.Alarm], 1)}
+	select {
+	case e.in <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return vakt.ErrClosed
+	}
 }
 
 // visitForAlarm records the visit that answered an alarm.

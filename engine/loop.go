@@ -158,24 +158,55 @@ func (e *Engine) take(batch []op) []op {
 	return batch
 }
 
-// linger holds a batch of nothing but plain check-ins for up to CheckInLinger, so
-// a quiet site's steady trickle of supervision messages shares commits instead of
-// paying one fsync'd transaction each — the SD card's wear (P6). A check-in is still
-// acknowledged only after its commit, just a little later. Anything else that
-// arrives (a press, a phone's answer, a timer) ends the wait at once.
+// linger holds a batch of nothing but ops that may wait for company (lingerFor), so
+// a quiet site's steady trickle of supervision messages and phones' delivery
+// confirmations share commits instead of paying one fsync'd transaction each — the
+// SD card's wear (P6). Each op waits at most its own lingerFor from when the loop
+// took it: the batch commits at the earliest of those deadlines, or at once when
+// anything else arrives (a press, a phone's accept, a timer, a query), which is
+// applied after the waiting ops and committed with them. So an urgent op is never
+// held back, and a waiting op is always committed no later than, and in the same
+// transaction as, anything after it that could depend on it. Every op is still
+// acknowledged only after its commit, just a little later.
 func (e *Engine) linger(ctx context.Context, batch []op) []op {
-	if e.opt.CheckInLinger <= 0 || !e.allQuiet(batch) {
+	wait := time.Duration(-1) // the shortest lingerFor in the batch
+	for _, o := range batch {
+		d := e.lingerFor(o)
+		if d <= 0 {
+			return batch
+		}
+		if wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	if wait <= 0 {
 		return batch
 	}
+	now := e.opt.Clock.Now()
+	deadline := now.Add(wait)
 	expired := make(chan struct{})
-	t := e.opt.Clock.AfterFunc(e.opt.CheckInLinger, func() { close(expired) })
-	defer t.Stop()
+	timers := []vakt.Timer{e.opt.Clock.AfterFunc(wait, func() { close(expired) })}
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
 	for len(batch) < e.opt.MaxBatch {
 		select {
 		case o := <-e.in:
 			batch = append(batch, o)
-			if !e.quiet(o) {
+			d := e.lingerFor(o)
+			if d <= 0 {
 				return batch
+			}
+			if at := e.opt.Clock.Now().Add(d); at.Before(deadline) {
+				// This op may wait less than the batch so far: end sooner. (The
+				// earlier timer is left to run out unwatched; at most one such per
+				// batch, as only a confirmation after check-ins shortens the wait.)
+				deadline = at
+				sooner := make(chan struct{})
+				expired = sooner
+				timers = append(timers, e.opt.Clock.AfterFunc(d, func() { close(sooner) }))
 			}
 		case <-expired:
 			return batch
@@ -188,24 +219,46 @@ func (e *Engine) linger(ctx context.Context, batch []op) []op {
 	return batch
 }
 
-func (e *Engine) allQuiet(batch []op) bool {
-	for _, o := range batch {
-		if !e.quiet(o) {
-			return false
-		}
-	}
-	return true
-}
+// deliveredLinger bounds how long a phone's delivery confirmation waits for company
+// (at most CheckInLinger, too). It is well below any sensible routing.offer_confirm,
+// so the status page shows the offer as delivered soon, and a confirmation
+// never waits past the offer's confirm deadline anyway: that deadline's timer
+// ends the wait, after the confirmation, which is applied first.
+const deliveredLinger = 2 * time.Second
 
-// quiet reports whether o is a check-in that changes nothing but health: no open
-// "offline" alarm waits to be closed by it.
-func (e *Engine) quiet(o op) bool {
-	in, ok := o.(ingestOp)
-	if !ok || in.ev.Kind != vakt.EventCheckIn {
-		return false
+// lingerFor is how long o may wait for company before its commit, 0 when it must be
+// committed at once. The rule: only an op that answers nobody, and whose loss in a
+// crash would be harmless, may wait.
+//   - A check-in that changes nothing but health (no open "offline" alarm waits to
+//     be closed by it): its source is acknowledged after the commit as ever; lost
+//     in a crash before it, the source sends it again.
+//   - A phone's "delivered" for a pending offer: no answer goes to the phone
+//     (Engine.Delivered returns once it is queued); lost in a crash, the offer
+//     looks unconfirmed and is offered onwards after routing.offer_confirm, as if
+//     the phone had not rung — a repeat, never a missed alarm.
+//
+// Everything else never waits: a press, a reset, a phone's accept, reject,
+// presence or complete, anything a person sees an answer to, timers and queries.
+func (e *Engine) lingerFor(o op) time.Duration {
+	if e.opt.CheckInLinger <= 0 {
+		return 0
 	}
-	_, offline := e.st.open[keyFor(in.ev.Transmitter, vakt.EventOffline)]
-	return !offline
+	switch o := o.(type) {
+	case ingestOp:
+		if o.ev.Kind != vakt.EventCheckIn {
+			return 0
+		}
+		if _, offline := e.st.open[keyFor(o.ev.Transmitter, vakt.EventOffline)]; offline {
+			return 0
+		}
+		return e.opt.CheckInLinger
+	case alarmCmd:
+		if o.verb != verbDelivered {
+			return 0
+		}
+		return min(e.opt.CheckInLinger, deliveredLinger)
+	}
+	return 0
 }
 
 // process applies ops, commits once, then runs their effects.

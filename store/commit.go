@@ -46,8 +46,7 @@ func (m *multiInsert) prepare(ctx context.Context, w *sql.DB, table, columns, ta
 }
 
 // exec inserts the rows whose values args holds back to back (width values each)
-// and returns the rowid of the last one. Rows get rowids in order, so with an
-// AUTOINCREMENT key row i of n has last-n+1+i.
+// and returns the rowid of the last one.
 func (m *multiInsert) exec(ctx context.Context, tx *sql.Tx, args []any) (last int64, err error) {
 	var many, one *sql.Stmt
 	for len(args) > 0 {
@@ -127,7 +126,7 @@ func (s *statements) prepare(ctx context.Context, w *sql.DB) error {
 	if err := s.audit.prepare(ctx, w, "audit", auditColumns, ""); err != nil {
 		return err
 	}
-	return s.outbox.prepare(ctx, w, "outbox", "kind, v, body, at, clock_synced, boot, since_boot_ms, health_of", "")
+	return s.outbox.prepare(ctx, w, "outbox", "seq, kind, v, body, at, clock_synced, boot, since_boot_ms, health_of", "")
 }
 
 func (s *statements) close() error {
@@ -174,13 +173,14 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 	}
 
 	head, counter := db.head, db.counter
+	cur := cursors{outboxSeq: db.outboxSeq}
 	seqs := make([]int64, len(b.Outbox))
 	var acked int64
-	err := db.apply(ctx, b, &head, &counter, seqs, &acked)
+	err := db.apply(ctx, b, &head, &counter, &cur, seqs, &acked)
 	if err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	db.head, db.counter = head, counter
+	db.head, db.counter, db.outboxSeq = head, counter, cur.outboxSeq
 	db.outboxLen.Add(int64(len(b.Outbox)+len(b.Audit)) - acked)
 	for i := range b.Outbox {
 		b.Outbox[i].Seq = seqs[i]
@@ -188,8 +188,30 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 	return nil
 }
 
-// apply runs the transaction, advancing head and counter in the caller's copies.
-func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter *int64, seqs []int64, acked *int64) (err error) {
+// cursors are the store's cached counters besides the audit head and the alarm
+// counter, advanced in a copy during a transaction and kept only if it committed.
+type cursors struct {
+	outboxSeq int64 // highest outbox seq used (outboxFloor)
+	looked    bool  // the table's largest seq was read in this transaction
+}
+
+// nextOutbox returns the seq for the next outbox entry and advances c. Once per
+// transaction it also looks at the table's largest seq (one cached page), so a row
+// written beside the store, such as a test's fixture, is never collided with.
+func (c *cursors) nextOutbox(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if !c.looked {
+		var n int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM outbox`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("outbox seq: %w", err)
+		}
+		c.outboxSeq, c.looked = max(c.outboxSeq, n), true
+	}
+	c.outboxSeq++
+	return c.outboxSeq, nil
+}
+
+// apply runs the transaction, advancing head, counter and cur in the caller's copies.
+func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter *int64, cur *cursors, seqs []int64, acked *int64) (err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -422,7 +444,12 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 				healthOf = h.Transmitter // unreadable: never compacted
 			}
 		}
-		outbox = append(outbox, o.Kind, v, body, nanos(at), b.Origin.ClockSynced, b.Origin.Boot,
+		seq, err := cur.nextOutbox(ctx, tx)
+		if err != nil {
+			return err
+		}
+		seqs[i] = seq
+		outbox = append(outbox, seq, o.Kind, v, body, nanos(at), b.Origin.ClockSynced, b.Origin.Boot,
 			b.Origin.SinceBoot.Milliseconds(), healthOf)
 	}
 	if len(b.Audit) > 0 {
@@ -443,7 +470,11 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			if err != nil {
 				return fmt.Errorf("audit %d: %w", e.Seq, err)
 			}
-			outbox = append(outbox, vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body, e.At.UnixNano(),
+			seq, err := cur.nextOutbox(ctx, tx)
+			if err != nil {
+				return err
+			}
+			outbox = append(outbox, seq, vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body, e.At.UnixNano(),
 				b.Origin.ClockSynced, b.Origin.Boot, b.Origin.SinceBoot.Milliseconds(), nil)
 			*head = auditHead{seq: e.Seq, hash: e.Hash}
 		}
@@ -455,22 +486,20 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}
 	if len(outbox) > 0 {
-		last, err := db.st.outbox.exec(ctx, tx, outbox)
-		if err != nil {
+		if _, err := db.st.outbox.exec(ctx, tx, outbox); err != nil {
 			return fmt.Errorf("outbox: %w", err)
-		}
-		first := last - int64(len(outbox)/db.st.outbox.width) + 1
-		for i := range seqs {
-			seqs[i] = first + int64(i)
 		}
 	}
 	if b.CompactHealth {
 		// Only health samples a newer sample of the same transmitter supersedes;
 		// alarms, audit, visits and EPR records are never dropped.
-		// Above the watermark only: rows already acknowledged are counted out of
-		// the backlog and wait for PurgeAckedOutbox.
-		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE health_of IS NOT NULL AND seq > `+ackedSeq+` AND seq <
-			(SELECT max(n.seq) FROM outbox n INDEXED BY outbox_health WHERE n.health_of = outbox.health_of)`)
+		// One pass over the health samples' index (ordered by seq, migration 0007)
+		// finds each transmitter's newest; a second deletes the rest. Above the
+		// watermark only: rows already acknowledged are counted out of the backlog
+		// and wait for PurgeAckedOutbox.
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox INDEXED BY outbox_health WHERE health_of IS NOT NULL
+			AND seq > `+ackedSeq+`
+			AND seq NOT IN (SELECT max(seq) FROM outbox INDEXED BY outbox_health WHERE health_of IS NOT NULL GROUP BY health_of)`)
 		if err != nil {
 			return fmt.Errorf("outbox health compaction: %w", err)
 		}

@@ -53,6 +53,7 @@ func (db *DB) PurgeRetention(ctx context.Context, p vakt.RetentionPurge) (vakt.R
 		p.Limit = defaultRetentionLimit
 	}
 	head := db.head
+	cur := cursors{outboxSeq: db.outboxSeq}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("store: retention: %w", err)
@@ -93,7 +94,7 @@ func (db *DB) PurgeRetention(ctx context.Context, p vakt.RetentionPurge) (vakt.R
 		rec := vakt.AuditRecord{At: p.At, Actor: "system", Action: "retention.purged",
 			Subject: fmt.Sprintf("retention:alarms=%d,events=%d,visits=%d,epr_records=%d,audit=%d,outbox=%d",
 				res.Alarms, res.Events, res.Visits, res.EPR, res.Audit, res.Outbox)}
-		if head, err = db.appendAudit(ctx, tx, head, rec, p.Origin); err != nil {
+		if head, err = db.appendAudit(ctx, tx, head, &cur, rec, p.Origin); err != nil {
 			return vakt.RetentionResult{}, fmt.Errorf("store: retention: audit: %w", err)
 		}
 		queued = 1
@@ -101,7 +102,7 @@ func (db *DB) PurgeRetention(ctx context.Context, p vakt.RetentionPurge) (vakt.R
 	if err := tx.Commit(); err != nil {
 		return vakt.RetentionResult{}, fmt.Errorf("store: retention: %w", err)
 	}
-	db.head = head
+	db.head, db.outboxSeq = head, cur.outboxSeq
 	db.outboxLen.Add(queued - res.Outbox)
 	if res.Total() > 0 {
 		db.log.Info("retention purged", "alarms", res.Alarms, "events", res.Events, "visits", res.Visits,
@@ -112,7 +113,7 @@ func (db *DB) PurgeRetention(ctx context.Context, p vakt.RetentionPurge) (vakt.R
 
 // appendAudit chains one audit record after head inside tx and queues it for the
 // cloud, as Commit does for a batch's records.
-func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, r vakt.AuditRecord, o vakt.OutboxOrigin) (auditHead, error) {
+func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, cur *cursors, r vakt.AuditRecord, o vakt.OutboxOrigin) (auditHead, error) {
 	e := vakt.AuditEntry{Seq: head.seq + 1, At: r.At, Actor: r.Actor, Action: r.Action, Subject: r.Subject, Prev: head.hash}
 	if e.At.IsZero() {
 		e.At = db.now()
@@ -127,7 +128,11 @@ func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, r vak
 	if err != nil {
 		return head, err
 	}
-	if _, err := db.st.outbox.exec(ctx, tx, []any{vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body,
+	seq, err := cur.nextOutbox(ctx, tx)
+	if err != nil {
+		return head, err
+	}
+	if _, err := db.st.outbox.exec(ctx, tx, []any{seq, vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body,
 		e.At.UnixNano(), o.ClockSynced, o.Boot, o.SinceBoot.Milliseconds(), nil}); err != nil {
 		return head, err
 	}
@@ -451,7 +456,10 @@ func (r *retention) outbox() error {
 		return err
 	}
 	r.res.Outbox += n
-	return nil
+	// The seqs deleted stay used (outboxFloor), also when this emptied the table.
+	_, err = r.exec(`INSERT INTO meta (key, value) VALUES ('outbox_floor', ?)
+		ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)`, del[len(del)-1])
+	return err
 }
 
 // readAuditAnchor returns the seq and hash of the last audit entry retention

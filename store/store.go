@@ -107,6 +107,9 @@ type DB struct {
 	mu      sync.Mutex
 	head    auditHead
 	counter int64 // alarm id counter (meta.alarm_counter)
+	// outboxSeq is the highest outbox seq assigned or deleted so far; the next
+	// entry gets one more (see outboxFloor).
+	outboxSeq int64
 
 	outboxLen atomic.Int64
 	counting  chan struct{} // closed when Open's outbox count is in outboxLen
@@ -133,6 +136,11 @@ var _ vakt.Store = (*DB)(nil)
 // the _journal_mode key, which the driver applies after the whole _pragma list. An
 // existing database keeps the page size it was created with (open logs it):
 // changing it would take leaving WAL mode for a VACUUM, which Open never does.
+//
+// Not psow=0 (tried for P6, to pad each commit to a 4 KB boundary of the WAL so the
+// kernel would not flush a commit's last block twice): it also makes the pager treat
+// a 4 KB sector as the unit of a write, so every changed 1 KB page took its three
+// neighbours into the WAL with it, four times the frames.
 const (
 	writerParams = "_pragma=busy_timeout(5000)&_pragma=page_size(1024)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=journal_size_limit(8388608)" +
@@ -282,6 +290,29 @@ func readAuditHead(ctx context.Context, q interface {
 	return h, nil
 }
 
+// outboxFloor returns the highest outbox seq ever used, which no new entry may
+// reuse (the cloud drops repeats by gateway and seq): the largest seq in the table,
+// or when the entries above it were deleted, the highest seq deleted. Every delete
+// records it in the same transaction: the acknowledgement path in outbox_acked (it
+// deletes up to that seq), retention in outbox_floor (it may empty the table with
+// sync off), and migration 0006 moved AUTOINCREMENT's counter there. Compaction of
+// health samples never deletes the table's last entry (a newer one exists).
+//
+// The outbox has no AUTOINCREMENT (0006) because its sqlite_sequence row was one
+// more page written by every commit (P6).
+func outboxFloor(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT max(coalesce((SELECT max(seq) FROM outbox), 0),
+		coalesce((SELECT value FROM meta WHERE key = 'outbox_acked'), 0),
+		coalesce((SELECT value FROM meta WHERE key = 'outbox_floor'), 0))`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: read outbox seq: %w", err)
+	}
+	return n, nil
+}
+
 func (db *DB) open(ctx context.Context, readers int) error {
 	var err error
 	if db.w, err = sql.Open("sqlite", dsn(db.path, writerParams)); err != nil {
@@ -333,10 +364,14 @@ func (db *DB) open(ctx context.Context, readers int) error {
 		Scan(&db.counter); err != nil {
 		return fmt.Errorf("store: read alarm counter: %w", err)
 	}
+	if db.outboxSeq, err = outboxFloor(ctx, db.w); err != nil {
+		return err
+	}
 	if err := db.countOutbox(ctx); err != nil {
 		return err
 	}
-	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter, "page_size", pageBytes)
+	db.log.Info("store open", "audit_seq", db.head.seq, "alarm_counter", db.counter,
+		"outbox_seq", db.outboxSeq, "page_size", pageBytes)
 	return nil
 }
 

@@ -411,7 +411,7 @@ func TestPragmas(t *testing.T) {
 	db, _ := newTestDB(t)
 	for q, want := range map[string]string{
 		"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "secure_delete": "1",
-		"busy_timeout": "5000", "user_version": "5", // the number of migrations
+		"busy_timeout": "5000", "user_version": "7", // the number of migrations
 		"page_size":          "1024", // P6: a new file gets small pages (fewer bytes per commit)
 		"wal_autocheckpoint": "4096",
 	} {
