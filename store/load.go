@@ -57,6 +57,9 @@ const seenMaxEvents = 1 << 16
 //     not from the alarms table, so deleting old alarms never lets an id come back;
 //   - Newest: the newest time recorded (see newestRecorded), retention's bound.
 func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
+	if db.loaded != nil {
+		defer db.loadOnce.Do(func() { close(db.loaded) })
+	}
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("store: load: %w", err)

@@ -159,7 +159,17 @@ func (db *DB) DirectoryCursor(ctx context.Context) (string, error) {
 // OutboxLen is the number of entries waiting for the cloud. It is kept in memory
 // (counted at Open, then moved by Commit), because counting a
 // backlog of a million rows on every status-page refresh would scan them all.
+//
+// Right after Open the count of the entries already there runs in the background
+// (see countOutbox): OutboxLen waits for it, bounded by ctx.
 func (db *DB) OutboxLen(ctx context.Context) (int64, error) {
+	if db.counting != nil {
+		select {
+		case <-db.counting:
+		case <-ctx.Done():
+			return db.outboxLen.Load(), ctx.Err()
+		}
+	}
 	return db.outboxLen.Load(), nil
 }
 

@@ -114,8 +114,11 @@ func (m *Main) driverHealth() status.Drivers {
 			RefusedLogin: s.RefusedLogin, RefusedPublish: s.RefusedPublish, RefusedSubscribe: s.RefusedSubscribe}
 	}
 	if m.Cloud != nil {
-		// The cheap in-memory count: Cloud.Stats reads every entry's length.
-		n, _ := m.DB.OutboxLen(context.Background())
+		// The cheap in-memory count: Cloud.Stats reads every entry's length. Right
+		// after a start the backlog's count may still run: wait a moment, not more.
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		n, _ := m.DB.OutboxLen(ctx)
+		cancel()
 		d.Sync = &status.Sync{Backlog: n}
 	}
 	return d
