@@ -88,18 +88,7 @@ func TestCrashSafety(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vakt.db")
 	var acked []int64
 	for round := range crashRounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvDB+"="+path)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		r := bufio.NewReader(out)
+		cmd, r, stderr := startHelper(t, "TestHelperProcess", crashEnvDB, path)
 		killAfter := 5 + rand.IntN(60)
 		var got []int64
 		killed := false
@@ -120,7 +109,7 @@ func TestCrashSafety(t *testing.T) {
 				killed = true
 			}
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if !killed || err == nil {
 			t.Fatalf("round %d: helper ended by itself (%v): %s", round, err, stderr.String())
 		}
@@ -167,4 +156,22 @@ func TestCrashSafety(t *testing.T) {
 		}
 		db.Close()
 	}
+}
+
+// startHelper runs this test binary's test named run as a child process with env=path
+// set, and returns it with its stdout to read and its stderr collected.
+func startHelper(t *testing.T, run, env, path string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+path)
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewReader(out), stderr
 }

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -228,18 +226,7 @@ func TestAckedNotResentAfterKill(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path := filepath.Join(t.TempDir(), "vakt.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperAckThenHang$", "-test.count=1")
-	cmd.Env = append(os.Environ(), ackCrashEnvDB+"="+path)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(out)
+	cmd, r, stderr := startHelper(t, "TestHelperAckThenHang", ackCrashEnvDB, path)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
