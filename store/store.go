@@ -116,7 +116,12 @@ type DB struct {
 	loaded    chan struct{} // closed by the first Load: the count waits for it
 	loadOnce  sync.Once
 	closing   chan struct{} // closed by Close: a count not started yet is skipped
-	closed    atomic.Bool
+	// pendingCheckpoint: a TRUNCATE checkpoint asked for while the count ran
+	// (deferCheckpoint), run by the count when it is done.
+	countMu           sync.Mutex
+	counted           bool
+	pendingCheckpoint bool
+	closed            atomic.Bool
 }
 
 type auditHead struct {
@@ -407,6 +412,7 @@ func (db *DB) countOutbox(ctx context.Context) error {
 	db.counting, db.loaded, db.closing = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(db.counting)
+		defer db.runDeferredCheckpoint()
 		defer conn.Close()
 		defer tx.Rollback()
 		// After the start's Load: run beside it, the count (1.8 million rows: ~0.5 s
@@ -433,6 +439,33 @@ func (db *DB) countOutbox(ctx context.Context) error {
 		db.log.Info("outbox counted", "entries", n)
 	}()
 	return nil
+}
+
+// deferCheckpoint reports whether a TRUNCATE checkpoint asked for now must wait for
+// the start's outbox count, and if so leaves it to the count (runDeferredCheckpoint).
+func (db *DB) deferCheckpoint() bool {
+	db.countMu.Lock()
+	defer db.countMu.Unlock()
+	if db.counting == nil || db.counted {
+		return false
+	}
+	db.pendingCheckpoint = true
+	return true
+}
+
+// runDeferredCheckpoint marks the count done (its read transaction is over) and runs
+// the checkpoint a PurgePositions deferred meanwhile.
+func (db *DB) runDeferredCheckpoint() {
+	db.countMu.Lock()
+	db.counted = true
+	pending := db.pendingCheckpoint
+	db.pendingCheckpoint = false
+	db.countMu.Unlock()
+	if pending && !db.closed.Load() {
+		if err := db.checkpoint(context.Background()); err != nil {
+			db.log.Error("checkpoint after the outbox count", "err", err)
+		}
+	}
 }
 
 // beforeCount, when set by a test, runs before Open's outbox count.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -771,5 +772,38 @@ func TestOutboxCountedAfterOpen(t *testing.T) {
 	}
 	if n, _ := db.OutboxLen(ctx); n != want {
 		t.Errorf("OutboxLen %d, outbox holds %d", n, want)
+	}
+}
+
+// TestPurgePositionsDuringOutboxCount: a TRUNCATE checkpoint waits for every
+// reader, and the start's outbox count is one: a position purge asked for while it
+// runs must not hold the engine's loop for it (nor fail), and the checkpoint still
+// happens once the count is done — the WAL emptied.
+func TestPurgePositionsDuringOutboxCount(t *testing.T) {
+	ctx := context.Background()
+	db, path := newTestDB(t)
+	for range 5 {
+		commit(t, db, fullBatch())
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	beforeCount = func() { <-hold }
+	t.Cleanup(func() { beforeCount = nil })
+	db = openTest(t, path)
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before Close, which waits for the count
+	if _, err := db.Load(ctx); err != nil {                  // the count starts after the first Load
+		t.Fatal(err)
+	}
+	commit(t, db, fullBatch()) // something in the WAL
+	if _, err := db.PurgePositions(ctx, time.Now()); err != nil {
+		t.Fatalf("purge during the count: %v", err)
+	}
+	release.Do(func() { close(hold) })
+	<-db.OutboxCounted()
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
+		t.Errorf("WAL after the deferred checkpoint: %v bytes, %v; want emptied", fi.Size(), err)
 	}
 }
