@@ -744,26 +744,11 @@ func TestSeenSourcesBounded(t *testing.T) {
 // made meanwhile — new entries, acknowledgements — still leave OutboxLen exact.
 func TestOutboxCountedAfterOpen(t *testing.T) {
 	ctx := context.Background()
-	db, path := newTestDB(t)
-	for range 50 {
-		commit(t, db, fullBatch())
-	}
-	before, _ := db.OutboxLen(ctx)
-	if before < 100 {
-		t.Fatalf("setup: %d outbox entries", before)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	hold := make(chan struct{})
-	beforeCount = func() { <-hold }
-	t.Cleanup(func() { beforeCount = nil })
-	db = openTest(t, path)
+	db, path, release := reopenWithCountHeld(t, 50)
 	// Committed after Open's snapshot and before its count is known.
 	commit(t, db, fullBatch())
 	commit(t, db, &vakt.Batch{OutboxAckedUpTo: 10})
-	close(hold)
+	release()
 	<-db.OutboxCounted()
 	commit(t, db, fullBatch())
 	var want int64
@@ -781,8 +766,28 @@ func TestOutboxCountedAfterOpen(t *testing.T) {
 // happens once the count is done — the WAL emptied.
 func TestPurgePositionsDuringOutboxCount(t *testing.T) {
 	ctx := context.Background()
+	db, path, release := reopenWithCountHeld(t, 5)
+	if _, err := db.Load(ctx); err != nil { // the count starts after the first Load
+		t.Fatal(err)
+	}
+	commit(t, db, fullBatch()) // something in the WAL
+	if _, err := db.PurgePositions(ctx, time.Now()); err != nil {
+		t.Fatalf("purge during the count: %v", err)
+	}
+	release()
+	<-db.OutboxCounted()
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
+		t.Errorf("WAL after the deferred checkpoint: %v bytes, %v; want emptied", fi.Size(), err)
+	}
+}
+
+// reopenWithCountHeld commits n full batches, closes the database and opens it again
+// with Open's background outbox count held until release is called (also at the
+// test's end, before Close, which waits for the count).
+func reopenWithCountHeld(t *testing.T, n int) (*DB, string, func()) {
+	t.Helper()
 	db, path := newTestDB(t)
-	for range 5 {
+	for range n {
 		commit(t, db, fullBatch())
 	}
 	if err := db.Close(); err != nil {
@@ -792,18 +797,8 @@ func TestPurgePositionsDuringOutboxCount(t *testing.T) {
 	beforeCount = func() { <-hold }
 	t.Cleanup(func() { beforeCount = nil })
 	db = openTest(t, path)
-	var release sync.Once
-	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // before Close, which waits for the count
-	if _, err := db.Load(ctx); err != nil {                  // the count starts after the first Load
-		t.Fatal(err)
-	}
-	commit(t, db, fullBatch()) // something in the WAL
-	if _, err := db.PurgePositions(ctx, time.Now()); err != nil {
-		t.Fatalf("purge during the count: %v", err)
-	}
-	release.Do(func() { close(hold) })
-	<-db.OutboxCounted()
-	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() != 0 {
-		t.Errorf("WAL after the deferred checkpoint: %v bytes, %v; want emptied", fi.Size(), err)
-	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release)
+	return db, path, release
 }
