@@ -84,9 +84,10 @@ type Batch struct {
 	// health entry of the same transmitter supersedes (the bounded backlog's first
 	// step, docs/sync-protocol.md). Nothing else is ever deleted unacknowledged.
 	CompactHealth bool
-	// HealthOnly counts the batch's events stored only as their transmitter's
-	// Health row, without an Events row (a check-in that changed nothing else, P6),
-	// so commit-size counters still count them. The store writes nothing for it.
+	// HealthOnly counts the batch's events that have no Events row (a check-in
+	// that changed nothing but its transmitter's health, P6: written as a Health
+	// row, now or with a later batch), so commit-size counters still count them.
+	// The store writes nothing for it.
 	HealthOnly int
 }
 

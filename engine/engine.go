@@ -115,11 +115,10 @@ type Engine struct {
 	// lastScrubbed is whether the last file scrub succeeded (Erasure.Scrubbed).
 	lastScrubbed atomic.Bool
 
-	// started is when the engine was made (monotonic: since_boot_ms);
-	// healthOut what health was last queued for the cloud per transmitter
-	// (loop-owned).
-	started   time.Time
-	healthOut map[vakt.TransmitterID]queuedHealth
+	// started is when the engine was made (monotonic: since_boot_ms).
+	started time.Time
+
+	hw healthWrites // what health the disk holds and what waits (health.go, loop-owned)
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -183,6 +182,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	e.sessions = snap.Sessions
 	e.out.init(snap.Deliveries)
 	e.initRetention(snap)
+	e.initHealthWrites(snap)
 	return e, nil
 }
 
@@ -199,6 +199,13 @@ func (e *Engine) noteCommit(events int, d time.Duration, err error) {
 		e.stats.Commits++
 		e.stats.Degraded = false
 	}
+}
+
+// noteUncommitted counts events accepted by a batch that had nothing to commit.
+func (e *Engine) noteUncommitted(events int) {
+	e.statsMu.Lock()
+	defer e.statsMu.Unlock()
+	e.stats.Events += int64(events)
 }
 
 // Stats returns a copy of the counters.

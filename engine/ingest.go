@@ -62,7 +62,7 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 		h.LinkQuality = ev.LinkQuality
 	}
 	s.health[ev.Transmitter] = h
-	e.rows.healthOf(b, h)
+	e.noteHealth(b, h) // now or with the next health write (health.go)
 
 	var fx, back effect
 	if ev.Kind != vakt.EventOffline {
@@ -87,7 +87,7 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 		rec.Alarm, fx = e.transmitterPresence(b, ev, now)
 	}
 	if healthOnly(ev, back) {
-		// Durable as the health row above, in this same commit: no event row (P6).
+		// Its health row only, now or with the next health write: no event row (P6).
 		b.HealthOnly++
 		return nil
 	}
@@ -97,13 +97,14 @@ func (e *Engine) ingest(b *vakt.Batch, ev vakt.Event) effect {
 
 // healthOnly reports whether ev changed nothing but its transmitter's health (last
 // seen, battery, link quality): a check-in that closed no technical alarm. Such an
-// event is committed as the upsert of the transmitter's health row only, not as an
-// events row: at a busy site's 200,000 check-ins a day the rows were most of the
-// SD card's wear (P6), and nothing reads them — the status page and supervision
-// after a restart read the health row, an alarm's history reads the events that
-// opened or repeated it, and sync uploads health samples from the outbox
-// (queueHealth), not events. Presses, cancels, technical events and a check-in
-// that closed an "offline", tamper or low-battery alarm keep their rows.
+// event writes no events row, only its transmitter's health row, and that with the
+// next health write unless the disk has no row for it yet (health.go): at a busy
+// site's 200,000 check-ins a day those writes were most of the SD card's wear (P6),
+// and nothing reads the rows — the status page and supervision read the health in
+// memory, an alarm's history reads the events that opened or repeated it, and sync
+// uploads health samples from the outbox (queueHealth), not events. Presses,
+// cancels, technical events and a check-in that closed an "offline", tamper or
+// low-battery alarm keep their rows and are acknowledged after their commit.
 //
 // A redelivery of such a check-in is still recognised while the gateway runs
 // (recentSources remembers its source id); after a restart it is applied again,

@@ -112,7 +112,9 @@ func TestDeliveredWaitsAtMostItsBound(t *testing.T) {
 	timers := r.clock.Pending()
 
 	checkin := make(chan error, 1)
-	if err := r.eng.Ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt"},
+	// room-102's first message: its health row is written with its own commit
+	// (room-101's would wait for the next health write and commit nothing now).
+	if err := r.eng.Ingest(vakt.Event{Transmitter: "room-102", Kind: vakt.EventCheckIn, Source: "mqtt"},
 		func(err error) { checkin <- err }); err != nil {
 		t.Fatal(err)
 	}

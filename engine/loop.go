@@ -15,6 +15,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.stopOutbound()
 	defer e.stopRetention()
 	defer e.purge.stop()
+	defer e.finishHealthWrites(ctx) // first of the defers: the store is still open
 	// Apply the start-up merge (directory from config, initial demo state), resend
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
@@ -172,8 +173,11 @@ func (e *Engine) linger(ctx context.Context, batch []op) []op {
 	wait := time.Duration(-1) // the shortest lingerFor in the batch
 	for _, o := range batch {
 		d := e.lingerFor(o)
-		if d <= 0 {
+		if d == 0 {
 			return batch
+		}
+		if d == indifferent {
+			continue
 		}
 		if wait < 0 || d < wait {
 			wait = d
@@ -196,8 +200,11 @@ func (e *Engine) linger(ctx context.Context, batch []op) []op {
 		case o := <-e.in:
 			batch = append(batch, o)
 			d := e.lingerFor(o)
-			if d <= 0 {
+			if d == 0 {
 				return batch
+			}
+			if d == indifferent {
+				continue
 			}
 			if at := e.opt.Clock.Now().Add(d); at.Before(deadline) {
 				// This op may wait less than the batch so far: end sooner. (The
@@ -226,12 +233,19 @@ func (e *Engine) linger(ctx context.Context, batch []op) []op {
 // ends the wait, after the confirmation, which is applied first.
 const deliveredLinger = 2 * time.Second
 
+// indifferent is lingerFor's answer for an op that writes nothing of its own: it
+// neither waits for company (a batch of nothing else is applied at once) nor ends
+// the wait of a batch it joins.
+const indifferent = time.Duration(-1)
+
 // lingerFor is how long o may wait for company before its commit, 0 when it must be
-// committed at once. The rule: only an op that answers nobody, and whose loss in a
-// crash would be harmless, may wait.
+// committed at once, indifferent when it has nothing to commit. The rule: only an
+// op that answers nobody, and whose loss in a crash would be harmless, may wait.
 //   - A check-in that changes nothing but health (no open "offline" alarm waits to
-//     be closed by it): its source is acknowledged after the commit as ever; lost
-//     in a crash before it, the source sends it again.
+//     be closed by it) and whose transmitter has no health row on disk yet, or comes
+//     back online: its source is acknowledged after the commit as ever; lost in a
+//     crash before it, the source sends it again. Any other such check-in writes
+//     nothing now (health.go): indifferent.
 //   - A phone's "delivered" for a pending offer: no answer goes to the phone
 //     (Engine.Delivered returns once it is queued); lost in a crash, the offer
 //     looks unconfirmed and is offered onwards after routing.offer_confirm, as if
@@ -250,6 +264,9 @@ func (e *Engine) lingerFor(o op) time.Duration {
 		}
 		if _, offline := e.st.open[keyFor(o.ev.Transmitter, vakt.EventOffline)]; offline {
 			return 0
+		}
+		if !e.healthAtOnce(o.ev.Transmitter, true) {
+			return indifferent
 		}
 		return e.opt.CheckInLinger
 	case alarmCmd:
@@ -281,6 +298,8 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 		start := time.Now()
 		err = e.commit(ctx, b)
 		e.noteCommit(len(b.Events)+b.HealthOnly, time.Since(start), err)
+	} else if b.HealthOnly > 0 {
+		e.noteUncommitted(b.HealthOnly) // check-ins with nothing to write now (health.go)
 	}
 	if err != nil {
 		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))

@@ -167,44 +167,14 @@ func healthEntry(h vakt.TransmitterHealth, now time.Time) vakt.OutboxEntry {
 	})}
 }
 
-// healthEvery is how often an unchanged transmitter's health is queued for the
-// cloud: a check-in every few minutes would otherwise fill the outbox with
-// samples that say nothing new. A change (online, battery, link) is queued at once.
-const healthEvery = 15 * time.Minute
-
-// queueHealth adds a health outbox entry for every transmitter of the batch whose
-// health changed, or was last queued longer than healthEvery ago: once per
-// transmitter and commit.
+// queueHealth adds a health outbox entry for every health row the batch writes:
+// the cloud receives what the disk receives — a transmitter's first message and
+// every change of its online flag at once, and every transmitter heard from at
+// each health write (health.go), so at most every healthWriteEvery.
 func (e *Engine) queueHealth(b *vakt.Batch, now time.Time) {
-	if e.healthOut == nil {
-		e.healthOut = map[vakt.TransmitterID]queuedHealth{}
-	}
 	for _, h := range b.Health {
-		last, ok := e.healthOut[h.Transmitter]
-		if ok && last.online == h.Online && eqPtr(last.battery, h.Battery) && eqPtr(last.link, h.LinkQuality) &&
-			h.LastSeen.Sub(last.seen) < healthEvery {
-			continue
-		}
-		e.healthOut[h.Transmitter] = queuedHealth{seen: h.LastSeen, online: h.Online,
-			battery: clonePtr(h.Battery), link: clonePtr(h.LinkQuality)}
 		b.Outbox = append(b.Outbox, healthEntry(h, now))
 	}
-}
-
-type queuedHealth struct {
-	seen          time.Time
-	online        bool
-	battery, link *int
-}
-
-func eqPtr(a, b *int) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
-
-func clonePtr(p *int) *int {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
 }
 
 // origin stamps a batch: this run's boot id, whether the wall clock is synced,

@@ -28,9 +28,13 @@ func (e *Engine) recordAs(b *vakt.Batch, a *vakt.Alarm, actor, action, transitio
 	a.UpdatedAt = now
 	for _, act := range acts {
 		if act.Kind == routing.ActOffer {
+			// Kept in memory, and on disk with the member's next state write (a
+			// position, availability, duty): it only breaks ties between equally
+			// near colleagues (routing.compareEntries), so a crash that loses it
+			// costs nothing, and writing it at every offer cost a page per alarm
+			// on the SD card (P6).
 			st := s.staffState(act.Staff)
 			st.LastOfferedAt = now
-			e.rows.staffState(b, *st)
 			s.touch(act.Staff)
 		}
 	}

@@ -16,6 +16,7 @@ type verdict struct {
 	Acked      int64   `json:"acked"`       // messages PUBACKed to the transmitters
 	Stored     int64   `json:"stored"`      // distinct load messages stored (events table, or health row for a check-in)
 	HealthOnly int64   `json:"health_only"` // check-ins among them found as their transmitter's health row
+	Held       int64   `json:"held"`        // acknowledged check-ins whose health the gateway writes later (not lost)
 	Lost       int64   `json:"lost"`        // acknowledged but not stored
 	Duplicated int64   `json:"duplicated"`  // stored more than once as a new (non-duplicate) event
 	Redelivery int64   `json:"redelivered"` // rows the gateway recognised as redeliveries
@@ -31,8 +32,8 @@ func (v verdict) String() string {
 	if !v.ok() {
 		s = "FAIL"
 	}
-	return fmt.Sprintf("%s: %d acknowledged, %d stored, %d lost, %d duplicated, %d redeliveries recognised, %d presses that did not open a new alarm, %d check-ins stored as their health row, integrity_check %s",
-		s, v.Acked, v.Stored, v.Lost, v.Duplicated, v.Redelivery, v.Repeats, v.HealthOnly, v.Integrity)
+	return fmt.Sprintf("%s: %d acknowledged, %d stored, %d lost, %d duplicated, %d redeliveries recognised, %d presses that did not open a new alarm, %d check-ins stored as their health row, %d check-ins held for the gateway's next health write, integrity_check %s",
+		s, v.Acked, v.Stored, v.Lost, v.Duplicated, v.Redelivery, v.Repeats, v.HealthOnly, v.Held, v.Integrity)
 }
 
 // verify reads the events table (columns raw, alarm_id, duplicate: the gateway's
@@ -45,7 +46,11 @@ func (v verdict) String() string {
 // handed to its connection: a commit made after the check-in was sent holds the
 // transmitter's health, and one transmitter's messages travel on one connection,
 // in order, through one engine queue, so that commit came with or after the
-// check-in's own. With drain > 0 it
+// check-in's own. The gateway writes a known transmitter's health only every 15
+// minutes (engine/health.go: a check-in is state, acknowledged without a commit),
+// so an acknowledged check-in not yet on disk counts as held, not lost — unless
+// the database has no health table (the Node-RED flow's), where every check-in
+// must be an events row. With drain > 0 it
 // re-reads until nothing acknowledged is missing or drain has passed (a gateway behind
 // an external broker still receiving its queued backlog).
 func verify(ctx context.Context, path string, led *ledger, drain time.Duration) (verdict, error) {
@@ -116,7 +121,7 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 	if err := rows.Err(); err != nil {
 		return v, err
 	}
-	seen, err := lastSeen(ctx, db)
+	seen, health, err := lastSeen(ctx, db)
 	if err != nil {
 		return v, fmt.Errorf("read health of %s: %w", path, err)
 	}
@@ -129,7 +134,9 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 		}
 		if led.acked[seq] {
 			v.Acked++
-			if !any[seq] {
+			if !any[seq] && health && led.kind[seq] == kindCheckIn {
+				v.Held++
+			} else if !any[seq] {
 				v.Lost++
 				if len(v.FirstLost) < 10 {
 					v.FirstLost = append(v.FirstLost, seq)
@@ -149,31 +156,31 @@ func verifyOnce(ctx context.Context, path string, led *ledger) (verdict, error) 
 	return v, nil
 }
 
-// lastSeen reads each transmitter's last_seen (Unix ns) from the health table; a
-// database without one (the Node-RED flow's) has none.
-func lastSeen(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+// lastSeen reads each transmitter's last_seen (Unix ns) from the health table, and
+// whether there is one (the Node-RED flow's database has none).
+func lastSeen(ctx context.Context, db *sql.DB) (map[string]int64, bool, error) {
 	var tables int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'health'`).Scan(&tables); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := map[string]int64{}
 	if tables == 0 {
-		return out, nil
+		return out, false, nil
 	}
 	rows, err := db.QueryContext(ctx, `SELECT transmitter_id, last_seen FROM health WHERE last_seen IS NOT NULL`)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
 		var at int64
 		if err := rows.Scan(&id, &at); err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		out[id] = at
 	}
-	return out, rows.Err()
+	return out, true, rows.Err()
 }
 
 // seqOf finds "seq":N in a payload without a full JSON decode.
