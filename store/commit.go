@@ -181,7 +181,11 @@ func (db *DB) Commit(ctx context.Context, b *vakt.Batch) error {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	db.head, db.counter, db.outboxSeq = head, counter, cur.outboxSeq
-	db.outboxLen.Add(int64(len(b.Outbox)+len(b.Audit)) - acked)
+	queued := int64(len(b.Outbox) + len(b.Audit))
+	if db.localOnly {
+		queued = 0
+	}
+	db.outboxLen.Add(queued - acked)
 	for i := range b.Outbox {
 		b.Outbox[i].Seq = seqs[i]
 	}
@@ -421,9 +425,16 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 		}
 	}
 
-	// The batch's outbox entries, then each audit entry, chained and queued too.
-	outbox := make([]any, 0, (len(b.Outbox)+len(b.Audit))*db.st.outbox.width)
+	// The batch's outbox entries, then each audit entry, chained and queued too
+	// (only the chain when no cloud is configured: Options.LocalOnly).
+	var outbox []any
+	if !db.localOnly {
+		outbox = make([]any, 0, (len(b.Outbox)+len(b.Audit))*db.st.outbox.width)
+	}
 	for i := range b.Outbox {
+		if db.localOnly {
+			break
+		}
 		o := &b.Outbox[i]
 		at := o.At
 		if at.IsZero() {
@@ -465,6 +476,10 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			e.At = time.Unix(0, e.At.UnixNano()).UTC()
 			e.Hash = e.ChainHash()
 			audit = append(audit, e.Seq, e.At.UnixNano(), e.Actor, e.Action, e.Subject, e.Prev, e.Hash)
+			*head = auditHead{seq: e.Seq, hash: e.Hash}
+			if db.localOnly {
+				continue
+			}
 			body, err := json.Marshal(vakt.OutboxAudit{Seq: e.Seq, At: e.At.Format(time.RFC3339Nano),
 				Actor: e.Actor, Action: e.Action, Subject: e.Subject, Prev: e.Prev, Hash: e.Hash})
 			if err != nil {
@@ -476,7 +491,6 @@ func (db *DB) apply(ctx context.Context, b *vakt.Batch, head *auditHead, counter
 			}
 			outbox = append(outbox, seq, vakt.OutboxKindAudit, vakt.OutboxVersions[vakt.OutboxKindAudit], body, e.At.UnixNano(),
 				b.Origin.ClockSynced, b.Origin.Boot, b.Origin.SinceBoot.Milliseconds(), nil)
-			*head = auditHead{seq: e.Seq, hash: e.Hash}
 		}
 		if _, err := db.st.audit.exec(ctx, tx, audit); err != nil {
 			return fmt.Errorf("audit: %w", err)

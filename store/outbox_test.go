@@ -267,3 +267,45 @@ func TestAckedNotResentAfterKill(t *testing.T) {
 		t.Errorf("after the purge the table holds %v, want 7..10", got)
 	}
 }
+
+// TestLocalOnlyQueuesNothing (P6): with no cloud configured a commit writes its
+// rows and chains its audit entries as ever but queues nothing for a cloud — no
+// outbox row, no page of one — and entries queued while a cloud was configured
+// stay until acknowledged.
+func TestLocalOnlyQueuesNothing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vakt.db")
+	withCloud := openTest(t, path)
+	batch := func() *vakt.Batch {
+		return &vakt.Batch{
+			Alarms: []vakt.Alarm{openAlarm()},
+			Audit:  []vakt.AuditRecord{{At: t0, Actor: "system", Action: "alarm.raised", Subject: "alarm:a-1"}},
+			Outbox: []vakt.OutboxEntry{{Kind: vakt.OutboxKindAlarm, At: t0, Body: []byte(`{"id":"a-1"}`)}},
+		}
+	}
+	if err := withCloud.Commit(ctx, batch()); err != nil {
+		t.Fatal(err)
+	}
+	withCloud.Close()
+
+	db, err := Open(ctx, path, Options{Now: func() time.Time { return t0 }, LocalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for range 3 {
+		if err := db.Commit(ctx, batch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := db.OutboxLen(ctx); err != nil || n != 2 {
+		t.Fatalf("OutboxLen = %d, %v; want the 2 entries queued while a cloud was configured", n, err)
+	}
+	var rows int
+	if err := rawDB(t, path).QueryRow(`SELECT count(*) FROM outbox`).Scan(&rows); err != nil || rows != 2 {
+		t.Fatalf("%d outbox rows (%v), want 2: a local-only commit queued something", rows, err)
+	}
+	if n, err := db.VerifyAuditCount(ctx); err != nil || n != 4 {
+		t.Fatalf("audit chain: %d entries, %v; want all 4 chained", n, err)
+	}
+}

@@ -67,6 +67,14 @@ type Options struct {
 	// recognising redeliveries. Default 24 h. Load reads at most the newest
 	// 65,536 events however long the window (see seenMaxEvents).
 	SeenWindow time.Duration
+	// LocalOnly: no cloud is configured, so nothing is queued for one. Commit
+	// writes no outbox rows (neither the batch's entries nor the audit entries'
+	// copies; the audit log itself is written as ever): entries no cloud will
+	// ever take were a second copy of every alarm transition and audit entry on
+	// the SD card — a third of an alarm's pages (P6) — kept until retention
+	// deleted them. Entries queued while a cloud was configured stay until the
+	// cloud acknowledges them or retention's period ends.
+	LocalOnly bool
 }
 
 // DB is the SQLite store.
@@ -97,6 +105,7 @@ type DB struct {
 	log      *slog.Logger
 
 	seenWindow time.Duration
+	localOnly  bool  // Options.LocalOnly
 	seenMax    int   // seenMaxEvents; smaller in tests
 	maxPending int64 // maxPendingCheck; smaller in tests
 
@@ -202,7 +211,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	f.Close()
 
 	db := &DB{path: path, now: opts.Now, log: opts.Logger, seenWindow: opts.SeenWindow, seenMax: seenMaxEvents,
-		maxPending: maxPendingCheck, lock: lock}
+		maxPending: maxPendingCheck, lock: lock, localOnly: opts.LocalOnly}
 	if err := db.open(ctx, opts.Readers); err != nil {
 		db.closeAll()
 		return nil, err

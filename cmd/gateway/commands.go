@@ -134,7 +134,7 @@ func openOffline(ctx context.Context, cfgPath string, logs io.Writer) (*offline,
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// store.Open takes the database's lock: a running gateway holds it.
-	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{Logger: log})
+	db, err := store.Open(ctx, cfg.Storage.Path, store.Options{Logger: log, LocalOnly: !cfg.Cloud.Enabled})
 	if errors.Is(err, store.ErrInUse) {
 		return nil, fmt.Errorf("%w: use the admin endpoint of the running gateway instead (DELETE /api/v1/admin/staff/ID, GET /api/v1/admin/staff/ID/export), or stop it first", err)
 	}

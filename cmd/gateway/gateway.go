@@ -108,7 +108,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.rl.dir = directory
-	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger})
+	m.DB, err = store.Open(ctx, cfg.Storage.Path, store.Options{Logger: m.Logger, LocalOnly: !cfg.Cloud.Enabled})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.Storage.Path, err)
 	}
