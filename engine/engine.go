@@ -71,6 +71,10 @@ type Options struct {
 	// CheckInLinger is how long a batch of nothing but check-ins may wait for more
 	// before it commits (0: never waits). See linger.
 	CheckInLinger time.Duration
+	// OutboxPurgeQuiet is how long acknowledged outbox rows may wait to be
+	// deleted while fewer than purgeRowsMin wait (0: deleted once the loop is
+	// idle). See outboxPurge.
+	OutboxPurgeQuiet time.Duration
 
 	// Boot identifies this process run in every outbox entry (random per start;
 	// the gateway makes it). ClockSynced reports whether the wall clock is
@@ -119,6 +123,10 @@ type Engine struct {
 	started time.Time
 
 	hw healthWrites // what health the disk holds and what waits (health.go, loop-owned)
+
+	// ackQueued is the highest outbox acknowledgement queued, ackStored the highest
+	// committed in this run (AcknowledgeOutbox).
+	ackQueued, ackStored atomic.Int64
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -183,6 +191,7 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	e.out.init(snap.Deliveries)
 	e.initRetention(snap)
 	e.initHealthWrites(snap)
+	e.purge.quiet = opt.OutboxPurgeQuiet
 	return e, nil
 }
 

@@ -77,6 +77,7 @@ type rig struct {
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
 	linger       time.Duration
+	purgeQuiet   time.Duration            // Options.OutboxPurgeQuiet
 	logs         io.Writer                // default: discarded
 	noNearest    bool                     // start with nearest-staff routing off
 	policy       *routing.Config          // default policy()
@@ -142,7 +143,7 @@ func (r *rig) start(walkTest bool) {
 	eng, err := engine.New(ctx, engine.Options{
 		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
-		CheckInLinger: r.linger, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
+		CheckInLinger: r.linger, OutboxPurgeQuiet: r.purgeQuiet, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
 		Retention:    r.retention,
 		Transmitters: r.transmitters, NearestRouting: !r.noNearest, PositionTTL: time.Hour, WalkTest: walkTest,
 		PinnedPositions: r.pins,

@@ -31,7 +31,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				return nil
 			case o := <-e.in:
 				e.queue(o)
-			case <-e.purge.ready():
+			case <-e.purge.ready(e.ackStored.Load()):
 				e.purgeOutbox(ctx) // nothing queued: delete a chunk of acknowledged rows
 				continue
 			}
@@ -41,6 +41,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.fill()
 		batch = e.take(batch[:0])
 		batch = e.linger(ctx, batch)
+		if ctx.Err() != nil {
+			// Stopping (a service stop ended the linger): what was taken is still
+			// committed, so a waiting check-in's or acknowledgement's work is kept.
+			e.process(context.WithoutCancel(ctx), batch)
+			return ctx.Err()
+		}
 		e.process(ctx, batch)
 	}
 }
@@ -246,6 +252,9 @@ const indifferent = time.Duration(-1)
 //     back online: its source is acknowledged after the commit as ever; lost in a
 //     crash before it, the source sends it again. Any other such check-in writes
 //     nothing now (health.go): indifferent.
+//   - A small acknowledgement of the cloud's (AcknowledgeOutbox): the uploader was
+//     answered when it was queued; lost in a crash, its entries are sent again
+//     and the cloud counts them as repeats.
 //   - A phone's "delivered" for a pending offer: no answer goes to the phone
 //     (Engine.Delivered returns once it is queued); lost in a crash, the offer
 //     looks unconfirmed and is offered onwards after routing.offer_confirm, as if
@@ -274,6 +283,11 @@ func (e *Engine) lingerFor(o op) time.Duration {
 			return 0
 		}
 		return min(e.opt.CheckInLinger, deliveredLinger)
+	case ackOp:
+		if !o.linger {
+			return 0
+		}
+		return ackLinger
 	}
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	vakt "github.com/vakt/vakt"
@@ -16,26 +17,107 @@ import (
 // else to do (purgeOutbox), so an acknowledgement never makes a press wait for a
 // thousand-row delete (P5). Acknowledgements queued together commit once, with the
 // highest seq; a lower one than already stored changes nothing.
+//
+// A small acknowledgement (fewer than ackLingerBelow entries past the last one
+// stored: a quiet site's few transitions) returns once queued and waits up to
+// ackLinger for company (lingerFor, P6): at 5,000 alarms a day each upload's
+// acknowledgement was a commit of its own, the SD card's most frequent. Lost in a
+// crash, the entries are sent once more and the cloud counts them as repeats
+// (docs/sync-protocol.md); until its commit OutboxAckQueued, not the store, says
+// where the next upload starts. A drain's acknowledgements commit at once, as before.
 func (e *Engine) AcknowledgeOutbox(ctx context.Context, upTo int64) error {
 	if upTo <= 0 {
 		return fmt.Errorf("acknowledge outbox up to %d: the seq must be positive", upTo)
 	}
-	_, err := do(ctx, e, func(e *Engine, b *vakt.Batch, _ time.Time) (struct{}, error) {
-		b.OutboxAckedUpTo = max(b.OutboxAckedUpTo, upTo)
-		e.purge.due, e.purge.failed = true, false
-		return struct{}{}, nil
-	})
-	return err
+	raise(&e.ackQueued, upTo)
+	o := ackOp{upTo: upTo}
+	if e.opt.CheckInLinger > 0 && upTo-e.ackStored.Load() < ackLingerBelow {
+		o.linger = true
+		select {
+		case e.in <- o:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.done:
+			return vakt.ErrClosed
+		}
+	}
+	o.reply = make(chan error, 1)
+	select {
+	case e.in <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.done:
+		return vakt.ErrClosed
+	}
+	select {
+	case err := <-o.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// OutboxAckQueued is the highest seq passed to AcknowledgeOutbox in this run (0
+// before the first), committed or still waiting: the uploader's next batch starts
+// after the higher of it and the stored acknowledgement.
+func (e *Engine) OutboxAckQueued() int64 { return e.ackQueued.Load() }
+
+// ackLinger bounds how long a small acknowledgement waits for company; with it at
+// most two acknowledgement commits a minute reach the card, and a crash resends at
+// most this much of the cloud's traffic.
+const ackLinger = 30 * time.Second
+
+// ackLingerBelow: an acknowledgement of at least this many new entries (a drain's
+// batch, sync's default batch size) commits at once.
+const ackLingerBelow = 1000
+
+type ackOp struct {
+	upTo   int64
+	linger bool       // returned to the caller once queued
+	reply  chan error // nil when linger
+}
+
+func (o ackOp) apply(e *Engine, b *vakt.Batch) effect {
+	b.OutboxAckedUpTo = max(b.OutboxAckedUpTo, o.upTo)
+	e.purge.due, e.purge.failed = true, false
+	return func(err error) {
+		if err == nil {
+			raise(&e.ackStored, o.upTo)
+		}
+		if o.reply != nil {
+			o.reply <- err
+		}
+	}
+}
+
+// raise sets v to n if n is higher.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // outboxPurge is the loop's deletion of acknowledged outbox rows (loop-owned).
+//
+// At a quiet site each acknowledgement covers a few entries, and deleting them at
+// once was a commit per acknowledgement on the SD card (P6): with quiet > 0 (the
+// gateway's 15 minutes), fewer than purgeRowsMin acknowledged rows wait until
+// quiet has passed since the purge last caught up, so they go a few hundred at a
+// time. A drain's acknowledgements (more rows) are deleted as before.
 type outboxPurge struct {
-	due     bool // acknowledged rows may remain
-	started bool // the first check after the start ran (a restart may leave some)
-	failed  bool // the last chunk failed: wait for the next acknowledgement
-	limit   int  // rows per chunk, adapted to purgeChunk
-	next    time.Time
-	timer   *time.Timer
+	due      bool // acknowledged rows may remain
+	started  bool // the first check after the start ran (a restart may leave some)
+	failed   bool // the last chunk failed: wait for the next acknowledgement
+	limit    int  // rows per chunk, adapted to purgeChunk
+	next     time.Time
+	timer    *time.Timer
+	quiet    time.Duration // Options.OutboxPurgeQuiet
+	purgedTo int64         // the acknowledged seq when the purge last caught up
+	caughtUp time.Time     // when it did
 }
 
 // purgeChunk is the work one purge transaction aims at: a press arriving during it
@@ -64,11 +146,15 @@ const (
 // start's first check has not run) and its pause has passed; nil, which a select
 // never picks, when none is due. The pause is real time, not the injected clock:
 // it paces disk work, it decides nothing.
-func (p *outboxPurge) ready() <-chan time.Time {
+func (p *outboxPurge) ready(acked int64) <-chan time.Time {
 	if !(p.due || !p.started) || p.failed {
 		return nil
 	}
-	d := time.Until(p.next)
+	next := p.next
+	if p.started && p.quiet > 0 && acked-p.purgedTo < purgeRowsMin {
+		next = later(next, p.caughtUp.Add(p.quiet))
+	}
+	d := time.Until(next)
 	if d <= 0 {
 		return readyNowTime
 	}
@@ -78,6 +164,13 @@ func (p *outboxPurge) ready() <-chan time.Time {
 		p.timer.Reset(d)
 	}
 	return p.timer.C
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // readyNowTime is a closed channel: a select case on it is always ready.
@@ -116,6 +209,9 @@ func (e *Engine) purgeOutbox(ctx context.Context) {
 		return
 	}
 	p.due = more
+	if !more {
+		p.purgedTo, p.caughtUp = e.ackStored.Load(), time.Now()
+	}
 	switch {
 	case n == p.limit && took > 2*purgeChunk:
 		p.limit = max(p.limit/2, purgeRowsMin)

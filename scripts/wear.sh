@@ -21,6 +21,14 @@
 # as well: the WAL's share (the commits) and the main file's (the checkpoints:
 # SQLite's autocheckpoint every 1000 WAL pages and the TRUNCATE ones), separately.
 #
+# A known transmitter's check-in is acknowledged without a commit; its health goes to
+# disk (and the cloud) with the health write every 15 minutes (engine/health.go): a
+# check-in phase of at least 900 s holds one such write, a shorter one undercounts.
+# VAKT_WEAR_CLOUD=1 runs the reference cloud (cmd/cloudsim) on loopback and
+# configures the site with cloud sync, so the outbox, its uploads, acknowledgements
+# and deletions are in the bytes; without it the site has no cloud and queues
+# nothing for one.
+#
 # Usage: scripts/wear.sh [checkin_linger=10s] [checkin-seconds=300] [alarm-seconds=120]
 #                        [mosquitto|embedded] [varying|steady]
 #   varying: every check-in reports a new battery and link quality (each is then also
@@ -38,10 +46,22 @@ ext=(); [ "$broker" = mosquitto ] && { ext=(-external); start_mosquitto "$bport"
 "$work/loadgen" site -dir "$work/site" -api "$api" -broker "$bport" "${ext[@]}" >/dev/null
 sed -i -E "s|^storage: \{path: (\"[^\"]*\")\}|storage: {path: \1, checkin_linger: $linger}|" "$work/site/site.yaml"
 grep -q "checkin_linger: $linger" "$work/site/site.yaml" || { echo "could not set checkin_linger in site.yaml" >&2; exit 1; }
+cloud=none
+if [ -n "${VAKT_WEAR_CLOUD:-}" ]; then
+	(cd "$root" && go build -o "$work/cloudsim" ./cmd/cloudsim)
+	cport=$(freeport); cadmin=$(freeport)
+	# The load site runs in demo mode: its cloud token is the demo default.
+	"$work/cloudsim" -listen "127.0.0.1:$cport" -admin "127.0.0.1:$cadmin" -db "$work/cloud.db" \
+		-token loadgen:demo >>"$work/cloudsim.log" 2>&1 &
+	pids+=("$!")
+	waitport "$cport"
+	printf 'cloud: {enabled: true, url: "http://127.0.0.1:%s"}\n' "$cport" >>"$work/site/site.yaml"
+	cloud="reference cloud on 127.0.0.1:$cport"
+fi
 start_gateway "$work/site/site.yaml" "$api" "$work/gateway.log"
 db="$work/site/vakt.db"
 steady=(); [ "$health" = steady ] && steady=(-steady-health)
-echo "wear ($broker broker, checkin_linger $linger, $health health): work folder $work"
+echo "wear ($broker broker, checkin_linger $linger, $health health, cloud: $cloud): work folder $work"
 
 trace=""
 if command -v strace >/dev/null; then

@@ -341,7 +341,12 @@ func (o outbox) Acknowledge(ctx context.Context, upTo int64) error {
 	return o.eng.AcknowledgeOutbox(ctx, upTo)
 }
 
-func (o outbox) Acked(ctx context.Context) (int64, error) { return o.db.OutboxAcked(ctx) }
+// Acked is the stored acknowledgement, or a higher one the engine still holds for
+// company (engine.AcknowledgeOutbox): the cloud has those entries already.
+func (o outbox) Acked(ctx context.Context) (int64, error) {
+	n, err := o.db.OutboxAcked(ctx)
+	return max(n, o.eng.OutboxAckQueued()), err
+}
 
 func (o outbox) Stats(ctx context.Context) (cloudsync.OutboxStats, error) {
 	st, err := o.db.OutboxStats(ctx)

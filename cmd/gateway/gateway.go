@@ -166,8 +166,11 @@ func (m *Main) Open(ctx context.Context) error {
 		PositionTTL:     cfg.Privacy.PositionTTL.D(),
 		WalkTest:        cfg.Site.WalkTest,
 		CheckInLinger:   checkInLinger(cfg),
-		Boot:            cloudsync.NewBootID(),
-		ClockSynced:     m.ClockSynced,
+		// A few acknowledged outbox rows wait up to a quarter of an hour to be
+		// deleted together (P6; docs/privacy.md says when they leave the file).
+		OutboxPurgeQuiet: 15 * time.Minute,
+		Boot:             cloudsync.NewBootID(),
+		ClockSynced:      m.ClockSynced,
 		// History older than its period goes (G5), once the cloud has it if sync is on.
 		Retention: engine.Retention{Alarms: cfg.Retention.Alarms.D(), Events: cfg.Retention.Events.D(),
 			Visits: cfg.Retention.Visits.D(), EPR: cfg.Retention.EPRRecords.D(), Audit: cfg.Retention.Audit.D(),
