@@ -122,7 +122,8 @@ type Engine struct {
 	// started is when the engine was made (monotonic: since_boot_ms).
 	started time.Time
 
-	hw healthWrites // what health the disk holds and what waits (health.go, loop-owned)
+	hw        healthWrites                   // what health the disk holds and what waits (health.go, loop-owned)
+	healthOut map[vakt.TransmitterID]sampled // the cloud's last health sample per transmitter (queueHealth, loop-owned)
 
 	// ackQueued is the highest outbox acknowledgement queued, ackStored the highest
 	// committed in this run (AcknowledgeOutbox).

@@ -42,8 +42,8 @@ func (r *rig) untilCommits(n int64) {
 
 // TestCheckInHeldUntilHealthWrite (P6): a known transmitter's check-in is
 // acknowledged without a commit; the status page's view has its health at once,
-// the disk and the cloud get it with the health write a quarter of an hour later,
-// in one commit for every transmitter heard from.
+// the disk gets it with the health write a quarter of an hour later, in one commit
+// for every transmitter heard from, and the cloud a sample at most hourly.
 func TestCheckInHeldUntilHealthWrite(t *testing.T) {
 	r := newRig(t)
 	first := t0.Add(time.Minute)
@@ -95,8 +95,8 @@ func TestCheckInHeldUntilHealthWrite(t *testing.T) {
 	if h, _ := r.healthOf("room-102"); !h.LastSeen.Equal(later) || *h.LinkQuality != 95 {
 		t.Fatalf("room-102 on disk after the health write: %+v", h)
 	}
-	if n := r.healthSamples("room-101"); n != 2 {
-		t.Fatalf("%d health samples queued for the cloud after the health write, want 2", n)
+	if n := r.healthSamples("room-101"); n != 1 {
+		t.Fatalf("%d health samples queued for the cloud after the health write, want still 1 (hourly)", n)
 	}
 
 	// Nothing held: a quarter of an hour more writes nothing.
@@ -104,6 +104,17 @@ func TestCheckInHeldUntilHealthWrite(t *testing.T) {
 	r.idle()
 	if got := r.eng.Stats().Commits - commits; got != 1 {
 		t.Fatalf("%d commits after a quiet quarter of an hour, want still 1", got)
+	}
+
+	// The first health write an hour after the last sample sends the cloud one.
+	r.clock.Advance(30 * time.Minute)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt", Battery: intp(78)})
+	r.idle()
+	r.clock.Advance(15 * time.Minute)
+	r.untilCommits(commits + 2)
+	r.idle()
+	if n := r.healthSamples("room-101"); n != 2 {
+		t.Fatalf("%d health samples queued for the cloud 75 minutes on, want 2", n)
 	}
 }
 
@@ -135,5 +146,9 @@ func TestOnlineChangeWrittenAtOnce(t *testing.T) {
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt", ReceivedAt: back})
 	if h, _ := r.healthOf("room-101"); !h.Online || !h.LastSeen.Equal(back) {
 		t.Fatalf("health on disk after coming back: %+v, want online at %v", h, back)
+	}
+	// The cloud hears of both at once: first message, offline, back.
+	if n := r.healthSamples("room-101"); n != 3 {
+		t.Fatalf("%d health samples queued for the cloud, want 3", n)
 	}
 }

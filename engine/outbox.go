@@ -263,14 +263,38 @@ func healthEntry(h vakt.TransmitterHealth, now time.Time) vakt.OutboxEntry {
 	})}
 }
 
-// queueHealth adds a health outbox entry for every health row the batch writes:
-// the cloud receives what the disk receives — a transmitter's first message and
-// every change of its online flag at once, and every transmitter heard from at
-// each health write (health.go), so at most every healthWriteEvery.
+// healthSampleEvery is how often the cloud gets a sample of a transmitter whose
+// online flag did not change: battery and link quality move slowly, and at 500
+// transmitters a sample at every health write was 48,000 outbox rows a day, each
+// written, uploaded and deleted on the SD card (P6).
+const healthSampleEvery = time.Hour
+
+// queueHealth adds a health outbox entry for a health row the batch writes when
+// the cloud has none of the transmitter from this run yet, its online flag
+// changed since the last one, or the last one is healthSampleEvery old: the cloud
+// learns of a transmitter going offline or coming back at once, and of battery
+// and link quality within the hour (health.go writes the rows).
 func (e *Engine) queueHealth(b *vakt.Batch, now time.Time) {
+	if len(b.Health) == 0 {
+		return
+	}
+	if e.healthOut == nil {
+		e.healthOut = map[vakt.TransmitterID]sampled{}
+	}
 	for _, h := range b.Health {
+		last, ok := e.healthOut[h.Transmitter]
+		if ok && last.online == h.Online && now.Sub(last.at) < healthSampleEvery {
+			continue
+		}
+		e.healthOut[h.Transmitter] = sampled{at: now, online: h.Online}
 		b.Outbox = append(b.Outbox, healthEntry(h, now))
 	}
+}
+
+// sampled is the last health sample queued for the cloud of a transmitter.
+type sampled struct {
+	at     time.Time
+	online bool
 }
 
 // origin stamps a batch: this run's boot id, whether the wall clock is synced,
