@@ -138,6 +138,8 @@ type Snapshot struct {
 	// retention purge's clock never runs ahead of it by more than the monotonic
 	// time since (engine/retention.go).
 	Newest time.Time
+	// OutboxAcked is the highest outbox seq the cloud acknowledged (0: none).
+	OutboxAcked int64
 }
 
 // Store is the durable state. Exactly one goroutine calls Commit (rule 3: one writer):

@@ -83,6 +83,21 @@ func TestDrainAckCommitsAtOnce(t *testing.T) {
 	if got := r.storedAck(); got != last {
 		t.Fatalf("stored acknowledgement %d when AcknowledgeOutbox returned, want %d", got, last)
 	}
+
+	// After a restart a small acknowledgement past that stored one waits again: the
+	// size is counted from the stored acknowledgement, not from seq 0.
+	r.stop()
+	r.start(false)
+	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCall, Source: "mqtt"})
+	r.idle()
+	small, timers := r.lastQueued(), r.clock.Pending()
+	if err := r.eng.AcknowledgeOutbox(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	untilLingering(t, r, timers)
+	if got := r.storedAck(); got != last {
+		t.Fatalf("a small acknowledgement after a restart was committed at once (stored %d), want it waiting", got)
+	}
 }
 
 // queueFixture queues n health samples beside the engine (the store serialises

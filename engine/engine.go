@@ -193,6 +193,8 @@ func New(ctx context.Context, opt Options) (*Engine, error) {
 	e.initRetention(snap)
 	e.initHealthWrites(snap)
 	e.purge.quiet = opt.OutboxPurgeQuiet
+	e.purge.purgedTo = snap.OutboxAcked
+	e.ackStored.Store(snap.OutboxAcked)
 	return e, nil
 }
 

@@ -123,6 +123,9 @@ func (db *DB) Load(ctx context.Context) (*vakt.Snapshot, error) {
 	if s.Newest, err = newestRecorded(ctx, tx); err != nil {
 		return nil, fmt.Errorf("store: load newest time: %w", err)
 	}
+	if err := tx.QueryRowContext(ctx, `SELECT `+ackedSeq).Scan(&s.OutboxAcked); err != nil {
+		return nil, fmt.Errorf("store: load outbox acknowledgement: %w", err)
+	}
 	return s, nil
 }
 
