@@ -133,7 +133,12 @@ func (e *Engine) Complete(ctx context.Context, staff vakt.StaffID, id vakt.Alarm
 // (its next confirmation would wait behind it). Errors (an unknown alarm) are not
 // reported; ctx bounds only the wait for room in the queue.
 func (e *Engine) Delivered(ctx context.Context, staff vakt.StaffID, id vakt.AlarmID) error {
-	o := alarmCmd{verb: verbDelivered, staff: staff, id: id, reply: make(chan result[vakt.Alarm], 1)}
+	return e.enqueue(ctx, alarmCmd{verb: verbDelivered, staff: staff, id: id, reply: make(chan result[vakt.Alarm], 1)})
+}
+
+// enqueue queues o, waiting for room as long as ctx allows; it does not wait for o
+// to be applied.
+func (e *Engine) enqueue(ctx context.Context, o op) error {
 	select {
 	case e.in <- o:
 		return nil

@@ -33,22 +33,11 @@ func (e *Engine) AcknowledgeOutbox(ctx context.Context, upTo int64) error {
 	o := ackOp{upTo: upTo}
 	if e.opt.CheckInLinger > 0 && upTo-e.ackStored.Load() < ackLingerBelow {
 		o.linger = true
-		select {
-		case e.in <- o:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-e.done:
-			return vakt.ErrClosed
-		}
+		return e.enqueue(ctx, o)
 	}
 	o.reply = make(chan error, 1)
-	select {
-	case e.in <- o:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-e.done:
-		return vakt.ErrClosed
+	if err := e.enqueue(ctx, o); err != nil {
+		return err
 	}
 	select {
 	case err := <-o.reply:
