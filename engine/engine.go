@@ -128,6 +128,7 @@ type Engine struct {
 	// ackQueued is the highest outbox acknowledgement queued, ackStored the highest
 	// committed in this run (AcknowledgeOutbox).
 	ackQueued, ackStored atomic.Int64
+	ackArmed             atomic.Bool // a commit of the waiting ones is due ackLinger after the first
 
 	statsMu sync.Mutex
 	stats   Stats

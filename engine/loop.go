@@ -252,9 +252,6 @@ const indifferent = time.Duration(-1)
 //     back online: its source is acknowledged after the commit as ever; lost in a
 //     crash before it, the source sends it again. Any other such check-in writes
 //     nothing now (health.go): indifferent.
-//   - A small acknowledgement of the cloud's (AcknowledgeOutbox): the uploader was
-//     answered when it was queued; lost in a crash, its entries are sent again
-//     and the cloud counts them as repeats.
 //   - A phone's "delivered" for a pending offer: no answer goes to the phone
 //     (Engine.Delivered returns once it is queued); lost in a crash, the offer
 //     looks unconfirmed and is offered onwards after routing.offer_confirm, as if
@@ -283,11 +280,8 @@ func (e *Engine) lingerFor(o op) time.Duration {
 			return 0
 		}
 		return min(e.opt.CheckInLinger, deliveredLinger)
-	case ackOp:
-		if !o.linger {
-			return 0
-		}
-		return ackLinger
+	case viewOp:
+		return indifferent // writes nothing
 	}
 	return 0
 }
@@ -307,6 +301,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	}
 	var err error
 	if !b.Empty() {
+		e.ackWith(b, 0) // a waiting small acknowledgement rides along (AcknowledgeOutbox)
 		e.queueHealth(b, e.opt.Clock.Now())
 		b.Origin = e.origin()
 		start := time.Now()
@@ -318,6 +313,7 @@ func (e *Engine) process(ctx context.Context, ops []op) {
 	if err != nil {
 		e.log.Error("commit failed: serving from memory", "err", err, "events", len(b.Events))
 	} else {
+		e.acked(b)
 		e.scrubPositions(e.opt.Clock.Now())
 	}
 	for _, fx := range effects {

@@ -19,23 +19,25 @@ import (
 // highest seq; a lower one than already stored changes nothing.
 //
 // A small acknowledgement (fewer than ackLingerBelow entries past the last one
-// stored: a quiet site's few transitions) returns once queued and waits up to
-// ackLinger for company (lingerFor, P6): at 5,000 alarms a day each upload's
-// acknowledgement was a commit of its own, the SD card's most frequent. Lost in a
-// crash, the entries are sent once more and the cloud counts them as repeats
-// (docs/sync-protocol.md); until its commit OutboxAckQueued, not the store, says
-// where the next upload starts. A drain's acknowledgements commit at once, as before.
+// stored: a quiet site's few transitions) returns at once and rides with the next
+// commit the loop makes anyway, or with one of its own ackLinger later (P6): at
+// 5,000 alarms a day each upload's acknowledgement was a commit of its own, the SD
+// card's most frequent. Lost in a crash, its entries are sent once more and the
+// cloud counts them as repeats (docs/sync-protocol.md); until its commit
+// OutboxAckQueued, not the store, says where the next upload starts. A drain's
+// acknowledgements commit before this returns, as before.
 func (e *Engine) AcknowledgeOutbox(ctx context.Context, upTo int64) error {
 	if upTo <= 0 {
 		return fmt.Errorf("acknowledge outbox up to %d: the seq must be positive", upTo)
 	}
 	raise(&e.ackQueued, upTo)
-	o := ackOp{upTo: upTo}
 	if e.opt.CheckInLinger > 0 && upTo-e.ackStored.Load() < ackLingerBelow {
-		o.linger = true
-		return e.enqueue(ctx, o)
+		if e.ackArmed.CompareAndSwap(false, true) {
+			e.opt.Clock.AfterFunc(ackLinger, func() { _ = e.enqueue(context.Background(), ackOp{}) })
+		}
+		return nil
 	}
-	o.reply = make(chan error, 1)
+	o := ackOp{upTo: upTo, reply: make(chan error, 1)}
 	if err := e.enqueue(ctx, o); err != nil {
 		return err
 	}
@@ -61,22 +63,38 @@ const ackLinger = 30 * time.Second
 // batch, sync's default batch size) commits at once.
 const ackLingerBelow = 1000
 
+// ackOp commits the acknowledgements queued so far (upTo, or with none the waiting
+// small ones after ackLinger) and answers reply, if any.
 type ackOp struct {
-	upTo   int64
-	linger bool       // returned to the caller once queued
-	reply  chan error // nil when linger
+	upTo  int64
+	reply chan error
 }
 
 func (o ackOp) apply(e *Engine, b *vakt.Batch) effect {
-	b.OutboxAckedUpTo = max(b.OutboxAckedUpTo, o.upTo)
-	e.purge.due, e.purge.failed = true, false
-	return func(err error) {
-		if err == nil {
-			raise(&e.ackStored, o.upTo)
-		}
-		if o.reply != nil {
-			o.reply <- err
-		}
+	if o.reply == nil {
+		e.ackArmed.Store(false)
+	}
+	e.ackWith(b, o.upTo)
+	if o.reply == nil {
+		return nil
+	}
+	return func(err error) { o.reply <- err }
+}
+
+// ackWith puts the highest acknowledgement queued (at least upTo) into b, if it
+// is above the stored one: every commit carries the waiting small ones along.
+func (e *Engine) ackWith(b *vakt.Batch, upTo int64) {
+	upTo = max(upTo, e.ackQueued.Load())
+	if upTo > e.ackStored.Load() {
+		b.OutboxAckedUpTo = max(b.OutboxAckedUpTo, upTo)
+	}
+}
+
+// acked notes a committed acknowledgement: stored, and its rows due for deletion.
+func (e *Engine) acked(b *vakt.Batch) {
+	if b.OutboxAckedUpTo > 0 {
+		raise(&e.ackStored, b.OutboxAckedUpTo)
+		e.purge.due, e.purge.failed = true, false
 	}
 }
 
