@@ -107,23 +107,26 @@ func (healthWriteOp) apply(e *Engine, b *vakt.Batch) effect {
 	return nil
 }
 
-// finishHealthWrites stops the timer and writes what is held, when the loop ends
-// (its own context may be over: the write gets one that is not).
-func (e *Engine) finishHealthWrites(ctx context.Context) {
+// finishWrites stops the health timer and writes what is held for later — health
+// and a waiting small outbox acknowledgement (AcknowledgeOutbox) — when the loop
+// ends (its own context may be over: the write gets one that is not).
+func (e *Engine) finishWrites(ctx context.Context) {
 	if e.hw.timer != nil {
 		e.hw.timer.Stop()
 		e.hw.timer = nil
 	}
-	if len(e.hw.dirty) == 0 {
-		return
-	}
 	b := &vakt.Batch{}
 	e.rows.reset()
 	e.writeDirtyHealth(b)
-	now := e.opt.Clock.Now()
-	e.queueHealth(b, now)
+	e.ackWith(b, 0)
+	if b.Empty() {
+		return
+	}
+	e.queueHealth(b, e.opt.Clock.Now())
 	b.Origin = e.origin()
 	if err := e.commit(context.WithoutCancel(ctx), b); err != nil {
-		e.log.Warn("health not written at stop", "transmitters", len(b.Health), "err", err)
+		e.log.Warn("held writes lost at stop", "transmitters", len(b.Health), "err", err)
+		return
 	}
+	e.acked(b)
 }

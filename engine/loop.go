@@ -15,7 +15,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.stopOutbound()
 	defer e.stopRetention()
 	defer e.purge.stop()
-	defer e.finishHealthWrites(ctx) // first of the defers: the store is still open
+	defer e.finishWrites(ctx) // first of the defers: the store is still open
 	// Apply the start-up merge (directory from config, initial demo state), resend
 	// undelivered outbound messages and fire any deadline that passed while the
 	// gateway was down.
@@ -280,8 +280,6 @@ func (e *Engine) lingerFor(o op) time.Duration {
 			return 0
 		}
 		return min(e.opt.CheckInLinger, deliveredLinger)
-	case viewOp:
-		return indifferent // writes nothing
 	}
 	return 0
 }
