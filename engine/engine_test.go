@@ -76,6 +76,7 @@ type rig struct {
 	t            testing.TB
 	transmitters []vakt.Transmitter // default: the one room button
 	wrap         func(vakt.Store) vakt.Store
+	queue        engine.Queue // zero: the engine makes its own
 	linger       time.Duration
 	purgeQuiet   time.Duration            // Options.OutboxPurgeQuiet
 	logs         io.Writer                // default: discarded
@@ -141,7 +142,7 @@ func (r *rig) start(walkTest bool) {
 		logs = io.Discard
 	}
 	eng, err := engine.New(ctx, engine.Options{
-		Store: st, Router: router, Notifier: r.phones, Clock: r.clock,
+		Store: st, Router: router, Notifier: r.phones, Clock: r.clock, Queue: r.queue,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 		CheckInLinger: r.linger, OutboxPurgeQuiet: r.purgeQuiet, Boot: r.boot, ClockSynced: r.synced, Outbound: r.outbound,
 		Retention:    r.retention,

@@ -68,8 +68,11 @@ type Main struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ready   chan struct{}
-	svc     service     // health, metrics, status page, sd_notify (service.go)
-	rl      reloadState // what a reload compares against (reload.go)
+	svc     service // health, metrics, status page, sd_notify (service.go)
+	// Made by cmdRun before the start-up (zero: the engine and the driver make them).
+	queue     engine.Queue
+	mqttQueue mqtt.Queue
+	rl        reloadState // what a reload compares against (reload.go)
 }
 
 // Open loads the configuration and builds every part, in dependency order.
@@ -154,6 +157,7 @@ func (m *Main) Open(ctx context.Context) error {
 		ARCZones:        cfg.ARC.Zones,
 		Store:           m.svc.metrics.Store(withFailpoint(m.DB)),
 		Router:          router,
+		Queue:           m.queue,
 		Notifier:        m.Hub,
 		Presence:        m.Hub,
 		Clock:           m.Clock,
@@ -350,6 +354,9 @@ func (m *Main) buildDrivers() error {
 			return err
 		}
 		m.rl.dialects = dialectsByName(cfg, mo.Dialects)
+		if mo.Direct {
+			mo.Queue = m.mqttQueue // DirectQueueSize
+		}
 		if m.MQTT, err = mqtt.New(mo); err != nil {
 			return fmt.Errorf("mqtt driver: %w", err)
 		}

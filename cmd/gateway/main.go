@@ -24,6 +24,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/vakt/vakt/drivers/mqtt"
+	"github.com/vakt/vakt/engine"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -102,6 +105,11 @@ commands:
 }
 
 func cmdRun(args []string, stderr io.Writer) error {
+	// The engine's inbound queue (1 MB) and the MQTT driver's with the embedded
+	// broker (2.6 MB), made before anything else: on fresh pages they cost only what
+	// traffic touches (engine.NewQueue, mqtt.NewQueue; P4). Without the embedded
+	// broker the driver's is never used, nor touched.
+	queue, mqttQueue := engine.NewQueue(0), mqtt.NewQueue(mqtt.DirectQueueSize)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file (required; the demo: config/examples/demo.yaml)")
 	levelName := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -123,7 +131,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	m := &Main{ConfigPath: *path, Log: os.Stdout, Level: level}
+	m := &Main{ConfigPath: *path, Log: os.Stdout, Level: level, queue: queue, mqttQueue: mqttQueue}
 	if err := m.Open(ctx); err != nil {
 		return err
 	}

@@ -441,12 +441,22 @@ func TestOrder(t *testing.T) {
 // more than the driver's queue holds. Every press must still arrive and be
 // acknowledged on that one connection: the broker redelivers a message it is not
 // acknowledged for only after a reconnect, so one dropped at a full queue would wait
-// for a reconnect that may never come (the R1 crash loop left 8,308 that way).
+// for a reconnect that may never come (the R1 crash loop left 8,308 that way). The
+// same with a queue made ahead by NewQueue (the gateway's, P4), which Start uses.
 func TestBacklogBeyondQueue(t *testing.T) {
+	const queue = 4
+	t.Run("QueueSize", func(t *testing.T) {
+		backlogBeyondQueue(t, func(o *mqtt.Options) { o.QueueSize = queue })
+	})
+	t.Run("NewQueue", func(t *testing.T) {
+		backlogBeyondQueue(t, func(o *mqtt.Options) { o.Queue = mqtt.NewQueue(queue) })
+	})
+}
+
+func backlogBeyondQueue(t *testing.T, small func(*mqtt.Options)) {
 	eachBroker(t, func(t *testing.T, b *testBroker) {
 		const n, queue = 300, 4
 		id := clientID(t)
-		small := func(o *mqtt.Options) { o.QueueSize = queue }
 		startDriverWith(t, b, newRecorder(), id, small).Stop() // the session exists now
 
 		pub := newPublisher(t, b)
