@@ -1,5 +1,5 @@
 // Package status serves the technician's status page and the gateway's health
-// endpoints. The page is one embedded HTML shell (html/template, no internet assets,
+// endpoints. The page is one embedded HTML shell (page.go, no internet assets,
 // made for a phone) that logs in through the phone API and then fetches
 // /status/data with the bearer token; the data comes from the engine's published
 // View, never from queries queued on the write loop. Only technicians and admins may
@@ -11,7 +11,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -26,7 +25,16 @@ import (
 //go:embed assets
 var assets embed.FS
 
-var page = template.Must(template.ParseFS(assets, "assets/status.html"))
+// pageShell is the embedded page, filled per request by renderPage.
+var pageShell = mustRead("assets/status.html")
+
+func mustRead(name string) []byte {
+	b, err := assets.ReadFile(name)
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return b
+}
 
 // DefaultRoles may read the status page.
 var DefaultRoles = []string{"technician", "admin"}
@@ -85,7 +93,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := page.Execute(w, map[string]string{"Site": s.opt.Site, "Version": s.opt.Version}); err != nil {
+	if _, err := w.Write(renderPage(pageShell, s.opt.Site, s.opt.Version)); err != nil {
 		s.opt.Logger.Warn("status page", "err", err)
 	}
 }
