@@ -622,8 +622,10 @@ func (d *Driver) acknowledge() {
 			return
 		case <-d.acks.ready:
 			for _, m := range d.acks.take() {
-				m.Ack()
+				// Counted first: with the embedded broker Ack answers the publisher
+				// at once, and whoever it answers may read the counters next.
 				d.stats.acked.Add(1)
+				m.Ack()
 			}
 		}
 	}
