@@ -107,26 +107,15 @@ func (healthWriteOp) apply(e *Engine, b *vakt.Batch) effect {
 	return nil
 }
 
-// finishWrites stops the health timer and writes what is held for later — health
-// and a waiting small outbox acknowledgement (AcknowledgeOutbox) — when the loop
-// ends (its own context may be over: the write gets one that is not).
+// finishWrites writes what is held for later — health and a waiting small outbox
+// acknowledgement (AcknowledgeOutbox) — when the loop ends, as one last health
+// write (its own context may be over: the write gets one that is not).
 func (e *Engine) finishWrites(ctx context.Context) {
 	if e.hw.timer != nil {
 		e.hw.timer.Stop()
-		e.hw.timer = nil
 	}
-	b := &vakt.Batch{}
-	e.rows.reset()
-	e.writeDirtyHealth(b)
-	e.ackWith(b, 0)
-	if b.Empty() {
+	if len(e.hw.dirty) == 0 && e.ackQueued.Load() <= e.ackStored.Load() {
 		return
 	}
-	e.queueHealth(b, e.opt.Clock.Now())
-	b.Origin = e.origin()
-	if err := e.commit(context.WithoutCancel(ctx), b); err != nil {
-		e.log.Warn("held writes lost at stop", "transmitters", len(b.Health), "err", err)
-		return
-	}
-	e.acked(b)
+	e.process(context.WithoutCancel(ctx), []op{healthWriteOp{}, ackOp{}})
 }
