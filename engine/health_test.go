@@ -111,8 +111,14 @@ func TestCheckInHeldUntilHealthWrite(t *testing.T) {
 	r.ingest(vakt.Event{Transmitter: "room-101", Kind: vakt.EventCheckIn, Source: "mqtt", Battery: intp(78)})
 	r.idle()
 	r.clock.Advance(15 * time.Minute)
-	r.untilCommits(commits + 2)
-	r.idle()
+	// Wait for the health write itself: the hour's position purge commits too.
+	deadline := time.Now().Add(5 * time.Second)
+	for h, _ := r.healthOf("room-101"); h.Battery == nil || *h.Battery != 78; h, _ = r.healthOf("room-101") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the health write 75 minutes on never came: %+v", h)
+		}
+		runtime.Gosched()
+	}
 	if n := r.healthSamples("room-101"); n != 2 {
 		t.Fatalf("%d health samples queued for the cloud 75 minutes on, want 2", n)
 	}
